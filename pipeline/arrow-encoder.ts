@@ -1,0 +1,100 @@
+import { RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, Schema } from 'apache-arrow'
+import { KtpError } from '../schemas/errors.js'
+import { sameColumns } from '../schemas/kinds.js'
+
+/**
+ * Synchronous Arrow IPC encoding: `encode(batch)` returns exactly the bytes that batch adds to
+ * the stream/file. apache-arrow's writers push bytes into an async queue; we intercept its
+ * `_write` so that the caller decides when and how bytes reach the disk (fsync, resumable logs,
+ * backpressure on stdout) without a second buffering layer.
+ */
+type Chunk = ArrayBufferView | string
+
+function toBytes(chunk: Chunk): Uint8Array {
+  if (typeof chunk === 'string') return new TextEncoder().encode(chunk)
+  return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+}
+
+// Arrow's writer classes keep `_write`/`_started`/`_position` protected; both subclasses route
+// every chunk into `captured` instead of the writer's async sink.
+interface Capturing {
+  captured: Uint8Array[]
+  reset(sink?: undefined, schema?: Schema): unknown
+  write(batch: RecordBatch): void
+  finish(): unknown
+}
+
+function capture(self: { captured: Uint8Array[]; _started: boolean; _position: number }, chunk: Chunk): void {
+  if (!self._started) return
+  const b = toBytes(chunk)
+  if (b.byteLength > 0) {
+    self.captured.push(b)
+    self._position += b.byteLength
+  }
+}
+
+class CapturingStreamWriter extends RecordBatchStreamWriter {
+  captured: Uint8Array[] = []
+  protected _write(chunk: Chunk) {
+    capture(this as never, chunk)
+    return this
+  }
+}
+
+class CapturingFileWriter extends RecordBatchFileWriter {
+  captured: Uint8Array[] = []
+  protected _write(chunk: Chunk) {
+    capture(this as never, chunk)
+    return this
+  }
+}
+
+export type IpcFormat = 'stream' | 'file'
+
+export class BatchEncoder {
+  private readonly writer: Capturing
+  private started = false
+  readonly schema: Schema
+
+  constructor(schema: Schema, format: IpcFormat) {
+    this.schema = schema
+    const W = format === 'file' ? CapturingFileWriter : CapturingStreamWriter
+    this.writer = new W({ autoDestroy: false }) as unknown as Capturing
+  }
+
+  private take(): Uint8Array[] {
+    const out = this.writer.captured
+    this.writer.captured = []
+    return out
+  }
+
+  /** Schema header bytes (written once, before any batch). */
+  begin(): Uint8Array[] {
+    if (!this.started) {
+      this.started = true
+      // Writing an empty batch list starts the writer and emits the schema message.
+      this.writer.reset(undefined, this.schema)
+    }
+    return this.take()
+  }
+
+  /**
+   * Bytes of one batch. Arrow's writer silently closes when a later batch's schema differs
+   * (CONVENTIONS.md trap), so we check every batch ourselves and fail loudly instead.
+   */
+  encode(batch: RecordBatch): Uint8Array[] {
+    if (!sameColumns(batch.schema, this.schema)) {
+      throw new KtpError('schema-changed', 'a record batch has different columns from the stream\'s schema')
+    }
+    const head = this.begin()
+    this.writer.write(batch)
+    return head.concat(this.take())
+  }
+
+  /** Footer / end-of-stream bytes. */
+  finish(): Uint8Array[] {
+    const head = this.begin()
+    this.writer.finish()
+    return head.concat(this.take())
+  }
+}
