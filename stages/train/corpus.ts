@@ -1,0 +1,139 @@
+import { KtpError } from '../../schemas/errors.js'
+import { readMeta } from '../../schemas/metadata.js'
+import { getMatrix, getVector, uttId } from '../../schemas/utterance.js'
+import { openArrow } from '../../pipeline/arrow-source.js'
+import { puller } from '../../pipeline/pull.js'
+import { SoftRow, softRow } from './soft-targets.js'
+
+/**
+ * The training corpus as a stream of utterances: features joined with hard labels and/or teacher
+ * soft targets by utterance id. Labels are small (one int per frame) and are held in a map; features
+ * and soft targets are large and are streamed side by side, so they must come in the same order
+ * (soft targets written by `ktp infer` from these features do).
+ */
+export interface CorpusUtt {
+  utt: string
+  frames: number
+  dim: number
+  feats: Float32Array
+  labels?: Int32Array
+  soft?: SoftRow
+}
+
+export interface LabelSet {
+  map: Map<string, Int32Array>
+  numClasses: number
+  inventory: string[] | null
+}
+
+export async function loadLabels(path: string): Promise<LabelSet> {
+  const src = await openArrow(path, ['labels'])
+  const md = src.schema.metadata
+  const numClasses = Number(md.get('ktp.num_classes') ?? NaN)
+  const inventory = md.get('ktp.inventory') ? (JSON.parse(md.get('ktp.inventory')!) as string[]) : null
+  const map = new Map<string, Int32Array>()
+  const next = puller(src.stream())
+  let max = -1
+  for (let b = await next(); b; b = await next()) {
+    const v = getVector<Int32Array>(b, 'labels')
+    for (let i = 0; i < v.length; i++) if (v[i] > max) max = v[i]
+    map.set(uttId(b), v)
+  }
+  return { map, numClasses: Number.isFinite(numClasses) ? numClasses : max + 1, inventory }
+}
+
+export interface SoftInfo {
+  kind: 'soft-dense' | 'soft-topk'
+  numClasses: number
+  featureFingerprint: string | null
+  teacherFingerprint: string | null
+}
+
+export function softInfo(md: Map<string, string>, name: string, kind: string): SoftInfo {
+  const numClasses = Number(md.get('ktp.num_classes'))
+  if (!Number.isInteger(numClasses) || numClasses <= 0) {
+    throw new KtpError('bad-metadata', `${name}: soft-target file lacks a valid ktp.num_classes`)
+  }
+  return {
+    kind: kind as SoftInfo['kind'],
+    numClasses,
+    featureFingerprint: md.get('ktp.feature_fingerprint') ?? null,
+    teacherFingerprint: md.get('ktp.teacher_fingerprint') ?? null,
+  }
+}
+
+export interface CorpusOptions {
+  feats: string
+  labels?: LabelSet
+  soft?: string
+  /** Keep only these utterances (data-size sweeps, held-out splits). */
+  select?: (utt: string) => boolean
+  /** Require labels for every utterance (skipped with a report otherwise). */
+  needLabels?: boolean
+  onSkip?: (utt: string, why: string) => void
+}
+
+/** Open once to check compatibility (fingerprints, dims) before any training starts. */
+export async function describeCorpus(opts: Pick<CorpusOptions, 'feats' | 'soft'>): Promise<{ dim: number; featureFingerprint: string | null; soft: SoftInfo | null }> {
+  const f = await openArrow(opts.feats, ['features'])
+  const dim = getWidth(f.schema.fields.find((x) => x.name === 'feats')!.type)
+  const featureFingerprint = readMeta(f.schema).fingerprint
+  let soft: SoftInfo | null = null
+  if (opts.soft) {
+    const s = await openArrow(opts.soft, ['soft-dense', 'soft-topk'])
+    soft = softInfo(s.schema.metadata, s.name, s.spec.kind)
+    if (soft.featureFingerprint && featureFingerprint && soft.featureFingerprint !== featureFingerprint) {
+      throw new KtpError('fingerprint-mismatch',
+        `${s.name} was made from features with fingerprint ${soft.featureFingerprint}, but ${f.name} has fingerprint ${featureFingerprint}; ` +
+        'run ktp infer on these features (or train on the features the teacher saw)')
+    }
+  }
+  return { dim, featureFingerprint, soft }
+}
+
+function getWidth(t: unknown): number {
+  const list = t as { children: { type: { listSize: number } }[] }
+  return list.children[0].type.listSize
+}
+
+export async function* readCorpus(opts: CorpusOptions): AsyncGenerator<CorpusUtt> {
+  const f = await openArrow(opts.feats, ['features'])
+  const nextF = puller(f.stream())
+  let nextS: (() => Promise<import('apache-arrow').RecordBatch | null>) | null = null
+  let sInfo: SoftInfo | null = null
+  let sName = ''
+  if (opts.soft) {
+    const s = await openArrow(opts.soft, ['soft-dense', 'soft-topk'])
+    sInfo = softInfo(s.schema.metadata, s.name, s.spec.kind)
+    sName = s.name
+    nextS = puller(s.stream())
+  }
+  for (let b = await nextF(); b; b = await nextF()) {
+    const utt = uttId(b)
+    const m = getMatrix(b, 'feats')
+    let soft: SoftRow | undefined
+    if (nextS) {
+      const sb = await nextS()
+      if (!sb) throw new KtpError('soft-mismatch', `${sName} ends before ${f.name}: no soft targets for '${utt}'`)
+      const su = uttId(sb)
+      if (su !== utt) {
+        throw new KtpError('soft-mismatch', `${sName} and ${f.name} are not in the same order: soft targets for '${su}' where '${utt}' was expected`)
+      }
+      soft = softRow(sb, sInfo!.kind, sInfo!.numClasses)
+      if (soft.frames !== m.frames) {
+        throw new KtpError('soft-mismatch', `'${utt}': ${m.frames} feature frames in ${f.name} but ${soft.frames} soft-target frames in ${sName}`)
+      }
+    }
+    if (opts.select && !opts.select(utt)) continue
+    const labels = opts.labels?.map.get(utt)
+    if (opts.needLabels && !labels) {
+      opts.onSkip?.(utt, 'no labels')
+      continue
+    }
+    if (labels && labels.length !== m.frames) {
+      opts.onSkip?.(utt, `${m.frames} feature frames but ${labels.length} labels`)
+      continue
+    }
+    yield { utt, frames: m.frames, dim: m.width, feats: m.data, labels, soft }
+  }
+}
