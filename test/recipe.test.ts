@@ -1,0 +1,68 @@
+import t from 'tap'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Recipe, runRecipe, planOrder } from '../pipeline/recipe.js'
+import { tmp, uttList, writeFeatures } from './helpers.js'
+
+t.test('a rerun does nothing; a changed option reruns that step and what depends on its output', async (t) => {
+  const dir = tmp('ktp-recipe-')
+  const p = (n: string) => join(dir, n)
+  writeFeatures(p('in.arrow'), uttList(6, () => 3), 2)
+  const calls: string[] = []
+  const make = (scale: number, suffix: string): Recipe => ({
+    name: 'toy',
+    steps: [
+      // declared out of order on purpose: the planner orders by file dependencies
+      { name: 'sum-b', inputs: [p('b.txt')], outputs: [p('sum-b.txt')], config: {}, fn: async () => {
+        calls.push('sum-b')
+        writeFileSync(p('sum-b.txt'), `sum of ${readFileSync(p('b.txt'), 'utf8')}`)
+      } },
+      { name: 'copy', cmd: ['cat', p('in.arrow'), '-o', p('copy.arrow'), '--quiet'], inputs: [p('in.arrow')], outputs: [p('copy.arrow')] },
+      { name: 'a', inputs: [p('copy.arrow')], outputs: [p('a.txt')], config: { scale }, fn: async () => {
+        calls.push('a')
+        writeFileSync(p('a.txt'), String(2 * scale))
+      } },
+      { name: 'b', inputs: [p('copy.arrow')], outputs: [p('b.txt')], config: { suffix }, fn: async () => {
+        calls.push('b')
+        writeFileSync(p('b.txt'), `b${suffix}`)
+      } },
+    ],
+  })
+  t.same(planOrder(make(1, 'x')).map((s) => s.name), ['copy', 'b', 'sum-b', 'a'])
+  const lines: string[] = []
+  const log = (l: string) => lines.push(l)
+  const first = await runRecipe(make(1, 'x'), { out: dir, log })
+  t.same(first.map((o) => o.state), ['ran', 'ran', 'ran', 'ran'])
+  t.same(calls.sort(), ['a', 'b', 'sum-b'])
+  calls.length = 0
+  const second = await runRecipe(make(1, 'x'), { out: dir, log })
+  t.same(second.map((o) => o.state), ['up-to-date', 'up-to-date', 'up-to-date', 'up-to-date'], 'nothing to do')
+  t.same(calls, [])
+  const third = await runRecipe(make(3, 'x'), { out: dir, log })
+  t.same(calls, ['a'], 'only the step whose option changed')
+  t.equal(third.find((o) => o.name === 'a')?.state, 'ran')
+  calls.length = 0
+  await runRecipe(make(3, 'y'), { out: dir, log })
+  t.same(calls.sort(), ['b', 'sum-b'], 'a changed output reruns its consumer')
+  calls.length = 0
+  const dry = await runRecipe(make(5, 'y'), { out: dir, log, dryRun: true })
+  t.same(calls, [], 'dry run runs nothing')
+  t.same(dry.map((o) => o.state), ['up-to-date', 'up-to-date', 'up-to-date', 'would-run'])
+  t.match(lines.join('\n'), /a\s+would run \(command or inputs changed\)/)
+})
+
+t.test('a failing step stops its dependents, not its siblings', async (t) => {
+  const dir = tmp('ktp-recipe-')
+  const p = (n: string) => join(dir, n)
+  const r: Recipe = {
+    name: 'fail',
+    steps: [
+      { name: 'bad', cmd: ['info', p('missing.arrow')], inputs: [], outputs: [p('x')] },
+      { name: 'after-bad', inputs: [p('x')], outputs: [p('y')], fn: async () => writeFileSync(p('y'), '') },
+      { name: 'sibling', inputs: [], outputs: [p('z')], fn: async () => writeFileSync(p('z'), '') },
+    ],
+  }
+  const out = await runRecipe(r, { out: dir, log: () => {} })
+  t.same(out.map((o) => [o.name, o.state]), [['bad', 'failed'], ['after-bad', 'skipped'], ['sibling', 'ran']])
+  t.match(readFileSync(join(dir, 'log', 'bad.log'), 'utf8'), /no such file/)
+})
