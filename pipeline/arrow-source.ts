@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises'
+import { Readable } from 'node:stream'
 import { RecordBatch, RecordBatchReader, Schema } from 'apache-arrow'
 import _ from 'highland'
 import { KtpError } from '../schemas/errors.js'
@@ -15,6 +16,8 @@ export interface ArrowSource {
   schema: Schema
   spec: KindSpec
   stream(): Highland.Stream<RecordBatch>
+  /** Release the file handle (done automatically when the stream ends or fails). */
+  close(): Promise<void>
 }
 
 type AsyncReader = AsyncIterableIterator<RecordBatch> & { schema: Schema; open(): Promise<unknown>; cancel?(): Promise<void> }
@@ -25,35 +28,83 @@ function corrupt(name: string, err: unknown): KtpError {
   return new KtpError('corrupt-arrow', `${name}: not a readable Arrow IPC file or stream (${msg})`)
 }
 
+/**
+ * stdin: an Arrow IPC stream is read as it comes; Arrow *file* bytes (`cat x.arrow | ktp …`) need
+ * random access to their footer, so those are read whole first — the only case that buffers.
+ */
+async function stdinInput(): Promise<Uint8Array | NodeJS.ReadableStream> {
+  const it = process.stdin[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  const chunks: Buffer[] = []
+  let size = 0
+  while (size < 6) {
+    const r = await it.next()
+    if (r.done) return Buffer.concat(chunks)
+    chunks.push(r.value)
+    size += r.value.length
+  }
+  const head = Buffer.concat(chunks)
+  const rest = { [Symbol.asyncIterator]: () => it }
+  if (head.toString('latin1', 0, 6) === 'ARROW1') {
+    const all: Buffer[] = [head]
+    for await (const c of rest) all.push(c)
+    return Buffer.concat(all)
+  }
+  return Readable.from((async function* () {
+    yield head
+    for await (const c of rest) yield c
+  })())
+}
+
 export async function openArrow(src: string, accept: string[]): Promise<ArrowSource> {
   const name = src === '-' ? 'stdin' : src
   let reader: AsyncReader
+  let fh: Awaited<ReturnType<typeof open>> | null = null
+  const close = async () => {
+    const h = fh
+    fh = null
+    await h?.close().catch(() => {})
+  }
   try {
-    const input = src === '-' ? process.stdin : await open(src, 'r')
+    const input = src === '-' ? await stdinInput() : (fh = await open(src, 'r'))
     reader = (await RecordBatchReader.from(input as never)) as unknown as AsyncReader
     await reader.open()
   } catch (err) {
     const code = (err as NodeJS.ErrnoException)?.code
     if (code === 'ENOENT') throw new KtpError('no-file', `${name}: no such file`)
     if (code === 'EACCES') throw new KtpError('unreadable', `${name}: permission denied`)
+    await close()
     if (code === 'EISDIR') throw new KtpError('is-dir', `${name}: is a directory, expected an Arrow file`)
     throw corrupt(name, err)
   }
-  if (!reader.schema) throw new KtpError('corrupt-arrow', `${name}: empty input, expected an Arrow IPC stream or file`)
+  if (!reader.schema) {
+    await close()
+    throw new KtpError('corrupt-arrow', `${name}: empty input, expected an Arrow IPC stream or file`)
+  }
   const schema = reader.schema
-  const spec = validateSchema(schema, accept, name)
+  let spec: KindSpec
+  try {
+    spec = validateSchema(schema, accept, name)
+  } catch (err) {
+    await close()
+    throw err
+  }
   let used = false
   return {
     name,
     schema,
     spec,
+    close,
     stream() {
       if (used) throw new KtpError('reused-source', `${name}: an input can be streamed only once`)
       used = true
       return _<RecordBatch>((push, next) => {
-        reader.next().then(
+        // sync readers (file bytes from stdin) return results, async ones promises
+        Promise.resolve(reader.next()).then(
           (r) => {
-            if (r.done) return push(null, _.nil)
+            if (r.done) {
+              void close()
+              return push(null, _.nil)
+            }
             if (!sameColumns(r.value.schema, schema)) {
               push(new KtpError('schema-changed', `${name}: a record batch's columns differ from the file's schema`))
               return push(null, _.nil)
@@ -62,6 +113,7 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
             next()
           },
           (err) => {
+            void close()
             push(corrupt(name, err))
             push(null, _.nil)
           },

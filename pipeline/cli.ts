@@ -25,7 +25,12 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`ktp: usage error: ${msg}\nSee ktp --help.\n`)
       process.exit(2)
     })
-  for (const c of commands) y = y.command(c)
+  // Load only the command being run; the others are listed by name for --help.
+  const wanted = argv.find((a) => !a.startsWith('-'))
+  for (const c of commands) {
+    if (c.name === wanted) y = y.command(await c.load())
+    else y = y.command(c.usage, c.describe)
+  }
   await y.parseAsync()
 }
 

@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { RecordBatch, Schema } from 'apache-arrow'
 import { KtpError } from '../schemas/errors.js'
 import { BatchEncoder } from './arrow-encoder.js'
@@ -37,10 +36,23 @@ export class StdoutSink implements BatchSink {
     return this.broken
   }
 
+  /** Wait until the pipe wants more (or is gone), leaving no listeners behind. */
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.out.removeListener('drain', done)
+        this.out.removeListener('close', done)
+        resolve()
+      }
+      this.out.on('drain', done)
+      this.out.on('close', done)
+    })
+  }
+
   private async put(chunks: Uint8Array[]): Promise<void> {
     for (const c of chunks) {
       if (this.broken) return
-      if (!this.out.write(c)) await Promise.race([once(this.out, 'drain'), once(this.out, 'close')])
+      if (!this.out.write(c)) await this.drained()
     }
   }
 

@@ -82,6 +82,7 @@ export async function inputFingerprint(p: string): Promise<string> {
   if (p.endsWith('.arrow') && existsSync(p)) {
     try {
       const a = await openArrow(p, [])
+      await a.close()
       const fp = a.schema.metadata.get('ktp.fingerprint')
       if (fp) return `arrow:${fp}`
     } catch {

@@ -90,6 +90,7 @@ async function isUpToDate(path: string, build: string): Promise<boolean> {
   if (path === '-' || !existsSync(path) || existsSync(`${path}.partial`)) return false
   try {
     const a = await openArrow(path, [])
+    await a.close()
     return a.schema.metadata.get(BUILD_KEY) === build
   } catch {
     return false

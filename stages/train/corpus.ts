@@ -76,11 +76,13 @@ export interface CorpusOptions {
 /** Open once to check compatibility (fingerprints, dims) before any training starts. */
 export async function describeCorpus(opts: Pick<CorpusOptions, 'feats' | 'soft'>): Promise<{ dim: number; featureFingerprint: string | null; soft: SoftInfo | null }> {
   const f = await openArrow(opts.feats, ['features'])
+  await f.close()
   const dim = getWidth(f.schema.fields.find((x) => x.name === 'feats')!.type)
   const featureFingerprint = readMeta(f.schema).fingerprint
   let soft: SoftInfo | null = null
   if (opts.soft) {
     const s = await openArrow(opts.soft, ['soft-dense', 'soft-topk'])
+    await s.close()
     soft = softInfo(s.schema.metadata, s.name, s.spec.kind)
     if (soft.featureFingerprint && featureFingerprint && soft.featureFingerprint !== featureFingerprint) {
       throw new KtpError('fingerprint-mismatch',
@@ -102,38 +104,44 @@ export async function* readCorpus(opts: CorpusOptions): AsyncGenerator<CorpusUtt
   let nextS: (() => Promise<import('apache-arrow').RecordBatch | null>) | null = null
   let sInfo: SoftInfo | null = null
   let sName = ''
+  let sSrc: Awaited<ReturnType<typeof openArrow>> | null = null
   if (opts.soft) {
-    const s = await openArrow(opts.soft, ['soft-dense', 'soft-topk'])
-    sInfo = softInfo(s.schema.metadata, s.name, s.spec.kind)
-    sName = s.name
-    nextS = puller(s.stream())
+    sSrc = await openArrow(opts.soft, ['soft-dense', 'soft-topk'])
+    sInfo = softInfo(sSrc.schema.metadata, sSrc.name, sSrc.spec.kind)
+    sName = sSrc.name
+    nextS = puller(sSrc.stream())
   }
-  for (let b = await nextF(); b; b = await nextF()) {
-    const utt = uttId(b)
-    const m = getMatrix(b, 'feats')
-    let soft: SoftRow | undefined
-    if (nextS) {
-      const sb = await nextS()
-      if (!sb) throw new KtpError('soft-mismatch', `${sName} ends before ${f.name}: no soft targets for '${utt}'`)
-      const su = uttId(sb)
-      if (su !== utt) {
-        throw new KtpError('soft-mismatch', `${sName} and ${f.name} are not in the same order: soft targets for '${su}' where '${utt}' was expected`)
+  try {
+    for (let b = await nextF(); b; b = await nextF()) {
+      const utt = uttId(b)
+      const m = getMatrix(b, 'feats')
+      let soft: SoftRow | undefined
+      if (nextS) {
+        const sb = await nextS()
+        if (!sb) throw new KtpError('soft-mismatch', `${sName} ends before ${f.name}: no soft targets for '${utt}'`)
+        const su = uttId(sb)
+        if (su !== utt) {
+          throw new KtpError('soft-mismatch', `${sName} and ${f.name} are not in the same order: soft targets for '${su}' where '${utt}' was expected`)
+        }
+        soft = softRow(sb, sInfo!.kind, sInfo!.numClasses)
+        if (soft.frames !== m.frames) {
+          throw new KtpError('soft-mismatch', `'${utt}': ${m.frames} feature frames in ${f.name} but ${soft.frames} soft-target frames in ${sName}`)
+        }
       }
-      soft = softRow(sb, sInfo!.kind, sInfo!.numClasses)
-      if (soft.frames !== m.frames) {
-        throw new KtpError('soft-mismatch', `'${utt}': ${m.frames} feature frames in ${f.name} but ${soft.frames} soft-target frames in ${sName}`)
+      if (opts.select && !opts.select(utt)) continue
+      const labels = opts.labels?.map.get(utt)
+      if (opts.needLabels && !labels) {
+        opts.onSkip?.(utt, 'no labels')
+        continue
       }
+      if (labels && labels.length !== m.frames) {
+        opts.onSkip?.(utt, `${m.frames} feature frames but ${labels.length} labels`)
+        continue
+      }
+      yield { utt, frames: m.frames, dim: m.width, feats: m.data, labels, soft }
     }
-    if (opts.select && !opts.select(utt)) continue
-    const labels = opts.labels?.map.get(utt)
-    if (opts.needLabels && !labels) {
-      opts.onSkip?.(utt, 'no labels')
-      continue
-    }
-    if (labels && labels.length !== m.frames) {
-      opts.onSkip?.(utt, `${m.frames} feature frames but ${labels.length} labels`)
-      continue
-    }
-    yield { utt, frames: m.frames, dim: m.width, feats: m.data, labels, soft }
+  } finally {
+    // a consumer that stops early (or an error) must not leak the files' handles
+    await Promise.all([f.close(), sSrc?.close()])
   }
 }

@@ -1,0 +1,240 @@
+import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import { KtpError } from '../../schemas/errors.js'
+import { writeFileAtomic } from '../../pipeline/atomic-file.js'
+import {
+  cCompare, checkId, expectFields, fmtSeconds, formatTable, parseTable, sortedKeys,
+} from './kaldi-tables.js'
+
+/**
+ * Kaldi data directories (https://kaldi-asr.org/doc/data_prep.html), read and written with the
+ * checks of Kaldi's `utils/validate_data_dir.sh` that matter to ktp:
+ *   wav.scp   `rec path` or `rec cmd … |` (an extended filename: a shell pipeline writing audio)
+ *   segments  `utt rec start end` (seconds; end -1 = to the end of the recording) — optional;
+ *             without it every wav.scp key is an utterance
+ *   utt2spk   `utt spk`, required for every utterance
+ *   spk2utt   `spk utt utt …`, derived from utt2spk (checked against it when present)
+ *   text      `utt transcript…` — optional, and may omit utterances (unlabelled data)
+ *   utt2dur   `utt seconds` — optional
+ * Tables are written in C byte order. Errors name the file and line. Relative audio paths are
+ * relative to the current directory, as in Kaldi (ktp prepare writes absolute ones).
+ */
+export interface Segment {
+  rec: string
+  start: number
+  /** null = to the end of the recording (Kaldi's -1). */
+  end: number | null
+}
+
+export interface DataDir {
+  /** recording (or utterance, without segments) → wav.scp entry. */
+  wav: Map<string, string>
+  segments: Map<string, Segment> | null
+  utt2spk: Map<string, string>
+  text: Map<string, string> | null
+  utt2dur: Map<string, number> | null
+}
+
+export interface DataDirUtt {
+  utt: string
+  speaker: string
+  /** The wav.scp entry of its recording: a path, or a command ending in `|`. */
+  audio: string
+  rec: string
+  start: number | null
+  end: number | null
+  text: string | null
+}
+
+/** A wav.scp entry that is a command (Kaldi's `cmd |` extended filename). */
+export function isCommand(entry: string): boolean {
+  return /\|\s*$/.test(entry)
+}
+
+/** The utterance ids of a data dir, in C order. */
+export function uttIds(d: DataDir): string[] {
+  return d.segments ? sortedKeys(d.segments) : sortedKeys(d.wav)
+}
+
+export function spk2utt(utt2spk: Map<string, string>): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const u of sortedKeys(utt2spk)) {
+    const s = utt2spk.get(u)!
+    if (!out.has(s)) out.set(s, [])
+    out.get(s)!.push(u)
+  }
+  return new Map(sortedKeys(out).map((s) => [s, out.get(s)!]))
+}
+
+/** One row per utterance (C order), resolved through segments to its recording's entry. */
+export function dataDirUtts(d: DataDir): DataDirUtt[] {
+  return uttIds(d).map((utt) => {
+    const seg = d.segments?.get(utt)
+    const rec = seg ? seg.rec : utt
+    return {
+      utt,
+      speaker: d.utt2spk.get(utt)!,
+      audio: d.wav.get(rec)!,
+      rec,
+      start: seg ? seg.start : null,
+      end: seg ? seg.end : null,
+      text: d.text?.get(utt) ?? null,
+    }
+  })
+}
+
+function parseSeconds(s: string, source: string, line: number, what: string): number {
+  const v = Number(s)
+  if (s === '' || !Number.isFinite(v)) throw new KtpError('bad-line', `${source}:${line}: ${what} '${s}' is not a number`)
+  return v
+}
+
+/**
+ * Check the tables against each other. Returns warnings (things Kaldi tolerates or that only
+ * some tools need); throws on what would make ktp or Kaldi misread the data.
+ */
+export function validateDataDir(d: DataDir, dir: string): string[] {
+  const warnings: string[] = []
+  const f = (name: string) => join(dir, name)
+  for (const k of d.wav.keys()) checkId(k, 'recording id', f('wav.scp'))
+  if (d.segments) {
+    for (const [u, s] of d.segments) {
+      checkId(u, 'utterance id', f('segments'))
+      if (!d.wav.has(s.rec)) throw new KtpError('missing-recording', `${f('segments')}: utterance '${u}' names recording '${s.rec}', which is not in wav.scp`)
+      if (s.start < 0 || (s.end !== null && s.end <= s.start)) {
+        throw new KtpError('bad-segment', `${f('segments')}: utterance '${u}': expected 0 ≤ start < end, got start ${s.start}, end ${s.end ?? -1}`)
+      }
+    }
+  }
+  const utts = new Set(uttIds(d))
+  for (const u of utts) {
+    if (!d.utt2spk.has(u)) throw new KtpError('missing-speaker', `${f('utt2spk')}: utterance '${u}' (from ${d.segments ? 'segments' : 'wav.scp'}) has no speaker`)
+  }
+  for (const [u, s] of d.utt2spk) {
+    if (!utts.has(u)) throw new KtpError('unknown-utt', `${f('utt2spk')}: utterance '${u}' is not in ${d.segments ? 'segments' : 'wav.scp'}`)
+    checkId(s, 'speaker id', `${f('utt2spk')} (utterance '${u}')`)
+  }
+  for (const [name, table] of [['text', d.text], ['utt2dur', d.utt2dur]] as const) {
+    if (!table) continue
+    for (const u of table.keys()) if (!utts.has(u)) throw new KtpError('unknown-utt', `${f(name)}: utterance '${u}' is not in ${d.segments ? 'segments' : 'wav.scp'}`)
+    const missing = [...utts].filter((u) => !table.has(u))
+    if (missing.length) warnings.push(`${f(name)}: ${missing.length} utterance(s) have no entry, e.g. '${missing[0]}'`)
+  }
+  // Kaldi sorts utt2spk by utterance and spk2utt by speaker and wants both orders to agree,
+  // which holds when utterance ids start with their speaker id. ktp does not need it.
+  const bySpk = [...spk2utt(d.utt2spk).values()].flat()
+  const byUtt = sortedKeys(d.utt2spk)
+  if (bySpk.some((u, i) => u !== byUtt[i])) {
+    warnings.push(`${f('utt2spk')}: utterance ids do not sort with their speakers (Kaldi's validate_data_dir.sh wants speaker-prefixed ids)`)
+  }
+  return warnings
+}
+
+function readIf(path: string): string | null {
+  return existsSync(path) ? readFileSync(path, 'utf8') : null
+}
+
+/** Read and validate a Kaldi data directory. */
+export function readDataDir(dir: string): { data: DataDir; warnings: string[] } {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new KtpError('no-dir', `${dir}: no such data directory`)
+  const src = (n: string) => join(dir, n)
+  const wavText = readIf(src('wav.scp'))
+  if (wavText === null) throw new KtpError('no-file', `${src('wav.scp')}: missing; a Kaldi data dir needs wav.scp and utt2spk`)
+  const utt2spkText = readIf(src('utt2spk'))
+  if (utt2spkText === null) throw new KtpError('no-file', `${src('utt2spk')}: missing; a Kaldi data dir needs wav.scp and utt2spk`)
+
+  const wav = new Map<string, string>()
+  for (const l of parseTable(wavText, src('wav.scp'))) {
+    if (l.rest === '') throw new KtpError('bad-line', `${src('wav.scp')}:${l.line}: recording '${l.key}' has no path or command`)
+    wav.set(l.key, l.rest)
+  }
+  let segments: Map<string, Segment> | null = null
+  const segText = readIf(src('segments'))
+  if (segText !== null) {
+    segments = new Map()
+    for (const l of parseTable(segText, src('segments'))) {
+      const [rec, a, b] = expectFields(l, 3, src('segments'), 'utt rec start end')
+      const start = parseSeconds(a, src('segments'), l.line, 'start')
+      const end = parseSeconds(b, src('segments'), l.line, 'end')
+      segments.set(l.key, { rec, start, end: end < 0 ? null : end })
+    }
+  }
+  const utt2spk = new Map<string, string>()
+  for (const l of parseTable(utt2spkText, src('utt2spk'))) utt2spk.set(l.key, expectFields(l, 1, src('utt2spk'), 'utt speaker')[0])
+
+  const textT = readIf(src('text'))
+  const text = textT === null ? null : new Map(parseTable(textT, src('text')).map((l) => [l.key, l.rest] as [string, string]))
+  const durT = readIf(src('utt2dur'))
+  const utt2dur = durT === null ? null : new Map(parseTable(durT, src('utt2dur')).map((l) => {
+    const [v] = expectFields(l, 1, src('utt2dur'), 'utt seconds')
+    return [l.key, parseSeconds(v, src('utt2dur'), l.line, 'duration')] as [string, number]
+  }))
+  const data: DataDir = { wav, segments, utt2spk, text, utt2dur }
+  const warnings = validateDataDir(data, dir)
+
+  const s2uText = readIf(src('spk2utt'))
+  if (s2uText !== null) {
+    const derived = spk2utt(utt2spk)
+    for (const l of parseTable(s2uText, src('spk2utt'))) {
+      const want = derived.get(l.key)
+      const got = [...l.fields].sort(cCompare)
+      if (!want || want.join(' ') !== got.join(' ')) {
+        throw new KtpError('inconsistent', `${src('spk2utt')}:${l.line}: speaker '${l.key}' lists [${got.slice(0, 5).join(' ')}${got.length > 5 ? ' …' : ''}] but utt2spk gives [${(want ?? []).slice(0, 5).join(' ')}${(want?.length ?? 0) > 5 ? ' …' : ''}]; delete spk2utt to have it derived`)
+      }
+      derived.delete(l.key)
+    }
+    if (derived.size) throw new KtpError('inconsistent', `${src('spk2utt')}: speaker '${[...derived.keys()][0]}' of utt2spk is missing; delete spk2utt to have it derived`)
+  }
+  return { data, warnings }
+}
+
+const OPTIONAL_TABLES = ['segments', 'text', 'utt2dur'] as const
+
+/** The text of each table as ktp writes it (C order, spk2utt derived). Absent tables are omitted. */
+export function formatDataDir(d: DataDir): Record<string, string> {
+  const files: Record<string, string> = {
+    'wav.scp': formatTable(d.wav),
+    utt2spk: formatTable(d.utt2spk),
+    spk2utt: [...spk2utt(d.utt2spk)].map(([s, us]) => `${s} ${us.join(' ')}\n`).join(''),
+  }
+  if (d.segments) {
+    files.segments = formatTable(new Map([...d.segments].map(([u, s]) => [u, `${s.rec} ${fmtSeconds(s.start)} ${s.end === null ? -1 : fmtSeconds(s.end)}`])))
+  }
+  if (d.text) files.text = formatTable(d.text)
+  if (d.utt2dur) files.utt2dur = formatTable(new Map([...d.utt2dur].map(([u, v]) => [u, fmtSeconds(v)])))
+  return files
+}
+
+/**
+ * Validate, then write every table atomically. A table whose content is already on disk is not
+ * rewritten (reruns are cheap and keep mtimes). An optional table (segments, text, utt2dur) this
+ * data dir does not have is deleted, so that one left by an earlier run cannot contradict the new
+ * ones. `extra` adds files such as phones.ctm. Returns the names written.
+ */
+export function writeDataDir(dir: string, d: DataDir, extra: Record<string, string> = {}): { written: string[]; warnings: string[] } {
+  const warnings = validateDataDir(d, dir)
+  const files = { ...formatDataDir(d), ...extra }
+  const written: string[] = []
+  for (const [name, content] of Object.entries(files)) {
+    const p = join(dir, name)
+    if (existsSync(p) && readFileSync(p, 'utf8') === content) continue
+    writeFileAtomic(p, content)
+    written.push(name)
+  }
+  for (const name of OPTIONAL_TABLES) {
+    if (!(name in files) && existsSync(join(dir, name))) {
+      unlinkSync(join(dir, name))
+      written.push(`-${name}`)
+    }
+  }
+  return { written, warnings }
+}
+
+/** The part of a data dir holding `utts` (recordings kept only if one of their utterances is). */
+export function subsetDataDir(d: DataDir, keep: (utt: string) => boolean): DataDir {
+  const pick = <T>(m: Map<string, T> | null) => (m ? new Map([...m].filter(([u]) => keep(u))) : null)
+  const segments = pick(d.segments)
+  const recs = segments ? new Set([...segments.values()].map((s) => s.rec)) : null
+  const wav = new Map([...d.wav].filter(([r]) => (recs ? recs.has(r) : keep(r))))
+  return { wav, segments, utt2spk: pick(d.utt2spk)!, text: pick(d.text), utt2dur: pick(d.utt2dur) }
+}

@@ -1,0 +1,169 @@
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { RecordBatch, Schema } from 'apache-arrow'
+import _ from 'highland'
+import { UttError } from '../../schemas/errors.js'
+import { canonicalJson, hashBytes } from '../../schemas/fingerprint.js'
+import { makeSchema } from '../../schemas/kinds.js'
+import { META } from '../../schemas/metadata.js'
+import { makeUttBatch } from '../../schemas/utterance.js'
+import { writeFileAtomic } from '../../pipeline/atomic-file.js'
+import type { StageInput } from '../../pipeline/run-stage.js'
+import { DataDir, DataDirUtt, dataDirUtts, formatDataDir, isCommand, readDataDir } from './datadir-io.js'
+
+export * from './datadir-io.js'
+export { parseCtm, formatCtm, type CtmSegment } from './ctm.js'
+
+/**
+ * A Kaldi data dir as a ktp input: manifest@1 rows (one per utterance, C order) plus a content
+ * fingerprint, so `ktp features` is rebuilt when a table or any audio file changes.
+ *
+ * Security: a wav.scp entry ending in `|` is a shell command (Kaldi's extended filename). Running
+ * commands from a data dir someone handed you is running their code, so ktp refuses them (a
+ * per-utterance error) unless `allowCommands`; then the entry is run as written with `sh -c`, as
+ * Kaldi's popen does — ktp never splices ids or paths into it.
+ */
+export interface DataDirSourceOptions {
+  allowCommands?: boolean
+  /** Reuse audio hashes from `.ktp-audio-hashes.json` when size and mtime match (default true). */
+  hashCache?: boolean
+}
+
+const CACHE = '.ktp-audio-hashes.json'
+const HASH_JOBS = 8
+
+/** sha256 (32 hex) of a file's bytes, read as a stream so a long recording is never held whole. */
+export function hashFile(path: string): Promise<string> {
+  return new Promise((ok, fail) => {
+    const h = createHash('sha256')
+    createReadStream(path)
+      .on('data', (c) => h.update(c))
+      .on('error', fail)
+      .on('end', () => ok(h.digest('hex').slice(0, 32)))
+  })
+}
+
+type HashCache = Record<string, { size: number; mtimeMs: number; hash: string }>
+
+function loadCache(dir: string): HashCache {
+  try {
+    const j = JSON.parse(readFileSync(join(dir, CACHE), 'utf8'))
+    return j?.version === 1 && typeof j.files === 'object' ? j.files : {}
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * Fingerprint of a data dir's content: its tables as ktp would write them (so whitespace and
+ * order do not matter) and the bytes of every audio file. A command entry is fingerprinted by its
+ * text (running it just to hash its output would cost as much as using it). A missing file is
+ * fingerprinted as missing: that utterance fails later, with its id, where the audio is read.
+ */
+export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirSourceOptions = {}): Promise<string> {
+  const useCache = opts.hashCache ?? true
+  const cache = useCache ? loadCache(dir) : {}
+  const fresh: HashCache = {}
+  const recs = [...d.wav.keys()].sort()
+  const hashes = new Map<string, string>()
+  const work = recs.map((rec) => async () => {
+    const entry = d.wav.get(rec)!
+    if (isCommand(entry)) return void hashes.set(rec, `cmd:${entry}`)
+    const path = resolve(entry)
+    let st
+    try {
+      st = statSync(path)
+    } catch {
+      return void hashes.set(rec, 'missing')
+    }
+    const c = cache[path]
+    const hash = c && c.size === st.size && c.mtimeMs === st.mtimeMs ? c.hash : await hashFile(path)
+    fresh[path] = { size: st.size, mtimeMs: st.mtimeMs, hash }
+    hashes.set(rec, hash)
+  })
+  const queue = [...work]
+  await Promise.all(Array.from({ length: HASH_JOBS }, async () => {
+    for (let job = queue.shift(); job; job = queue.shift()) await job()
+  }))
+  if (useCache && canonicalJson(fresh) !== canonicalJson(Object.fromEntries(Object.keys(fresh).map((k) => [k, cache[k]])))) {
+    // Best effort: a read-only data dir just means hashing again next time.
+    try {
+      writeFileAtomic(join(dir, CACHE), JSON.stringify({ version: 1, files: fresh }))
+    } catch { /* not writable */ }
+  }
+  return hashBytes(canonicalJson(formatDataDir(d)), canonicalJson(recs.map((r) => [r, hashes.get(r)])))
+}
+
+export function manifestSchema(metadata: Record<string, string> = {}): Schema {
+  return makeSchema('manifest', { metadata })
+}
+
+export function manifestBatch(schema: Schema, u: DataDirUtt): RecordBatch {
+  return makeUttBatch(schema, { utt: u.utt, speaker: u.speaker, audio: u.audio, channel: null, start: u.start, end: u.end, text: u.text })
+}
+
+/** Read a data dir as a StageInput of manifest@1 rows (validated; warnings returned for stderr). */
+export async function dataDirInput(dir: string, opts: DataDirSourceOptions = {}): Promise<StageInput & { warnings: string[]; data: DataDir }> {
+  const { data, warnings } = readDataDir(dir)
+  const fp = await dataDirFingerprint(dir, data, opts)
+  const schema = manifestSchema({ [META.fingerprint]: fp })
+  const utts = dataDirUtts(data)
+  return {
+    name: dir,
+    schema,
+    fingerprint: fp,
+    total: utts.length,
+    data,
+    warnings,
+    stream: () => _(utts).map((u) => {
+      if (isCommand(u.audio) && !opts.allowCommands) throw refused(u.utt, u.audio, join(dir, 'wav.scp'))
+      return manifestBatch(schema, u)
+    }),
+  }
+}
+
+function refused(utt: string, entry: string, file: string): UttError {
+  return new UttError('command-refused', utt, `wav.scp entry is a command ('${entry}'); ktp runs wav.scp commands only with --allow-commands`, file)
+}
+
+const STDERR_TAIL = 2000
+
+/**
+ * The bytes of one utterance's recording: the file, or the stdout of its wav.scp command (run with
+ * `sh -c` exactly as written). Failures are UttErrors naming the utterance and the entry.
+ */
+export async function readAudioBytes(entry: string, opts: { utt: string; allowCommands?: boolean; file?: string }): Promise<Buffer> {
+  const file = opts.file ?? 'wav.scp'
+  if (!isCommand(entry)) {
+    try {
+      return await readFile(resolve(entry))
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      throw new UttError(code === 'ENOENT' ? 'no-audio' : 'unreadable-audio', opts.utt,
+        code === 'ENOENT' ? `audio file ${entry} does not exist` : `cannot read audio file ${entry}: ${(err as Error).message}`, file)
+    }
+  }
+  if (!opts.allowCommands) throw refused(opts.utt, entry, file)
+  const cmd = entry.replace(/\|\s*$/, '')
+  return new Promise((ok, fail) => {
+    const p = spawn('sh', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const out: Buffer[] = []
+    let err = ''
+    p.stdout.on('data', (c: Buffer) => out.push(c))
+    p.stderr.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-STDERR_TAIL) })
+    p.on('error', (e) => fail(new UttError('command-failed', opts.utt, `cannot run '${cmd}': ${e.message}`, file)))
+    p.on('close', (code, signal) => {
+      if (code === 0) return ok(Buffer.concat(out))
+      const why = signal ? `was killed by ${signal}` : `exited with code ${code}`
+      fail(new UttError('command-failed', opts.utt, `wav.scp command '${cmd}' ${why}${err.trim() ? `: ${err.trim()}` : ''}`, file))
+    })
+  })
+}
+
+/** Whether `dir` looks like a Kaldi data dir (has wav.scp). */
+export function isDataDir(dir: string): boolean {
+  return existsSync(join(dir, 'wav.scp'))
+}

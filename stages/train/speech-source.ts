@@ -1,0 +1,77 @@
+import * as tf from '@tensorflow/tfjs'
+import { KtpError } from '../../schemas/errors.js'
+import { CorpusUtt, LabelSet, readCorpus } from './corpus.js'
+import { chunkBatches } from './chunk-batches.js'
+import { frameBatches } from './frame-batches.js'
+import { epochRandom } from './shuffle.js'
+import { DataSource, TargetTerm, TrainBatch } from './trainer.js'
+
+/**
+ * The bridge from speech corpora to the trainer: reads features (+ labels, + soft targets) from
+ * Arrow files every epoch (streamed, bounded memory), batches them as frames (DNN, spliced on the
+ * fly) or chunks (recurrent), and hands the trainer tensors with their target terms.
+ */
+export interface TargetMix {
+  /** Weight of the hard-label cross-entropy (T = 1). */
+  hard: number
+  /** Weight of the soft-target term (T²·KL at `temperature`). */
+  soft: number
+  temperature: number
+}
+
+export interface SpeechSourceConfig {
+  feats: string
+  labels?: LabelSet
+  soft?: string
+  numClasses: number
+  select?: (utt: string) => boolean
+  layout: { kind: 'frames'; batchSize: number; bufferFrames: number; left: number; right: number }
+    | { kind: 'chunks'; chunksPerBatch: number; chunkLength: number; bufferChunks: number; delay: number }
+  targets: TargetMix
+  seed: number
+  onSkip?: (utt: string, why: string) => void
+}
+
+const oneHot = (labels: tf.Tensor, C: number): tf.Tensor => tf.tidy(() => tf.cast(tf.oneHot(labels, C), 'float32'))
+
+export function speechSource(cfg: SpeechSourceConfig): DataSource {
+  const C = cfg.numClasses
+  const needHard = cfg.targets.hard > 0 || cfg.labels !== undefined
+  const needSoft = cfg.targets.soft > 0
+  if (needSoft && !cfg.soft) throw new KtpError('usage', 'soft-target weight > 0 but no soft-target file given')
+  if (cfg.targets.hard > 0 && !cfg.labels) throw new KtpError('usage', 'hard-label weight > 0 but no labels given')
+  return {
+    async *epoch(e: number, skip: number): AsyncGenerator<TrainBatch> {
+      const utts: AsyncIterable<CorpusUtt> = readCorpus({
+        feats: cfg.feats, labels: cfg.labels, soft: needSoft ? cfg.soft : undefined, select: cfg.select,
+        needLabels: needHard, onSkip: e === 0 ? cfg.onSkip : undefined,
+      })
+      const rand = epochRandom(cfg.seed, e)
+      const common = { rand, hard: needHard, soft: needSoft, temperature: cfg.targets.temperature, numClasses: C }
+      let n = 0
+      if (cfg.layout.kind === 'frames') {
+        for await (const fb of frameBatches(utts, { ...common, ...cfg.layout })) {
+          if (n++ < skip) continue
+          yield (() => {
+            const labels = fb.hard ? tf.tensor1d(fb.hard, 'int32') : undefined
+            const terms: TargetTerm[] = []
+            if (cfg.targets.hard > 0) terms.push({ targets: oneHot(labels!, C), temperature: 1, weight: cfg.targets.hard })
+            if (needSoft) terms.push({ targets: tf.tensor2d(fb.soft!, [fb.size, C]), temperature: cfg.targets.temperature, weight: cfg.targets.soft })
+            return { x: tf.tensor2d(fb.x, [fb.size, fb.inDim]), terms, labels, rows: fb.size }
+          })()
+        }
+      } else {
+        for await (const cb of chunkBatches(utts, { ...common, ...cfg.layout })) {
+          if (n++ < skip) continue
+          yield (() => {
+            const labels = cb.hard ? tf.tensor2d(cb.hard, [cb.B, cb.L], 'int32') : undefined
+            const terms: TargetTerm[] = []
+            if (cfg.targets.hard > 0) terms.push({ targets: oneHot(labels!, C), temperature: 1, weight: cfg.targets.hard })
+            if (needSoft) terms.push({ targets: tf.tensor3d(cb.soft!, [cb.B, cb.L, C]), temperature: cfg.targets.temperature, weight: cfg.targets.soft })
+            return { x: tf.tensor3d(cb.x, [cb.B, cb.L, cb.dim]), terms, mask: tf.tensor2d(cb.mask, [cb.B, cb.L]), labels, rows: cb.B * cb.L }
+          })()
+        }
+      }
+    },
+  }
+}

@@ -1,0 +1,171 @@
+import t from 'tap'
+import * as tf from '@tensorflow/tfjs'
+import { join } from 'node:path'
+import { selectBackend } from '../stages/nn/backend.js'
+import { buildModel } from '../stages/nn/registry.js'
+import { DataSource, TrainBatch, batchLoss, train, evaluate } from '../stages/train/trainer.js'
+import { newbobStart, newbobUpdate, DEFAULT_NEWBOB } from '../stages/train/newbob.js'
+import { epochRandom } from '../stages/train/shuffle.js'
+import { loadCheckpoint } from '../stages/train/checkpoint.js'
+import { tmp } from './helpers.js'
+
+await selectBackend('wasm')
+
+/** Three Gaussian blobs in 4-D: a problem a small DNN must learn to > 90%. */
+function blobs(n: number, seed: number) {
+  const r = epochRandom(seed, 99)
+  const x = new Float32Array(n * 4)
+  const y = new Int32Array(n)
+  for (let i = 0; i < n; i++) {
+    const c = i % 3
+    y[i] = c
+    for (let d = 0; d < 4; d++) x[i * 4 + d] = (d === c ? 2 : 0) + (r() - 0.5) * 1.5
+  }
+  return { x, y }
+}
+
+function source(data: { x: Float32Array; y: Int32Array }, batch: number, seed: number, poison?: number): DataSource {
+  const n = data.y.length
+  return {
+    async *epoch(e: number, skip: number) {
+      const r = epochRandom(seed, e)
+      const order = Array.from({ length: n }, (_, i) => i)
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(r() * (i + 1))
+        ;[order[i], order[j]] = [order[j], order[i]]
+      }
+      let k = 0
+      for (let s = 0; s < n; s += batch, k++) {
+        if (k < skip) continue
+        const idx = order.slice(s, s + batch)
+        const x = new Float32Array(idx.length * 4)
+        idx.forEach((o, i) => x.set(data.x.subarray(o * 4, o * 4 + 4), i * 4))
+        if (poison !== undefined && k === poison && e === 0) x[0] = NaN
+        const labels = tf.tensor1d(idx.map((o) => data.y[o]), 'int32')
+        const b: TrainBatch = { x: tf.tensor2d(x, [idx.length, 4]), labels, terms: [{ targets: tf.tidy(() => tf.cast(tf.oneHot(labels, 3), 'float32')), temperature: 1, weight: 1 }], rows: idx.length }
+        yield b
+      }
+    },
+  }
+}
+
+const cfg = (dir: string, resume = false) => ({
+  optimizer: { name: 'sgd' as const },
+  schedule: { ...DEFAULT_NEWBOB, initialLr: 0.5, maxEpochs: 6, minEpochs: 6, fixed: true },
+  clip: 5, maxBadBatches: 3, logEvery: 4, phase: 'ce', resume,
+  checkpoint: { path: join(dir, 'ck.bin'), everyMinutes: 0, fingerprint: 'x' },
+})
+
+const trainSet = blobs(600, 1)
+const heldSet = blobs(150, 2)
+
+t.test('a DNN learns; a seeded run repeated gives identical weights', async (t) => {
+  const run = async () => {
+    const m = buildModel({ model: { type: 'dnn', hidden: [16], activation: 'sigmoid' }, inputDim: 4, numClasses: 3, seed: 7 })
+    const r = await train(m, source(trainSet, 32, 5), source(heldSet, 50, 0), cfg(tmp()))
+    const w = m.params.toFlat()
+    m.params.dispose()
+    return { r, w }
+  }
+  const a = await run()
+  t.ok(a.r.bestHeldoutAccuracy > 90, `held-out accuracy ${a.r.bestHeldoutAccuracy.toFixed(1)}% > 90%`)
+  t.ok(a.r.epochs[a.r.epochs.length - 1].train_loss < a.r.epochs[0].train_loss, 'training loss falls')
+  const b = await run()
+  for (const k of Object.keys(a.w)) t.same(Array.from(b.w[k]), Array.from(a.w[k]), `${k} identical`)
+})
+
+t.test('resume from a mid-epoch checkpoint ends with the same weights', async (t) => {
+  const full = buildModel({ model: { type: 'dnn', hidden: [8], activation: 'tanh' }, inputDim: 4, numClasses: 3, seed: 3 })
+  await train(full, source(trainSet, 32, 5), source(heldSet, 50, 0), cfg(tmp()))
+  const ref = full.params.toFlat()
+  // interrupted run: stop after 2 epochs + 5 batches by throwing from the data source
+  const dir = tmp()
+  const m1 = buildModel({ model: { type: 'dnn', hidden: [8], activation: 'tanh' }, inputDim: 4, numClasses: 3, seed: 3 })
+  const src = source(trainSet, 32, 5)
+  const breaking: DataSource = {
+    async *epoch(e, skip) {
+      let k = skip
+      for await (const b of src.epoch(e, skip)) {
+        if (e === 2 && k === 9) throw new Error('simulated crash')
+        yield b
+        k++
+      }
+    },
+  }
+  const c1 = { ...cfg(dir), logEvery: 4 }
+  await t.rejects(train(m1, breaking, source(heldSet, 50, 0), c1), /simulated crash/)
+  const ck = loadCheckpoint<{ epoch: number; skip: number }>(join(dir, 'ck.bin'))!
+  t.equal(ck.header.epoch, 2, 'checkpoint inside epoch 3')
+  t.equal(ck.header.skip, 8, 'after 8 batches (two log intervals)')
+  const m2 = buildModel({ model: { type: 'dnn', hidden: [8], activation: 'tanh' }, inputDim: 4, numClasses: 3, seed: 3 })
+  await train(m2, source(trainSet, 32, 5), source(heldSet, 50, 0), cfg(dir, true))
+  const w = m2.params.toFlat()
+  for (const k of Object.keys(ref)) t.same(Array.from(w[k]), Array.from(ref[k]), `${k} identical after resume`)
+})
+
+t.test('the NaN guard skips a poisoned batch and reports it; too many in a row stop training', async (t) => {
+  const m = buildModel({ model: { type: 'dnn', hidden: [8] }, inputDim: 4, numClasses: 3, seed: 1 })
+  const r = await train(m, source(trainSet, 32, 5, 3), source(heldSet, 50, 0), cfg(tmp()))
+  t.equal(r.epochs[0].bad_batches, 1, 'one bad batch reported in epoch 1')
+  t.ok(Object.values(m.params.toFlat()).every((a) => a.every(Number.isFinite)), 'weights stay finite')
+  const always: DataSource = {
+    async *epoch(e, s) {
+      for await (const b of source(trainSet, 32, 5).epoch(e, s)) {
+        const x = tf.mul(b.x, NaN)
+        b.x.dispose()
+        yield { ...b, x }
+      }
+    },
+  }
+  await t.rejects(train(m, always, source(heldSet, 50, 0), cfg(tmp())), { code: 'diverged' })
+})
+
+t.test('KT loss: T²·CE on softened logits; its gradient is T·(q_T − p)', async (t) => {
+  const z = tf.tensor2d([[1, 2, 0.5], [0, -1, 3]])
+  const p = tf.tensor2d([[0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
+  const T = 2
+  const b: TrainBatch = { x: z, terms: [{ targets: p, temperature: T, weight: 1 }], rows: 2 }
+  const [loss, grad] = tf.tidy(() => {
+    const g = tf.grad((zz: tf.Tensor) => batchLoss(zz, b))(z)
+    return [batchLoss(z, b), g]
+  })
+  // by hand: per frame T²·(−Σ p log softmax(z/T)), averaged over 2 frames
+  const zs = [[1, 2, 0.5], [0, -1, 3]]
+  const ps = [[0.2, 0.7, 0.1], [0.1, 0.1, 0.8]]
+  let want = 0
+  const wantGrad: number[] = []
+  zs.forEach((row, n) => {
+    const e = row.map((v) => Math.exp(v / T))
+    const s = e.reduce((a, c) => a + c)
+    const q = e.map((v) => v / s)
+    want += -T * T * ps[n].reduce((a, pv, c) => a + pv * Math.log(q[c]), 0) / 2
+    q.forEach((qv, c) => wantGrad.push((T * (qv - ps[n][c])) / 2))
+  })
+  t.ok(Math.abs(loss.dataSync()[0] - want) < 1e-5, `loss ${loss.dataSync()[0]} vs ${want}`)
+  Array.from(grad.dataSync()).forEach((g, i) => t.ok(Math.abs(g - wantGrad[i]) < 1e-5, `grad ${i}`))
+})
+
+t.test('newbob: halves after a small gain, stops after another, rejects a worse epoch', async (t) => {
+  const c = { ...DEFAULT_NEWBOB, initialLr: 1, minEpochs: 1, maxEpochs: 10 }
+  let s = newbobStart(c)
+  s = newbobUpdate(c, s, 50) // first epoch: accepted, big gain
+  t.equal(s.lr, 1)
+  s = newbobUpdate(c, s, 55) // +5: keep
+  t.equal(s.lr, 1)
+  s = newbobUpdate(c, s, 55.2) // +0.2 < 0.5: start halving
+  t.equal(s.lr, 0.5)
+  t.ok(s.halving)
+  const worse = newbobUpdate(c, s, 54)
+  t.notOk(worse.accepted, 'a worse epoch is rejected')
+  t.ok(worse.done, 'and, while halving, stops training')
+  s = newbobUpdate(c, s, 56) // +0.8 while halving: continue halving
+  t.equal(s.lr, 0.25)
+  t.notOk(s.done)
+})
+
+t.test('evaluate reports accuracy in percent', async (t) => {
+  const m = buildModel({ model: { type: 'dnn', hidden: [] }, inputDim: 4, numClasses: 3, seed: 1 })
+  const e = await evaluate(m, source(heldSet, 50, 0))
+  t.ok(e.accuracy >= 0 && e.accuracy <= 100)
+  t.equal(e.rows, 150)
+})
