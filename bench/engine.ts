@@ -138,7 +138,7 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
   lstm.params.dispose()
 
   if (opts.reference !== false) {
-    const ref = runReference(30, reps)
+    const ref = runReference(steps, reps) // same step count and repetitions as the ktp side
     if (ref != null) {
       for (const r of results) {
         r.reference = ref[r.name]

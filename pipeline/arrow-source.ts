@@ -22,6 +22,21 @@ export interface ArrowSource {
 
 type AsyncReader = AsyncIterableIterator<RecordBatch> & { schema: Schema; open(): Promise<unknown>; cancel?(): Promise<void> }
 
+/** An Arrow *file* starts and ends with the magic `ARROW1`; one that only starts with it was cut short. */
+async function lacksFooter(fh: Awaited<ReturnType<typeof open>>): Promise<boolean> {
+  try {
+    const { size } = await fh.stat()
+    if (size < 12) return false
+    const head = Buffer.alloc(6)
+    const tail = Buffer.alloc(6)
+    await fh.read(head, 0, 6, 0)
+    await fh.read(tail, 0, 6, size - 6)
+    return head.toString('latin1') === 'ARROW1' && tail.toString('latin1') !== 'ARROW1'
+  } catch {
+    return false
+  }
+}
+
 function corrupt(name: string, err: unknown): KtpError {
   if (err instanceof KtpError) return err
   const msg = (err as Error)?.message ?? String(err)
@@ -72,8 +87,12 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
     const code = (err as NodeJS.ErrnoException)?.code
     if (code === 'ENOENT') throw new KtpError('no-file', `${name}: no such file`)
     if (code === 'EACCES') throw new KtpError('unreadable', `${name}: permission denied`)
+    const torn = code === undefined && fh ? await lacksFooter(fh) : false
     await close()
     if (code === 'EISDIR') throw new KtpError('is-dir', `${name}: is a directory, expected an Arrow file`)
+    if (torn) {
+      throw new KtpError('corrupt-arrow', `${name}: truncated Arrow file (it starts like one but has no footer: cut short by a copy or by a writer that did not finish)`)
+    }
     throw corrupt(name, err)
   }
   if (!reader.schema) {
@@ -89,6 +108,7 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
     throw err
   }
   let used = false
+  let rows = 0
   return {
     name,
     schema,
@@ -109,12 +129,13 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
               push(new KtpError('schema-changed', `${name}: a record batch's columns differ from the file's schema`))
               return push(null, _.nil)
             }
-            for (const row of rowsOf(r.value)) push(null, row)
+            for (const row of rowsOf(r.value)) (rows++, push(null, row))
             next()
           },
           (err) => {
             void close()
-            push(corrupt(name, err))
+            push(err instanceof KtpError ? err
+              : new KtpError('corrupt-arrow', `${name}: truncated or corrupt after ${rows} utterance(s) (${(err as Error)?.message ?? String(err)})`))
             push(null, _.nil)
           },
         )

@@ -142,6 +142,18 @@ export function loadUtt2spk(opts: { utt2spk?: string; data?: string }): { map: M
 }
 
 /**
+ * One NaN or ±Inf frame would make a whole key's statistics NaN (and then every utterance
+ * normalised with them): such an utterance is refused, naming where the first bad value is.
+ */
+function checkFinite(utt: string, data: Float32Array, width: number): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new UttError('non-finite', utt, `feature value at frame ${Math.floor(i / width)}, dim ${i % width} is ${data[i]}; the utterance is skipped`)
+    }
+  }
+}
+
+/**
  * Accumulate stats over a features input. Utterances without a speaker (speaker mode) are
  * reported through `onUttError` and skipped, like a failed utterance anywhere else.
  */
@@ -160,8 +172,10 @@ export async function computeCmvn(input: StageInput, dim: number, opts: CmvnComp
       const spk = utt2spk.get(utt)
       if (spk === undefined) throw new UttError('no-speaker', utt, `no speaker in ${opts.utt2spk ?? join(opts.data!, 'utt2spk')}`)
       key = spk
-      used[utt] = spk
     }
+    const m = getMatrix(b, 'feats')
+    checkFinite(utt, m.data, m.width)
+    if (utt2spk) used[utt] = key
     return { key, b }
   })
   await drain(s, ({ key, b }) => {
@@ -229,6 +243,7 @@ export function cmvnApplyStage(plan: CmvnApplyPlan, dim: number): Transform {
   return (s) => s.map((b: RecordBatch) => {
     const utt = uttId(b)
     const m = getMatrix(b, 'feats')
+    checkFinite(utt, m.data, m.width)
     let n: Normalizer
     if (plan.mode === 'global') n = fromStats('global', utt, 'global')
     else if (plan.mode === 'speaker') {

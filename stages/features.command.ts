@@ -29,6 +29,9 @@ async function openInput(src: string, allowCommands: boolean): Promise<StageInpu
   if (!isDir) return arrowInput(src, ['manifest'])
   const input = await dataDirInput(src, { allowCommands })
   for (const w of input.warnings) process.stderr.write(`ktp features: WARNING ${w}\n`)
+  if (input.total === 0) {
+    throw new KtpError('empty', `${src}: the data dir has no utterances (${input.data.segments ? 'segments' : 'wav.scp'} is empty); nothing to compute`)
+  }
   return input
 }
 

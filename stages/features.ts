@@ -165,7 +165,8 @@ export async function computeUtterance(t: FeatureTask, ctx: ComputeContext): Pro
     audio = decodeAudio(bytes, { name: file, channel: t.channel ?? plan.channel })
   } catch (err) {
     if (!(err instanceof AudioError)) throw err
-    throw new UttError(err.code, t.utt, err.message.slice(err.file.length + 2), file)
+    const hint = err.code === 'needs-channel' ? '; pass --channel N (0-based) for the whole input' : ''
+    throw new UttError(err.code, t.utt, `${err.message.slice(err.file.length + 2)}${hint}`, file)
   }
   const sf = plan.kaldi.sampleFrequency
   let x = cut(audio.samples, audio.sampleRate, t, file)

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs'
 import { RecordBatch, Schema } from 'apache-arrow'
 import _ from 'highland'
 import { z } from 'zod'
-import { KtpError, asUttError } from '../schemas/errors.js'
+import { UttError, asUttError } from '../schemas/errors.js'
 import { encodeF16 } from '../schemas/float16.js'
 import { makeSchema } from '../schemas/kinds.js'
 import { readMeta } from '../schemas/metadata.js'
@@ -44,15 +44,21 @@ export function inferSchema(meta: ModelMeta, o: InferOptions, featureFingerprint
     : makeSchema('soft-dense', { widths: { logp: C }, types: { logp: o.dtype }, metadata })
 }
 
-/** Network input for one utterance: spliced frames [T, D·(L+R+1)] or a sequence [1, T, D]. */
-function inputOf(model: Model, meta: ModelMeta, feats: Float32Array, frames: number, dim: number): tf.Tensor {
-  if (model.input === 'sequence') return tf.tensor3d(feats, [1, frames, dim])
+/** One utterance's frames spliced as the model was trained: [T × D·(L+R+1)]. */
+function spliced(meta: ModelMeta, feats: Float32Array, frames: number, dim: number): Float32Array {
   const { left, right } = meta.splice
   const inDim = dim * (left + right + 1)
   const x = new Float32Array(frames * inDim)
   const u = { utt: '', frames, dim, feats }
   for (let t = 0; t < frames; t++) spliceFrameInto(u, t, left, right, x, t * inDim)
-  return tf.tensor2d(x, [frames, inDim])
+  return x
+}
+
+/** Network input for one utterance: spliced frames [T, D·(L+R+1)] or a sequence [1, T, D]. */
+function inputOf(model: Model, meta: ModelMeta, feats: Float32Array, frames: number, dim: number): tf.Tensor {
+  if (model.input === 'sequence') return tf.tensor3d(feats, [1, frames, dim])
+  const x = spliced(meta, feats, frames, dim)
+  return tf.tensor2d(x, [frames, x.length / frames])
 }
 
 /** Log-probabilities [T, C] of one utterance's frames. */
@@ -78,30 +84,78 @@ export async function softRowBatch(schema: Schema, utt: string, lp: tf.Tensor2D,
   return makeUttBatch(schema, { utt, ids, logp: store(v as Float32Array), tail: Float32Array.from(tail as Float32Array) })
 }
 
-/** The stream stage: features@1 utterances in, soft targets out, failures per utterance. */
+/**
+ * The stream stage: features@1 utterances in, soft targets out, failures per utterance. Frame
+ * models run `batchUtts` utterances per forward pass (one GEMM instead of many small ones);
+ * sequence models run one utterance at a time (no padding, exact recurrences).
+ */
 export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: InferOptions) {
-  return (s: Highland.Stream<RecordBatch>): Highland.Stream<RecordBatch> =>
-    s.flatMap((b) => {
-      const utt = uttId(b)
-      return _(
-        (async () => {
-          try {
-            const m = getMatrix(b, 'feats')
-            if (m.width !== meta.featureDim) {
-              throw new KtpError('dim-mismatch', `features have dim ${m.width}, the model expects ${meta.featureDim}`)
-            }
-            const lp = logProbs(model, meta, m.data, m.frames, m.width)
-            try {
-              return await softRowBatch(schema, utt, lp, o)
-            } finally {
-              lp.dispose()
-            }
-          } catch (err) {
-            throw asUttError(err, utt)
-          }
-        })(),
-      )
+  const checked = (b: RecordBatch) => {
+    const m = getMatrix(b, 'feats')
+    if (m.width !== meta.featureDim) {
+      throw new UttError('dim-mismatch', uttId(b), `features have dim ${m.width}, the model expects ${meta.featureDim}`)
+    }
+    return m
+  }
+  const one = async (b: RecordBatch): Promise<RecordBatch> => {
+    const utt = uttId(b)
+    try {
+      const m = checked(b)
+      const lp = logProbs(model, meta, m.data, m.frames, m.width)
+      try {
+        return await softRowBatch(schema, utt, lp, o)
+      } finally {
+        lp.dispose()
+      }
+    } catch (err) {
+      throw asUttError(err, utt)
+    }
+  }
+  const group = async (bs: RecordBatch[]): Promise<(RecordBatch | UttError)[]> => {
+    const ok: { b: RecordBatch; frames: number; start: number }[] = []
+    const out: (RecordBatch | UttError)[] = new Array(bs.length)
+    const parts: Float32Array[] = []
+    let total = 0
+    bs.forEach((b, i) => {
+      try {
+        const m = checked(b)
+        if (m.frames === 0) throw new UttError('no-frames', uttId(b), 'no frames')
+        ok.push({ b, frames: m.frames, start: total })
+        total += m.frames
+        parts.push(spliced(meta, m.data, m.frames, m.width))
+      } catch (err) {
+        out[i] = asUttError(err, uttId(b))
+      }
     })
+    if (ok.length > 0) {
+      const inDim = parts[0].length / ok[0].frames
+      const x = new Float32Array(total * inDim)
+      parts.forEach((p, k) => x.set(p, ok[k].start * inDim))
+      const lp = tf.tidy(() => tf.logSoftmax(model.apply(tf.tensor2d(x, [total, inDim]))) as tf.Tensor2D)
+      try {
+        for (const { b, frames, start } of ok) {
+          const slice = tf.slice(lp, [start, 0], [frames, meta.numClasses])
+          try {
+            out[bs.indexOf(b)] = await softRowBatch(schema, uttId(b), slice, o)
+          } finally {
+            slice.dispose()
+          }
+        }
+      } finally {
+        lp.dispose()
+      }
+    }
+    return out
+  }
+  return (s: Highland.Stream<RecordBatch>): Highland.Stream<RecordBatch> => {
+    if (model.input === 'sequence') return s.flatMap((b) => _(one(b)))
+    // a failed utterance becomes an error in the stream (reported by the runner), the rest flow on
+    return s.batch(o.batchUtts).flatMap((bs) => _(group(bs))).flatMap((rs) =>
+      _(rs).map((r) => {
+        if (r instanceof UttError) throw r
+        return r
+      }))
+  }
 }
 
 export function featureFingerprintOf(schema: Schema): string {

@@ -85,6 +85,19 @@ t.test('recurrences (forward and reverse)', async (t) => {
   }
 })
 
+t.test('one-frame chunks (no recurrent step)', async (t) => {
+  const B = 2
+  const H = 3
+  const o = { T: 1, B, H, reverse: false }
+  const lstm = gradCheck((a, u, q) => lstmRecurrence(a, u, q, null, { ...o, peepholes: true }), [rand([B, 4 * H]), rand([H, 4 * H]), rand([3, H])])
+  t.ok(lstm.maxRelError <= TOL, `lstm T=1: ${lstm.maxRelError.toExponential(2)}`)
+  const gru = gradCheck((a, u) => gruRecurrence(a, u, o), [rand([B, 3 * H]), rand([H, 3 * H])])
+  t.ok(gru.maxRelError <= TOL, `gru T=1: ${gru.maxRelError.toExponential(2)}`)
+  // U gets an exact zero gradient: nothing flows through the recurrence in one frame
+  const gU = tf.grad((u: tf.Tensor) => tf.sum(rnnRecurrence(rand([B, H]), u, o)))(rand([H, H]))
+  t.same(Array.from(gU.dataSync()), new Array(H * H).fill(0))
+})
+
 /** LSTM with stock tfjs ops (stock autodiff): the reference the custom BPTT must equal. */
 function refLstm(xp: tf.Tensor, U: tf.Tensor, peep: tf.Tensor | null, Wp: tf.Tensor | null, T: number, B: number, H: number, reverse: boolean) {
   const R = Wp ? Wp.shape[1]! : H

@@ -9,15 +9,15 @@
  *
  * Arithmetic is float64 throughout (Kaldi and torchaudio use float32; the difference is ~1e-6 in the
  * log domain). Everything that depends only on the options — window, sparse mel weights, DCT, lifter,
- * the FFT objects and scratch buffers — is built once per options object (WeakMap cache), so the
+ * the FFT object and scratch buffers — is built once per options object (WeakMap cache), so the
  * per-frame path allocates nothing; each call allocates only its output.
  *
  * Not implemented: VTLN warping (vtln-warp/low/high), subtract-mean, min-duration (do CMVN in the
  * cmvn stage). Dither is deterministic: Kaldi draws from an unseeded RNG, we draw Gaussian noise from
  * mulberry32 + Box–Muller seeded by the `seed` option (override per utterance with `seedFor`).
  */
+import FFT from 'fft.js'
 import { z } from 'zod'
-import { BluesteinDft, PairedPowerSpectrum, nextPow2 } from './real-dft.js'
 
 /** std::numeric_limits<float>::epsilon(), Kaldi's floor inside every log. */
 export const FLT_EPSILON = 1.1920928955078125e-7
@@ -147,6 +147,12 @@ function windowSamples(sampleFrequency: number, ms: number): number {
   return Math.trunc(sampleFrequency * 0.001 * ms) // Kaldi's FrameExtractionOptions::WindowSize
 }
 
+function nextPow2(n: number): number {
+  let p = 1
+  while (p < n) p *= 2
+  return p
+}
+
 const melScale = (f: number): number => 1127 * Math.log(1 + f / 700)
 
 /** Kaldi's FeatureWindowFunction (a = 2π/(N−1)). */
@@ -165,6 +171,61 @@ function makeWindow(type: FbankOptions['windowType'], n: number, blackmanCoeff: 
   return w
 }
 
+/**
+ * Real DFT of a non-power-of-two length (roundToPowerOfTwo: false) by Bluestein's chirp-z trick:
+ * the DFT becomes a circular convolution of power-of-two size, done with fft.js. Only bins 0..n/2
+ * are produced, interleaved re/im like fft.js' output.
+ */
+class BluesteinDft {
+  private readonly fft: FFT
+  private readonly cr: Float64Array
+  private readonly ci: Float64Array
+  private readonly bHat: Float64Array
+  private readonly a: Float64Array
+  private readonly aHat: Float64Array
+  private readonly conv: Float64Array
+
+  constructor(private readonly n: number) {
+    const m = nextPow2(2 * n - 1)
+    this.fft = new FFT(m)
+    this.cr = new Float64Array(n)
+    this.ci = new Float64Array(n)
+    const b = new Float64Array(2 * m)
+    for (let k = 0; k < n; k++) {
+      // chirp c[k] = exp(-iπk²/n); reduce k² mod 2n first so the angle stays exact for large k
+      const ang = (Math.PI * ((k * k) % (2 * n))) / n
+      this.cr[k] = Math.cos(ang)
+      this.ci[k] = -Math.sin(ang)
+      b[2 * k] = this.cr[k]
+      b[2 * k + 1] = -this.ci[k] // conj(c)
+      if (k > 0) { b[2 * (m - k)] = this.cr[k]; b[2 * (m - k) + 1] = -this.ci[k] }
+    }
+    this.bHat = new Float64Array(2 * m)
+    this.fft.transform(this.bHat, b)
+    this.a = new Float64Array(2 * m)
+    this.aHat = new Float64Array(2 * m)
+    this.conv = new Float64Array(2 * m)
+  }
+
+  realTransform(out: Float64Array, x: Float64Array): void {
+    const { n, a, aHat, bHat, conv, cr, ci } = this
+    a.fill(0)
+    for (let k = 0; k < n; k++) { a[2 * k] = x[k] * cr[k]; a[2 * k + 1] = x[k] * ci[k] }
+    this.fft.transform(aHat, a)
+    for (let i = 0; i < aHat.length; i += 2) {
+      const re = aHat[i] * bHat[i] - aHat[i + 1] * bHat[i + 1]
+      const im = aHat[i] * bHat[i + 1] + aHat[i + 1] * bHat[i]
+      a[i] = re
+      a[i + 1] = im
+    }
+    this.fft.inverseTransform(conv, a)
+    for (let k = 0; k <= n >> 1; k++) {
+      out[2 * k] = conv[2 * k] * cr[k] - conv[2 * k + 1] * ci[k]
+      out[2 * k + 1] = conv[2 * k] * ci[k] + conv[2 * k + 1] * cr[k]
+    }
+  }
+}
+
 // ---------------------------------------------------------------- the precomputed plan
 
 interface Plan {
@@ -172,13 +233,10 @@ interface Plan {
   shift: number
   padded: number
   window: Float64Array
-  /** Power-of-two sizes: two frames per complex FFT; otherwise Bluestein, one frame at a time. */
-  pair: PairedPowerSpectrum | null
-  dft: BluesteinDft | null
-  frame: Float64Array // padded frame (input of the DFT)
-  spectrum: Float64Array // Bluestein only: interleaved complex output, 2·padded
+  dft: { realTransform(out: Float64Array, x: Float64Array): void }
+  frame: Float64Array // padded frame (input of the FFT)
+  spectrum: Float64Array // interleaved complex FFT output, 2·padded
   power: Float64Array // padded/2 bins (Kaldi drops the Nyquist bin from the mel banks)
-  power2: Float64Array // the second frame of a pair
   powerEnd: number // one past the highest FFT bin any mel triangle uses
   melFirst: Int32Array // first FFT bin with a non-zero weight, per mel bin
   melOffset: Int32Array // start of each mel bin's weights in melWeights (numMelBins + 1 entries)
@@ -226,6 +284,7 @@ function planFor(o: FbankOptions): Plan {
   const shift = windowSamples(o.sampleFrequency, o.frameShift)
   const padded = o.roundToPowerOfTwo ? nextPow2(win) : win
   const pow2 = (padded & (padded - 1)) === 0
+  const dft = pow2 ? new FFT(padded) : new BluesteinDft(padded)
   const banks = makeMelBanks(o, padded)
   let powerEnd = 0
   for (let b = 0; b < o.numMelBins; b++) {
@@ -234,12 +293,10 @@ function planFor(o: FbankOptions): Plan {
   p = {
     win, shift, padded, powerEnd,
     window: makeWindow(o.windowType, win, o.blackmanCoeff),
-    pair: pow2 ? new PairedPowerSpectrum(padded) : null,
-    dft: pow2 ? null : new BluesteinDft(padded),
+    dft: dft as Plan['dft'],
     frame: new Float64Array(padded), // the zero padding [win, padded) is never written
-    spectrum: new Float64Array(pow2 ? 0 : 2 * padded),
+    spectrum: new Float64Array(2 * padded),
     power: new Float64Array(padded / 2),
-    power2: new Float64Array(padded / 2),
     mel: new Float64Array(o.numMelBins),
     ...banks,
   }
@@ -273,12 +330,11 @@ function samplesOf(wave: Wave, o: FbankOptions): Float32Array {
 
 /**
  * The shared front half: fills plan.mel with (log) mel energies of every frame in turn and calls
- * `emit(frameIndex, logEnergy)`. Nothing is allocated per frame. Frames are prepared one by one in
- * order (so the dither noise sequence does not depend on the pairing) and transformed in pairs.
+ * `emit(frameIndex, logEnergy)`. Written as one loop so nothing is allocated per frame.
  */
 function forEachFrame(x: Float32Array, o: FbankOptions, seed: number, emit: (f: number, logEnergy: number) => void): number {
   const p = planFor(o)
-  const { win, shift, window, frame, spectrum, power, power2, mel, melFirst, melOffset, melWeights, pair, dft } = p
+  const { win, shift, window, frame, spectrum, power, mel, melFirst, melOffset, melWeights } = p
   const n = x.length
   const frames = numFrames(n, o)
   const logFloor = o.energyFloor > 0 ? Math.log(o.energyFloor) : -Infinity
@@ -302,15 +358,13 @@ function forEachFrame(x: Float32Array, o: FbankOptions, seed: number, emit: (f: 
     return r * Math.cos(th)
   }
 
-  // Options hoisted into locals: the loops below run ~10⁵ times per minute of audio.
+  // Options hoisted into locals: the loop below runs ~10⁵ times per minute of audio.
   const { snipEdges, dither, removeDcOffset, rawEnergy, usePower, useLogFbank } = o
   const c = o.preemphasisCoefficient
   const numBins = mel.length
   const powerEnd = p.powerEnd
   const edgeOffset = Math.floor(shift / 2) - Math.floor(win / 2)
-
-  /** Steps 1–4 for frame f into `frame`; returns its log energy. */
-  const prepare = (f: number): number => {
+  for (let f = 0; f < frames; f++) {
     // 1. extract (Kaldi's FirstSampleOfFrame), reflecting "2 1 0 | 0 1 2" outside the signal;
     //    the sum for DC removal is taken on the way
     const start = snipEdges ? f * shift : f * shift + edgeOffset
@@ -348,49 +402,24 @@ function forEachFrame(x: Float32Array, o: FbankOptions, seed: number, emit: (f: 
     frame[0] = (cur - c * cur) * window[0]
     if (!rawEnergy) energy = 0
     if (!rawEnergy) for (let i = 0; i < win; i++) energy += frame[i] * frame[i]
-    const logEnergy = Math.log(energy > FLT_EPSILON ? energy : FLT_EPSILON)
-    return logEnergy < logFloor ? logFloor : logEnergy
-  }
-
-  /** Step 6: mel bins (sparse dot products) and log, from a power spectrum. */
-  const melFrom = (pw: Float64Array): void => {
+    let logEnergy = Math.log(energy > FLT_EPSILON ? energy : FLT_EPSILON)
+    if (logEnergy < logFloor) logEnergy = logFloor
+    // 5. spectrum, only up to the last bin a mel triangle touches
+    p.dft.realTransform(spectrum, frame)
+    for (let k = 0; k < powerEnd; k++) {
+      const re = spectrum[2 * k]
+      const im = spectrum[2 * k + 1]
+      power[k] = usePower ? re * re + im * im : Math.sqrt(re * re + im * im)
+    }
+    // 6. mel bins (sparse dot products) and log
     for (let b = 0; b < numBins; b++) {
       let acc = 0
       const base = melFirst[b] - melOffset[b]
       const end = melOffset[b + 1]
-      for (let j = melOffset[b]; j < end; j++) acc += melWeights[j] * pw[base + j]
+      for (let j = melOffset[b]; j < end; j++) acc += melWeights[j] * power[base + j]
       mel[b] = useLogFbank ? Math.log(acc > FLT_EPSILON ? acc : FLT_EPSILON) : acc
     }
-  }
-
-  // 5. spectrum, only up to the last bin a mel triangle touches
-  if (pair) {
-    for (let f = 0; f < frames; f += 2) {
-      const eA = prepare(f)
-      pair.load(0, frame, win)
-      const hasB = f + 1 < frames
-      const eB = hasB ? prepare(f + 1) : 0
-      pair.load(1, hasB ? frame : null, win)
-      pair.transform(power, power2, powerEnd, usePower)
-      melFrom(power)
-      emit(f, eA)
-      if (hasB) {
-        melFrom(power2)
-        emit(f + 1, eB)
-      }
-    }
-  } else {
-    for (let f = 0; f < frames; f++) {
-      const e = prepare(f)
-      dft!.realTransform(spectrum, frame)
-      for (let k = 0; k < powerEnd; k++) {
-        const re = spectrum[2 * k]
-        const im = spectrum[2 * k + 1]
-        power[k] = usePower ? re * re + im * im : Math.sqrt(re * re + im * im)
-      }
-      melFrom(power)
-      emit(f, e)
-    }
+    emit(f, logEnergy)
   }
   return frames
 }

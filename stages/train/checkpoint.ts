@@ -35,11 +35,20 @@ export function loadCheckpoint<H>(path: string): Checkpoint<H> | null {
     throw new KtpError('bad-checkpoint', `${path}: not a ktp checkpoint (bad magic); delete it to start afresh`)
   }
   const hlen = b.readUInt32LE(8)
-  const meta = JSON.parse(b.toString('utf8', 12, 12 + hlen)) as { header: H; arrays: [string, number][] }
+  if (12 + hlen > b.length) throw new KtpError('bad-checkpoint', `${path}: truncated inside its header; delete it to start afresh`)
+  let meta: { header: H; arrays: [string, number][] }
+  try {
+    meta = JSON.parse(b.toString('utf8', 12, 12 + hlen))
+  } catch (err) {
+    throw new KtpError('bad-checkpoint', `${path}: unreadable header (${(err as Error).message}); delete it to start afresh`)
+  }
+  if (!Array.isArray(meta?.arrays) || !meta.arrays.every((a) => Array.isArray(a) && typeof a[0] === 'string' && Number.isSafeInteger(a[1]) && a[1] >= 0)) {
+    throw new KtpError('bad-checkpoint', `${path}: header lacks a valid array list; delete it to start afresh`)
+  }
   const arrays: Record<string, Float32Array> = {}
   let off = 12 + hlen
   for (const [n, count] of meta.arrays) {
-    if (off + count * 4 > b.length) throw new KtpError('bad-checkpoint', `${path}: truncated at array ${n}`)
+    if (off + count * 4 > b.length) throw new KtpError('bad-checkpoint', `${path}: truncated at array ${n}; delete it to start afresh`)
     const copy = new Uint8Array(count * 4)
     copy.set(b.subarray(off, off + count * 4))
     arrays[n] = new Float32Array(copy.buffer)

@@ -62,7 +62,14 @@ export function readModelMeta(dir: string): ModelMeta | null {
 export function loadModel(dir: string): { model: Model; meta: ModelMeta } {
   const meta = readModelMeta(dir)
   if (!meta) throw new KtpError('no-model', `${dir}: no ktp.json; not a ktp model directory (or its training did not finish)`)
-  const ck = loadCheckpoint(join(dir, 'params.bin'))
+  let ck
+  try {
+    ck = loadCheckpoint(join(dir, 'params.bin'))
+  } catch (err) {
+    if (!(err instanceof KtpError)) throw err
+    // a model's weights are not a resumable checkpoint: "delete it" is not the advice here
+    throw new KtpError('bad-model', `${err.message.replace(/; delete it to start afresh$/, '')}; the model's weights are damaged: copy or train the model again`)
+  }
   if (!ck) throw new KtpError('bad-model', `${join(dir, 'params.bin')}: missing; the model's weights are not there`)
   const model = buildModel(meta.spec)
   try {

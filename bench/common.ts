@@ -1,0 +1,215 @@
+/**
+ * Shared pieces of the benchmark harness (bench/run.ts): the result line every benchmark emits,
+ * the Python reference check, running the ktp CLI as a child process with wall time and peak RSS,
+ * and the synthetic inputs (a reference-shaped teacher, random features) several benchmarks use.
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { BatchEncoder } from '../pipeline/arrow-encoder.js'
+import { makeSchema } from '../schemas/kinds.js'
+import { makeUttBatch } from '../schemas/utterance.js'
+import { mulberry32 } from '../stages/nn/init.js'
+import { buildModel } from '../stages/nn/registry.js'
+import { saveModel } from '../stages/train/model-store.js'
+
+/**
+ * One benchmark result, printed as one JSON line. `ratio` is always "how many times ktp is the
+ * better": ktp/reference for throughputs (frames/s), reference/ktp for costs (seconds, bytes), so
+ * > 1 means ktp is ahead. `reference` is null when there is no reference (or it was skipped).
+ */
+export interface BenchLine {
+  name: string
+  ktp: number | null
+  reference: number | null
+  unit: string
+  ratio: number | null
+  [extra: string]: unknown
+}
+
+/** Options every benchmark takes from the harness. */
+export interface HarnessOptions {
+  /** Small sizes for a smoke run (seconds, not minutes); figures are then meaningless. */
+  quick: boolean
+  /** Run the Python references (when available). */
+  reference: boolean
+  /** Progress and notes (stderr). */
+  log: (line: string) => void
+}
+
+/** The project root, whether this runs from bench/ (ts) or dist/bench/ (js). */
+export function projectRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(d, 'package.json')) && dirname(d) !== d) d = dirname(d)
+  return d
+}
+
+export const ROOT = projectRoot()
+export const CLI = join(ROOT, 'dist', 'pipeline', 'cli.js')
+export const PYTHON = '/usr/bin/python3'
+export const PYTHON_INSTALL_HINT = 'apt-get install python3-torch python3-torchaudio libopenblas0-pthread'
+
+/** A Python reference script from the source tree (bench/NAME), from bench/ or dist/bench/. */
+export function refScript(name: string): string {
+  return join(ROOT, 'bench', name)
+}
+
+export interface PythonStatus {
+  ok: boolean
+  /** torch / torchaudio versions, or why the reference cannot run. */
+  detail: string
+}
+
+let pythonStatus: PythonStatus | null = null
+/** Is the Debian Python with torch + torchaudio there? (checked once per run) */
+export function pythonReference(): PythonStatus {
+  if (pythonStatus) return pythonStatus
+  if (!existsSync(PYTHON)) {
+    pythonStatus = { ok: false, detail: `${PYTHON} not found` }
+  } else {
+    const r = spawnSync(PYTHON, ['-c', 'import torch, torchaudio, numpy; print(torch.__version__, torchaudio.__version__)'], { encoding: 'utf8' })
+    pythonStatus = r.status === 0
+      ? { ok: true, detail: `torch ${r.stdout.trim().split(' ')[0]}, torchaudio ${r.stdout.trim().split(' ')[1]}` }
+      : { ok: false, detail: `${PYTHON} lacks torch/torchaudio/numpy (${(r.stderr || String(r.error)).trim().split('\n').pop()})` }
+  }
+  return pythonStatus
+}
+
+/** Run a Python reference script; its last stdout line is JSON. */
+export function runPython<T>(script: string, args: string[], env: Record<string, string> = {}): T {
+  const r = spawnSync(PYTHON, [refScript(script), ...args], {
+    encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, ...env },
+  })
+  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status}): ${(r.stderr || String(r.error)).trim().slice(-2000)}`)
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as T
+}
+
+export function tmpDir(prefix = 'ktp-bench-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+export interface ChildResult {
+  code: number | null
+  seconds: number
+  /** Peak resident set size in bytes (from wait4's rusage, via /usr/bin/time when present). */
+  maxRssBytes: number | null
+  stderr: string
+  /** Captured stdout (only with `captureStdout`). */
+  stdout: string
+}
+
+const TIME = '/usr/bin/time'
+export const hasGnuTime = existsSync(TIME)
+
+/**
+ * Run a command to completion, measuring wall time and (when GNU time is installed) peak RSS.
+ * stdout is discarded unless `captureStdout`.
+ */
+export function runTimed(cmd: string, args: string[], opts: { cwd?: string; captureStdout?: boolean } = {}): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint()
+    const [file, argv] = hasGnuTime ? [TIME, ['-f', 'KTPBENCH_MAXRSS_KB=%M', cmd, ...args]] : [cmd, args]
+    const child = spawn(file, argv, { cwd: opts.cwd ?? ROOT, stdio: ['ignore', opts.captureStdout ? 'pipe' : 'ignore', 'pipe'] })
+    let stderr = ''
+    let stdout = ''
+    child.stdout?.setEncoding('utf8')
+    child.stdout?.on('data', (d: string) => (stdout += d))
+    child.stderr!.setEncoding('utf8')
+    child.stderr!.on('data', (d: string) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+      const m = /KTPBENCH_MAXRSS_KB=(\d+)/.exec(stderr)
+      resolve({ code, seconds, maxRssBytes: m ? Number(m[1]) * 1024 : null, stderr: stderr.replace(/KTPBENCH_MAXRSS_KB=\d+\n?/, ''), stdout })
+    })
+  })
+}
+
+/** Run `ktp ARGS` (node dist/pipeline/cli.js) and fail with its stderr if it fails. */
+export async function ktp(args: string[], opts: { cwd?: string } = {}): Promise<ChildResult> {
+  const r = await runTimed(process.execPath, [CLI, ...args], opts)
+  if (r.code !== 0) throw new Error(`ktp ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim().slice(-2000)}`)
+  return r
+}
+
+/** The teacher shape of DESIGN §4: 440 = 40×11 spliced in, 4×512 sigmoid, 1000 out. */
+export const TEACHER = { featDim: 40, context: 5, hidden: [512, 512, 512, 512], classes: 1000 }
+
+/**
+ * Write a reference-shaped random-weight DNN as a ktp model directory (ktp.json + params.bin), as
+ * `ktp train` does (stages/train.ts finishModel). `splice: 'model'` makes a model that splices
+ * 40-dim features itself (±5); `splice: 'input'` one that takes already spliced 440-dim frames
+ * (for a pipe through `ktp splice --context 5`). Same weights either way (same seed).
+ */
+export function writeTeacher(dir: string, splice: 'model' | 'input', o: { hidden?: number[]; classes?: number; seed?: number } = {}): void {
+  const inDim = TEACHER.featDim * (2 * TEACHER.context + 1)
+  const numClasses = o.classes ?? TEACHER.classes
+  const model = buildModel({ model: { type: 'dnn', hidden: o.hidden ?? TEACHER.hidden, activation: 'sigmoid' }, inputDim: inDim, numClasses, seed: o.seed ?? 1 })
+  try {
+    saveModel(dir, model, {
+      splice: splice === 'model' ? { left: TEACHER.context, right: TEACHER.context } : { left: 0, right: 0 },
+      featureDim: splice === 'model' ? TEACHER.featDim : inDim,
+      featureFingerprint: null,
+      numClasses,
+      inventory: null,
+      priors: null,
+      fingerprint: `bench-teacher-${splice}`,
+      build: `bench-teacher-${splice}`,
+      training: { stage: 'bench', note: 'random weights (glorot), for benchmarking only' },
+    })
+  } finally {
+    model.params.dispose()
+  }
+}
+
+/** Utterance lengths (frames) summing to about `total`, deterministic, 150–350 frames each. */
+export function uttLengths(total: number, seed = 7): number[] {
+  const r = mulberry32(seed)
+  const out: number[] = []
+  let n = 0
+  while (n < total) {
+    const f = Math.min(total - n, 150 + Math.floor(r() * 201))
+    out.push(f)
+    n += f
+  }
+  return out
+}
+
+/**
+ * A features@1 file of random frames (uniform in [-1, 1)), plus the same frames as raw float32
+ * (`rawPath`, all utterances concatenated) and their lengths (`rawPath`.lens, int32) for Python.
+ */
+export function writeRandomFeatures(path: string, lengths: number[], dim: number, opts: { seed?: number; rawPath?: string } = {}): number {
+  const schema = makeSchema('features', { widths: { feats: dim }, metadata: { 'ktp.fingerprint': 'bench-random-features' } })
+  const enc = new BatchEncoder(schema, 'file')
+  const r = mulberry32(opts.seed ?? 1)
+  const parts: Uint8Array[] = [...enc.begin()]
+  const raw: Buffer[] = []
+  lengths.forEach((frames, i) => {
+    const data = new Float32Array(frames * dim)
+    for (let j = 0; j < data.length; j++) data[j] = r() * 2 - 1
+    if (opts.rawPath) raw.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+    parts.push(...enc.encode(makeUttBatch(schema, { utt: `utt${String(i).padStart(6, '0')}`, feats: data })))
+  })
+  parts.push(...enc.finish())
+  writeFileSync(path, Buffer.concat(parts))
+  if (opts.rawPath) {
+    writeFileSync(opts.rawPath, Buffer.concat(raw))
+    writeFileSync(`${opts.rawPath}.lens`, Buffer.from(Int32Array.from(lengths).buffer))
+  }
+  return lengths.reduce((a, b) => a + b, 0)
+}
+
+/** Best of n runs of an async measurement that returns a value to maximise. */
+export async function bestOf<T>(n: number, run: () => Promise<T>, score: (t: T) => number): Promise<T> {
+  let best: T | null = null
+  for (let i = 0; i < n; i++) {
+    const t = await run()
+    if (best === null || score(t) > score(best)) best = t
+  }
+  return best as T
+}
+
+export const round = (x: number | null, digits = 3): number | null => (x == null || !Number.isFinite(x) ? x : Number(x.toPrecision(digits + 1)))

@@ -1,0 +1,194 @@
+/**
+ * The benchmark harness: `npm run bench [-- NAME…] [--json] [--quick] [--no-reference]`.
+ *
+ * Runs the named benchmarks (default: all, in the order below) and prints one JSON line per result
+ * on stdout: {name, ktp, reference, unit, ratio, ...extra}; `ratio` > 1 means ktp is ahead. Without
+ * --json a human-readable table follows on stderr, with progress notes as the benchmarks run. Each
+ * ktp/reference pair runs back to back, because the machine may be shared: the ratios are the
+ * signal, the absolute figures drift with the load.
+ *
+ *   features    fbank, 40 bins, all FSDD recordings: ktp vs torchaudio, one thread each
+ *   train-dnn   DNN 440-4×512-1000 training step (bench/engine.ts) vs PyTorch
+ *   train-lstm  LSTM 40→256→1000 chunked training step (bench/engine.ts) vs PyTorch
+ *   infer       ktp infer → top-32 f16 soft targets vs the same forward in PyTorch
+ *   soft-read   soft-target files → dense training targets at T = 2 (frames/s, bytes/frame)
+ *   memory      peak RSS of features | cmvn | splice | infer over FSDD ×1, ×4, ×16
+ *   decode      real-time factor of ktp decode on connected FSDD digits
+ *
+ * Python references need /usr/bin/python3 with torch and torchaudio (Debian:
+ * apt-get install python3-torch python3-torchaudio libopenblas0-pthread); without them, the pairs
+ * are reported without a reference (or skipped where ktp's side cannot run alone).
+ */
+import { pathToFileURL } from 'node:url'
+import { BenchLine, HarnessOptions, PYTHON_INSTALL_HINT, pythonReference } from './common.js'
+
+export const BENCHMARKS = ['features', 'train-dnn', 'train-lstm', 'infer', 'soft-read', 'memory', 'decode'] as const
+export type BenchName = (typeof BENCHMARKS)[number]
+
+const UNITS: Record<BenchName, string> = {
+  features: 'frames/s', 'train-dnn': 'frames/s', 'train-lstm': 'frames/s', infer: 'frames/s',
+  'soft-read': 'frames/s', memory: 'bytes', decode: 'RTF',
+}
+
+function unavailable(name: BenchName, why: string): BenchLine {
+  return { name, ktp: null, reference: null, unit: UNITS[name], ratio: null, note: `not available: ${why}` }
+}
+
+async function runFeatures(h: HarnessOptions): Promise<BenchLine[]> {
+  const py = pythonReference()
+  if (!h.reference || !py.ok) {
+    // bench/features.ts times both sides in one call and needs the reference for its frame check
+    const why = !h.reference ? 'skipped (--no-reference; bench/features.ts always runs torchaudio)' : `needs the torchaudio reference: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`
+    return [unavailable('features', why)]
+  }
+  const mod = (await import('./features.js')) as Record<string, unknown>
+  if (typeof mod.benchFeatures !== 'function') return [unavailable('features', 'bench/features.ts exports no benchFeatures()')]
+  const benchFeatures = mod.benchFeatures as (o: Record<string, unknown>) => Promise<{ ktp_s: number; reference_s: number; frames: number; ratio: number } & Record<string, unknown>>
+  const r = await benchFeatures({ numMelBins: 40, repeats: h.quick ? 1 : 3 })
+  const { ktp_s, reference_s, frames, ratio, ...rest } = r
+  const lines: BenchLine[] = [{
+    name: 'features', ktp: frames / ktp_s, reference: frames / reference_s, unit: 'frames/s', ratio,
+    frames, ktp_seconds: ktp_s, reference_seconds: reference_s, threads: 1, goal: '>= 2', ...rest,
+  }]
+  return lines
+}
+
+async function runEngine(h: HarnessOptions, which: BenchName[]): Promise<BenchLine[]> {
+  let mod: Record<string, unknown>
+  try {
+    mod = (await import('./engine.js')) as Record<string, unknown>
+  } catch (e) {
+    return which.map((n) => unavailable(n, `bench/engine.ts did not load (${(e as Error).message})`))
+  }
+  if (typeof mod.benchEngine !== 'function') return which.map((n) => unavailable(n, 'bench/engine.ts exports no benchEngine()'))
+  const py = pythonReference()
+  if (h.reference && !py.ok) h.log(`train-*: PyTorch reference skipped: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`)
+  const benchEngine = mod.benchEngine as (o: Record<string, unknown>) => Promise<BenchLine[]>
+  const res = await benchEngine({ reference: h.reference && py.ok, ...(h.quick ? { steps: 2, reps: 1 } : {}) })
+  return res.filter((r) => which.includes(r.name as BenchName)).map((r) => ({ ...r }))
+}
+
+async function runOne(name: BenchName, h: HarnessOptions): Promise<BenchLine[]> {
+  switch (name) {
+    case 'features':
+      return runFeatures(h)
+    case 'infer':
+      return (await import('./infer.js')).benchInfer(h)
+    case 'soft-read':
+      return (await import('./soft-read.js')).benchSoftRead(h)
+    case 'memory':
+      return (await import('./memory.js')).benchMemory(h)
+    case 'decode':
+      return (await import('./decode.js')).benchDecode(h)
+    default:
+      throw new Error(`unknown benchmark ${name}`)
+  }
+}
+
+function fmt(x: unknown): string {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return x == null ? '—' : String(x)
+  if (Math.abs(x) >= 1e6) return `${(x / 1e6).toFixed(2)}M`
+  if (Math.abs(x) >= 1e4) return `${(x / 1e3).toFixed(1)}k`
+  if (Math.abs(x) >= 100) return x.toFixed(0)
+  return x.toPrecision(3)
+}
+
+/** The human table (stderr). */
+export function table(lines: BenchLine[]): string {
+  const rows = [['benchmark', 'ktp', 'reference', 'unit', 'ratio', 'note']]
+  for (const l of lines) {
+    const variant = [l.variant, l.storage, l.scale != null ? `×${String(l.scale)}` : null].filter(Boolean).join(' ')
+    const note = (l.error ? `error: ${String(l.error)}` : l.note ?? l.reference_note ?? '') as string
+    rows.push([variant ? `${l.name} ${variant}` : l.name, fmt(l.ktp), fmt(l.reference), l.unit, l.ratio == null ? '—' : `${fmt(l.ratio)}×`, note.slice(0, 90)])
+  }
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
+  return rows.map((r) => r.map((v, c) => (c === 0 || c === 3 || c === 5 ? v.padEnd(w[c]) : v.padStart(w[c]))).join('  ').trimEnd()).join('\n') + '\n'
+}
+
+export interface RunArgs {
+  names: BenchName[]
+  json: boolean
+  quick: boolean
+  reference: boolean
+}
+
+export function parseArgs(argv: string[]): RunArgs {
+  const names: BenchName[] = []
+  let json = false
+  let quick = false
+  let reference = true
+  for (const a of argv) {
+    if (a === '--json') json = true
+    else if (a === '--quick') quick = true
+    else if (a === '--no-reference') reference = false
+    else if (a === '--help' || a === '-h') {
+      throw new UsageError(`usage: npm run bench [-- NAME…] [--json] [--quick] [--no-reference]\n  NAME: ${BENCHMARKS.join(', ')} (default: all)\n` +
+        '  --json          only the JSON lines (stdout), no table or progress on stderr\n' +
+        '  --quick         small sizes (a smoke run; the figures mean nothing)\n' +
+        '  --no-reference  skip the Python/PyTorch references\n', 0)
+    } else if ((BENCHMARKS as readonly string[]).includes(a)) {
+      if (!names.includes(a as BenchName)) names.push(a as BenchName)
+    } else {
+      throw new UsageError(`unknown benchmark or option '${a}'; expected one of ${BENCHMARKS.join(', ')}, --json, --quick, --no-reference`, 2)
+    }
+  }
+  return { names: names.length ? BENCHMARKS.filter((n) => names.includes(n)) : [...BENCHMARKS], json, quick, reference }
+}
+
+class UsageError extends Error {
+  constructor(message: string, readonly code: number) {
+    super(message)
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args: RunArgs
+  try {
+    args = parseArgs(argv)
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`)
+      return e.code
+    }
+    throw e
+  }
+  const log = args.json ? () => {} : (l: string) => process.stderr.write(`# ${l}\n`)
+  const h: HarnessOptions = { quick: args.quick, reference: args.reference, log }
+  if (args.reference) {
+    const py = pythonReference()
+    log(py.ok ? `Python reference: /usr/bin/python3, ${py.detail}` : `Python reference unavailable (${py.detail}); install: ${PYTHON_INSTALL_HINT}`)
+  }
+  const all: BenchLine[] = []
+  let failed = 0
+  const emit = (l: BenchLine) => {
+    all.push(l)
+    process.stdout.write(`${JSON.stringify(l)}\n`)
+  }
+  const engineNames = args.names.filter((n) => n === 'train-dnn' || n === 'train-lstm')
+  for (const name of args.names) {
+    if (name === 'train-lstm' && engineNames.includes('train-dnn')) continue // one engine run makes both
+    const t0 = Date.now()
+    log(`${name}: running`)
+    try {
+      const lines = name === 'train-dnn' || name === 'train-lstm' ? await runEngine(h, engineNames) : await runOne(name, h)
+      for (const l of lines) emit(l)
+    } catch (e) {
+      failed++
+      const names = name === 'train-dnn' || name === 'train-lstm' ? engineNames : [name]
+      for (const n of names) emit({ name: n, ktp: null, reference: null, unit: UNITS[n], ratio: null, error: (e as Error).message.slice(0, 2000) })
+    }
+    log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+  }
+  if (!args.json) process.stderr.write(`\n${table(all)}`)
+  return failed ? 1 : 0
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (e: unknown) => {
+      process.stderr.write(`bench failed: ${(e as Error)?.stack ?? String(e)}\n`)
+      process.exitCode = 2
+    },
+  )
+}

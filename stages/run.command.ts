@@ -1,0 +1,96 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { z } from 'zod'
+import { KtpError } from '../schemas/errors.js'
+import { defineCommand } from '../pipeline/command.js'
+import { runRecipe } from '../pipeline/recipe.js'
+import { FSDD_FULL, FSDD_QUICK, FsddConfig, fsddRecipe } from './recipes/fsdd.js'
+
+/** The bundled FSDD copy, found from this module whether it runs from dist/ or from source. */
+function bundledFsdd(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, 'fixtures', 'fsdd', 'recordings'))) return join(dir, 'fixtures', 'fsdd')
+    dir = dirname(dir)
+  }
+  throw new KtpError('no-data', 'the bundled FSDD recordings (fixtures/fsdd) were not found; give --data DIR')
+}
+
+/** `--set a.b=value`: override one field of the recipe config (value parsed as JSON when it can be). */
+export function applySets(cfg: Record<string, unknown>, sets: string[]): Record<string, unknown> {
+  const out = structuredClone(cfg)
+  for (const s of sets) {
+    const eq = s.indexOf('=')
+    if (eq < 0) throw new KtpError('usage', `--set: expected KEY=VALUE, got '${s}'`)
+    const path = s.slice(0, eq).split('.')
+    let value: unknown = s.slice(eq + 1)
+    try {
+      value = JSON.parse(value as string)
+    } catch {
+      /* a bare string */
+    }
+    let o = out as Record<string, unknown>
+    for (const k of path.slice(0, -1)) {
+      if (o[k] === undefined) o[k] = {}
+      if (typeof o[k] !== 'object' || o[k] === null) throw new KtpError('usage', `--set ${s}: '${k}' is not an object in the config`)
+      o = o[k] as Record<string, unknown>
+    }
+    o[path[path.length - 1]] = value
+  }
+  return out
+}
+
+export const runCommand = defineCommand({
+  command: 'run <recipe>',
+  describe: 'run a recipe (fsdd, or a JSON config) as a DAG of stages, rebuilding only what is stale',
+  options: z.object({
+    quick: z.boolean().default(false).describe('the quick configuration (one seed, a subset of the data, small models)'),
+    seeds: z.number().int().min(1).optional().describe('number of training seeds (1..N)'),
+    set: z.array(z.string()).default([]).describe('override a config field, e.g. --set students.lstm-kt.temperature=4 (repeatable)'),
+    config: z.string().optional().describe('a JSON file with the whole config (instead of the built-in one)'),
+  }),
+  cliOptions: z.object({
+    out: z.string().optional().describe('output directory (default for --demo: a ktp-demo folder in the system temp dir)'),
+    data: z.string().optional().describe('corpus folder (default: the bundled FSDD copy)'),
+    dryRun: z.boolean().default(false).describe('print the plan (what would run and why) and run nothing'),
+    from: z.string().optional().describe('run from this step on (earlier steps must be up to date)'),
+    until: z.string().optional().describe('run up to this step'),
+    jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
+    demo: z.boolean().default(false).describe('the README demo: the quick fsdd recipe on the bundled data, then print the table'),
+  }),
+  positionals: (y) => y.positional('recipe', { describe: 'fsdd (built in), or timit', type: 'string' }),
+  examples: [
+    ['ktp run fsdd --out exp/fsdd --quick', 'the quick configuration'],
+    ['ktp run fsdd --out exp/fsdd --seeds 3 --set students.lstm-kt.temperature=4', 'three seeds, one student changed'],
+  ],
+  run: async (o, argv) => {
+    const log = (l: string) => process.stderr.write(`${l}\n`)
+    const recipe = String(argv.recipe)
+    if (recipe !== 'fsdd') throw new KtpError('usage', `unknown recipe '${recipe}' (built in: fsdd)`)
+    const quick = o.quick || Boolean(argv.demo)
+    let cfg: FsddConfig = o.config ? JSON.parse(readFileSync(o.config, 'utf8')) : quick ? FSDD_QUICK : FSDD_FULL
+    if (o.seeds) cfg = { ...cfg, seeds: Array.from({ length: o.seeds }, (_, i) => i + 1) }
+    cfg = applySets(cfg as unknown as Record<string, unknown>, o.set) as unknown as FsddConfig
+    const out = resolve(argv.out ? String(argv.out) : argv.demo ? join(tmpdir(), 'ktp-demo') : (() => { throw new KtpError('usage', 'give --out DIR') })())
+    const data = argv.data ? String(argv.data) : bundledFsdd()
+    log(`ktp run ${recipe}: ${quick ? 'quick' : 'full'} configuration, seeds ${cfg.seeds.join(',')}, output ${out}`)
+    const t0 = Date.now()
+    const outcomes = await runRecipe(fsddRecipe(data, out, cfg), {
+      out, dryRun: Boolean(argv.dryRun), from: argv.from as string | undefined, until: argv.until as string | undefined, jobs: Number(argv.jobs ?? 1), log,
+    })
+    const ran = outcomes.filter((x) => x.state === 'ran').length
+    const failed = outcomes.filter((x) => x.state === 'failed')
+    if (!argv.dryRun) {
+      log(ran === 0 && failed.length === 0 ? `ktp run ${recipe}: everything is up to date, nothing to do` : `ktp run ${recipe}: ran ${ran} step(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s${failed.length ? `, ${failed.length} failed: ${failed.map((f) => f.name).join(', ')}` : ''}`)
+      const report = join(out, 'report.md')
+      if (existsSync(report) && failed.length === 0) {
+        const md = readFileSync(report, 'utf8')
+        const table = md.split('\n').filter((l) => l.startsWith('|') || l.startsWith('- **C'))
+        process.stdout.write(`${table.join('\n')}\n\nReport: ${report}\nResults: ${join(out, 'results.json')}\n`)
+      }
+    }
+    return failed.length ? 1 : 0
+  },
+})
