@@ -12,8 +12,6 @@ import { BatchEncoder } from '../pipeline/arrow-encoder.js'
 import { makeSchema } from '../schemas/kinds.js'
 import { makeUttBatch } from '../schemas/utterance.js'
 import { mulberry32 } from '../stages/nn/init.js'
-import { buildModel } from '../stages/nn/registry.js'
-import { saveModel } from '../stages/train/model-store.js'
 
 /**
  * One benchmark result, printed as one JSON line. `ratio` is always "how many times ktp is the
@@ -143,7 +141,10 @@ export const TEACHER = { featDim: 40, context: 5, hidden: [512, 512, 512, 512], 
  * 40-dim features itself (±5); `splice: 'input'` one that takes already spliced 440-dim frames
  * (for a pipe through `ktp splice --context 5`). Same weights either way (same seed).
  */
-export function writeTeacher(dir: string, splice: 'model' | 'input', o: { hidden?: number[]; classes?: number; seed?: number } = {}): void {
+export async function writeTeacher(dir: string, splice: 'model' | 'input', o: { hidden?: number[]; classes?: number; seed?: number } = {}): Promise<void> {
+  // loaded here, not at the top: tfjs takes seconds to load and the harness' usage path needs none of it
+  const { buildModel } = await import('../stages/nn/registry.js')
+  const { saveModel } = await import('../stages/train/model-store.js')
   const inDim = TEACHER.featDim * (2 * TEACHER.context + 1)
   const numClasses = o.classes ?? TEACHER.classes
   const model = buildModel({ model: { type: 'dnn', hidden: o.hidden ?? TEACHER.hidden, activation: 'sigmoid' }, inputDim: inDim, numClasses, seed: o.seed ?? 1 })

@@ -46,16 +46,16 @@ async function firstTop1(path: string): Promise<number[]> {
 
 export async function benchInfer(h: HarnessOptions, o: InferBenchOptions = {}): Promise<BenchLine[]> {
   const dir = tmpDir('ktp-bench-infer-')
-  const totalFrames = o.frames ?? (h.quick ? 2000 : 50_000)
+  const totalFrames = o.frames ?? (h.quick ? 500 : 50_000)
   const topK = o.topK ?? 32
   const reps = o.reps ?? 1
   const model = join(dir, 'teacher')
-  writeTeacher(model, 'model')
+  await writeTeacher(model, 'model', h.quick ? { hidden: [32] } : {})
   const feats = join(dir, 'feats.arrow')
   const raw = join(dir, 'feats.f32')
   const lengths = uttLengths(totalFrames)
   const frames = writeRandomFeatures(feats, lengths, TEACHER.featDim, { rawPath: raw })
-  h.log(`infer: ${frames} frames in ${lengths.length} utterances, teacher 440-4×512-1000, top-${topK} f16`)
+  h.log(`infer: ${frames} frames in ${lengths.length} utterances, teacher ${h.quick ? '440-32-1000 (quick)' : '440-4×512-1000'}, top-${topK} f16`)
 
   const py = pythonReference()
   const withRef = h.reference && py.ok

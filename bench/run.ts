@@ -20,7 +20,7 @@
  * are reported without a reference (or skipped where ktp's side cannot run alone).
  */
 import { pathToFileURL } from 'node:url'
-import { BenchLine, HarnessOptions, PYTHON_INSTALL_HINT, pythonReference } from './common.js'
+import { BenchLine, HarnessOptions, PYTHON_INSTALL_HINT, pythonReference, round } from './common.js'
 
 export const BENCHMARKS = ['features', 'train-dnn', 'train-lstm', 'infer', 'soft-read', 'memory', 'decode'] as const
 export type BenchName = (typeof BENCHMARKS)[number]
@@ -43,14 +43,25 @@ async function runFeatures(h: HarnessOptions): Promise<BenchLine[]> {
   }
   const mod = (await import('./features.js')) as Record<string, unknown>
   if (typeof mod.benchFeatures !== 'function') return [unavailable('features', 'bench/features.ts exports no benchFeatures()')]
-  const benchFeatures = mod.benchFeatures as (o: Record<string, unknown>) => Promise<{ ktp_s: number; reference_s: number; frames: number; ratio: number } & Record<string, unknown>>
+  type Old = { ktp_s: number; reference_s: number; frames: number; ratio: number } & Record<string, unknown>
+  type Line = { name: string; ktp: number; reference: number; unit: string; ratio: number; frames: number } & Record<string, unknown>
+  const benchFeatures = mod.benchFeatures as (o: Record<string, unknown>) => Promise<Old | Line[]>
   const r = await benchFeatures({ numMelBins: 40, repeats: h.quick ? 1 : 3 })
-  const { ktp_s, reference_s, frames, ratio, ...rest } = r
-  const lines: BenchLine[] = [{
-    name: 'features', ktp: frames / ktp_s, reference: frames / reference_s, unit: 'frames/s', ratio,
-    frames, ktp_seconds: ktp_s, reference_seconds: reference_s, threads: 1, goal: '>= 2', ...rest,
-  }]
-  return lines
+  // bench/features.ts reports seconds per pass (a list of lines), or, in its first version, one
+  // object; either way the harness reports throughput (frames/s) with the same ratio.
+  const lines: Line[] = Array.isArray(r)
+    ? r
+    : [{ name: 'features', ktp: r.ktp_s, reference: r.reference_s, unit: 's', ratio: r.ratio, frames: r.frames }]
+  return lines.map((l) => {
+    const { name, ktp, reference, unit, ratio, frames, ...rest } = l
+    const perSecond = unit === 's'
+    return {
+      name: 'features', variant: name === 'features' ? 'loop-1-thread' : name.replace(/^features-/, ''),
+      ktp: perSecond ? round(frames / ktp) : ktp, reference: perSecond ? round(frames / reference) : reference,
+      unit: perSecond ? 'frames/s' : unit, ratio: round(ratio), frames,
+      ...(perSecond ? { ktp_seconds: round(ktp), reference_seconds: round(reference) } : {}), goal: 'ratio >= 2', ...rest,
+    }
+  })
 }
 
 async function runEngine(h: HarnessOptions, which: BenchName[]): Promise<BenchLine[]> {

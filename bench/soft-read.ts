@@ -149,7 +149,7 @@ function timeTargets(utts: CorpusUtt[], T: number, C: number): number {
 
 export async function benchSoftRead(h: HarnessOptions, o: SoftReadOptions = {}): Promise<BenchLine[]> {
   const dir = tmpDir('ktp-bench-soft-')
-  const total = o.frames ?? (h.quick ? 1000 : 20_000)
+  const total = o.frames ?? (h.quick ? 600 : 20_000)
   const T = o.temperature ?? 2
   const reps = o.reps ?? (h.quick ? 1 : 3)
   const C = TEACHER.classes

@@ -54,6 +54,7 @@ export type IpcFormat = 'stream' | 'file'
 export class BatchEncoder {
   private readonly writer: Capturing
   private started = false
+  private readonly checked = new WeakSet<Schema>()
   readonly schema: Schema
 
   constructor(schema: Schema, format: IpcFormat) {
@@ -83,9 +84,11 @@ export class BatchEncoder {
    * (CONVENTIONS.md trap), so we check every batch ourselves and fail loudly instead.
    */
   encode(batch: RecordBatch): Uint8Array[] {
-    if (!sameColumns(batch.schema, this.schema)) {
+    // stages reuse one schema object for all their batches: compare each distinct schema once
+    if (!this.checked.has(batch.schema) && !sameColumns(batch.schema, this.schema)) {
       throw new KtpError('schema-changed', 'a record batch has different columns from the stream\'s schema')
     }
+    this.checked.add(batch.schema)
     const head = this.begin()
     this.writer.write(batch)
     return head.concat(this.take())

@@ -1,5 +1,5 @@
 import {
-  Data, DataType, Field, FixedSizeList, List, RecordBatch, Schema, Struct, Utf8, makeData, vectorFromArray,
+  Data, DataType, Field, FixedSizeList, List, RecordBatch, Schema, Struct, Utf8, makeData,
 } from 'apache-arrow'
 import { KtpError } from './errors.js'
 
@@ -75,12 +75,19 @@ export function numFrames(batch: RecordBatch, row = 0): number {
   return d.valueOffsets[row + 1] - d.valueOffsets[row]
 }
 
+const UTF8 = new TextEncoder()
+
 export type CellValue = string | number | null | NumArray
 
 function scalarData(type: DataType, v: CellValue, name: string): Data {
   if (type instanceof Utf8) {
     if (v !== null && typeof v !== 'string') throw new KtpError('bad-value', `column '${name}' takes a string`)
-    return vectorFromArray([v], new Utf8()).data[0]
+    // built directly: vectorFromArray's builder costs ~0.5 ms per call, per utterance
+    const bytes = v === null ? new Uint8Array(0) : UTF8.encode(v)
+    return makeData({
+      type, length: 1, nullCount: v === null ? 1 : 0, nullBitmap: v === null ? Uint8Array.of(0) : undefined,
+      valueOffsets: Int32Array.of(0, bytes.length), data: bytes,
+    } as never)
   }
   if (v !== null && typeof v !== 'number') throw new KtpError('bad-value', `column '${name}' takes a number`)
   const ArrayType = (type as unknown as { ArrayType: { of(...x: number[]): NumArray } }).ArrayType

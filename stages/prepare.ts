@@ -26,7 +26,7 @@ export type PrepareFormat = (typeof PREPARE_FORMATS)[number]
 export const prepareOptions = z.object({
   testSpeakers: z.string().optional().describe('test speakers: a comma-separated list or a file with one id per line; overrides the corpus division'),
   testFraction: z.number().min(0).max(1).optional().describe('put this fraction of speakers in test, chosen by a hash of their ids (deterministic; 0 = all in train)'),
-  testUtts: z.string().optional().describe('utterances to put in test as well: a comma-separated list or a file of ids'),
+  testUtts: z.string().optional().describe('utterances to put in test as well: a comma-separated list or a file of ids; a sentence id (TIMIT si836) selects it for every speaker'),
   skipSa: z.boolean().default(false).describe('TIMIT: leave out the SA dialect sentences (as Kaldi\'s TIMIT recipe does)'),
 })
 export type PrepareOptions = z.infer<typeof prepareOptions>
@@ -95,8 +95,11 @@ export function testSet(c: Corpus, opts: PrepareOptions, notes: string[]): Set<s
     test = new Set([...c.division].filter(([, d]) => d === 'test').map(([u]) => u))
   }
   if (opts.testUtts !== undefined) {
-    const extra = parseIdList(opts.testUtts, '--test-utts')
-    const unknown = extra.filter((u) => !utt2spk.has(u))
+    // an id names an utterance, or a sentence of every speaker (TIMIT `si836` matches `fvmh0-si836`)
+    const wanted = parseIdList(opts.testUtts, '--test-utts')
+    const all = [...utt2spk.keys()]
+    const extra = wanted.flatMap((w) => (utt2spk.has(w) ? [w] : all.filter((u) => u.endsWith(`-${w}`))))
+    const unknown = wanted.filter((w) => !utt2spk.has(w) && !all.some((u) => u.endsWith(`-${w}`)))
     if (unknown.length) throw new KtpError('usage', `--test-utts: no utterance ${unknown.slice(0, 5).map((u) => `'${u}'`).join(', ')} in the corpus`)
     test = new Set([...(test ?? []), ...extra])
   }

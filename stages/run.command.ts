@@ -6,7 +6,9 @@ import { z } from 'zod'
 import { KtpError } from '../schemas/errors.js'
 import { defineCommand } from '../pipeline/command.js'
 import { runRecipe } from '../pipeline/recipe.js'
-import { FSDD_FULL, FSDD_QUICK, FsddConfig, fsddRecipe } from './recipes/fsdd.js'
+import { FSDD_FULL, FSDD_QUICK, fsddRecipe } from './recipes/fsdd.js'
+import { TIMIT_FULL, TIMIT_QUICK, timitRecipe } from './recipes/timit.js'
+import type { Recipe } from '../pipeline/recipe.js'
 
 /** The bundled FSDD copy, found from this module whether it runs from dist/ or from source. */
 function bundledFsdd(): string {
@@ -59,8 +61,11 @@ export const runCommand = defineCommand({
     until: z.string().optional().describe('run up to this step'),
     jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
     demo: z.boolean().default(false).describe('the README demo: the quick fsdd recipe on the bundled data, then print the table'),
+    testSpeakers: z.string().optional().describe('timit: test speakers (comma-separated or a file), for corpora without TRAIN/TEST'),
+    testFraction: z.number().min(0).max(1).optional().describe('timit: deterministic fraction of speakers for test'),
+    testUtts: z.string().optional().describe('timit: utterances (or sentence ids such as si836) for test'),
   }),
-  positionals: (y) => y.positional('recipe', { describe: 'fsdd (built in), or timit', type: 'string' }),
+  positionals: (y) => y.positional('recipe', { describe: 'fsdd or timit (built in)', type: 'string' }),
   examples: [
     ['ktp run fsdd --out exp/fsdd --quick', 'the quick configuration'],
     ['ktp run fsdd --out exp/fsdd --seeds 3 --set students.lstm-kt.temperature=4', 'three seeds, one student changed'],
@@ -68,16 +73,28 @@ export const runCommand = defineCommand({
   run: async (o, argv) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)
     const recipe = String(argv.recipe)
-    if (recipe !== 'fsdd') throw new KtpError('usage', `unknown recipe '${recipe}' (built in: fsdd)`)
+    if (recipe !== 'fsdd' && recipe !== 'timit') throw new KtpError('usage', `unknown recipe '${recipe}' (built in: fsdd, timit)`)
     const quick = o.quick || Boolean(argv.demo)
-    let cfg: FsddConfig = o.config ? JSON.parse(readFileSync(o.config, 'utf8')) : quick ? FSDD_QUICK : FSDD_FULL
-    if (o.seeds) cfg = { ...cfg, seeds: Array.from({ length: o.seeds }, (_, i) => i + 1) }
-    cfg = applySets(cfg as unknown as Record<string, unknown>, o.set) as unknown as FsddConfig
+    const base = recipe === 'fsdd' ? (quick ? FSDD_QUICK : FSDD_FULL) : (quick ? TIMIT_QUICK : TIMIT_FULL)
+    let cfg = (o.config ? JSON.parse(readFileSync(o.config, 'utf8')) : structuredClone(base)) as Record<string, unknown>
+    if (o.seeds) cfg.seeds = Array.from({ length: o.seeds }, (_, i) => i + 1)
+    if (recipe === 'timit') {
+      const split = { ...(cfg.split as object) } as Record<string, unknown>
+      if (argv.testSpeakers) split.testSpeakers = String(argv.testSpeakers)
+      if (argv.testFraction !== undefined) split.testFraction = Number(argv.testFraction)
+      if (argv.testUtts) split.testUtts = String(argv.testUtts)
+      cfg.split = split
+    }
+    cfg = applySets(cfg, o.set)
     const out = resolve(argv.out ? String(argv.out) : argv.demo ? join(tmpdir(), 'ktp-demo') : (() => { throw new KtpError('usage', 'give --out DIR') })())
-    const data = argv.data ? String(argv.data) : bundledFsdd()
-    log(`ktp run ${recipe}: ${quick ? 'quick' : 'full'} configuration, seeds ${cfg.seeds.join(',')}, output ${out}`)
+    let data: string
+    if (argv.data) data = String(argv.data)
+    else if (recipe === 'fsdd') data = bundledFsdd()
+    else throw new KtpError('usage', 'the timit recipe needs --data DIR (a TIMIT-layout corpus)')
+    const plan: Recipe = recipe === 'fsdd' ? fsddRecipe(data, out, cfg as never) : timitRecipe(data, out, cfg as never)
+    log(`ktp run ${recipe}: ${quick ? 'quick' : 'full'} configuration, seeds ${(cfg.seeds as number[]).join(',')}, output ${out}`)
     const t0 = Date.now()
-    const outcomes = await runRecipe(fsddRecipe(data, out, cfg), {
+    const outcomes = await runRecipe(plan, {
       out, dryRun: Boolean(argv.dryRun), from: argv.from as string | undefined, until: argv.until as string | undefined, jobs: Number(argv.jobs ?? 1), log,
     })
     const ran = outcomes.filter((x) => x.state === 'ran').length

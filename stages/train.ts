@@ -55,11 +55,12 @@ export const trainOptions = z.object({
   seed: z.number().int().default(1).describe('seed of initialisation and data order'),
   backend: z.enum(BACKEND_NAMES as unknown as [BackendName, ...BackendName[]]).default('auto').describe('tfjs backend: auto picks tensorflow (tfjs-node[-gpu]) if installed, else wasm, else cpu'),
   checkpointMinutes: z.number().positive().default(5).describe('write a checkpoint at least this often (and after every epoch)'),
+  workers: z.number().int().min(1).max(64).default(1).describe('threads per training step (data parallel: each computes the gradient of a contiguous part of the batch; results match 1 thread up to float rounding)'),
 })
 export type TrainOptions = z.infer<typeof trainOptions>
 
 /** Options that do not change the result: they stay out of the model fingerprint. */
-export const NON_VALUE_OPTIONS = ['backend', 'checkpointMinutes'] as const
+export const NON_VALUE_OPTIONS = ['backend', 'checkpointMinutes', 'workers'] as const
 
 export function parseModelConfig(s: string): unknown {
   const text = s.trim().startsWith('{') ? s : (() => {
@@ -187,7 +188,7 @@ export async function runPhases(model: Model, phases: Phase[], ctx: TrainContext
     })
     const r = await train(model, source, held, {
       optimizer: optimizerFrom(opts), schedule: phase.schedule, clip: opts.clip, maxBadBatches: 20, logEvery: 50,
-      phase: phase.name, resume: ctx.resume,
+      phase: phase.name, resume: ctx.resume, workers: opts.workers,
       checkpoint: { path: join(ctx.out, `checkpoint.${phase.name}.bin`), everyMinutes: opts.checkpointMinutes, fingerprint: ctx.fingerprint },
     }, (rec) => {
       appendFileSync(logPath, `${JSON.stringify(rec)}\n`)

@@ -1,14 +1,22 @@
 // The bad-input corpus (fixtures/bad/cases.json): every case gets the right exit code, a message
 // naming the file and/or utterance, no crash (no "internal error", no stack trace), no output
 // presented as complete when the run failed, and — where only some utterances were bad — the
-// others written. Cases with the same command share one ktp process (e.g. one `features` run over
-// a data dir of 11 bad recordings and 2 good ones), and two processes run at a time.
+// others written. Cases with the same command share one run (e.g. one `features` run over a data
+// dir of 11 bad recordings and 2 good ones).
+//
+// Cost: a ktp process costs about a second of CPU, mostly module loading. So only the cases marked
+// `"process": true` (the batch runs, the security runs, one case per crash-prone reader) run as
+// real `ktp` processes; all the others run one after the other in ONE helper process that loads
+// the command modules once and drives them through yargs as cli.ts does (same command modules,
+// handlers, error reporting and exit codes; a yargs usage error, process.exit(2) in the CLI, is
+// recorded as exit code 2).
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import {
   chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync,
 } from 'node:fs'
 import { basename, dirname, join, relative } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { CLI, ROOT, tmp } from './helpers.js'
 import { openArrow } from '../pipeline/arrow-source.js'
 import { puller } from '../pipeline/pull.js'
@@ -35,6 +43,8 @@ interface Case {
   name: string
   covers: string
   command?: string[]
+  /** Run as a real ktp process (otherwise in the shared helper process). */
+  process?: boolean
   setup?: { unreadable?: string; copy?: [string, string][] }
   library?: 'parseKaldiMatrices' | 'parseKaldiIntVectors'
   file?: string
@@ -81,30 +91,29 @@ async function readUtts(path: string): Promise<string[]> {
   return utts
 }
 
-interface Run {
-  vars: Record<string, string>
+interface Outcome {
   code: number | null
   stdout: string
   stderr: string
   ms: number
+}
+
+interface Run extends Outcome {
+  vars: Record<string, string>
   before: string[]
   after: string[]
   skip?: string
 }
 
-function runKtp(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c) => (stdout += c))
-    child.stderr.on('data', (c) => (stderr += c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
-    child.on('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr })))
-  })
+interface Prepared {
+  c: Case
+  vars: Record<string, string>
+  args: string[]
+  before: string[]
+  skip?: string
 }
 
-async function execute(c: Case): Promise<Run> {
+function prepare(c: Case): Prepared {
   const work = tmp('ktp-bad-')
   const vars = { bad: BAD, tmp: work, out: join(work, 'out') }
   materialise(work, vars)
@@ -123,21 +132,98 @@ async function execute(c: Case): Promise<Run> {
       skip = 'chmod 000 does not stop this user from reading (running as root?): the unreadable-file case cannot be staged here'
     } catch { /* unreadable, as wanted */ }
   }
-  const before = listFiles(work)
-  if (skip) return { vars, code: null, stdout: '', stderr: '', ms: 0, before, after: before, skip }
-  const t0 = Date.now()
-  const r = await runKtp(c.command!.map((a) => fill(a, vars)), work)
-  return { vars, ...r, ms: Date.now() - t0, before, after: listFiles(work) }
+  return { c, vars, args: c.command!.map((a) => fill(a, vars)), before: listFiles(work), skip }
 }
 
-/** Run the distinct commands, `jobs` at a time. */
-async function runAll(groups: Case[][], jobs: number): Promise<Run[]> {
-  const results: Run[] = new Array(groups.length)
-  let next = 0
-  await Promise.all(Array.from({ length: jobs }, async () => {
-    for (let i = next++; i < groups.length; i = next++) results[i] = await execute(groups[i][0])
-  }))
-  return results
+/**
+ * The helper process: loads ktp's command modules from dist/ once, then runs each job's argv
+ * through yargs as cli.ts's main() does, in the job's work dir, capturing stdout/stderr and the
+ * exit code. Results go to a JSON file (its own stdout/stderr are what it captures).
+ */
+const DRIVER = `
+import { readFileSync, writeFileSync } from 'node:fs'
+const [jobsFile, resultsFile, root] = process.argv.slice(1)
+const yargs = (await import(root + '/node_modules/yargs/index.mjs')).default
+const { commands } = await import(root + '/dist/pipeline/commands.js')
+const { STDIO_ARG } = await import(root + '/dist/pipeline/command.js')
+const jobs = JSON.parse(readFileSync(jobsFile, 'utf8'))
+const results = []
+const realOut = process.stdout.write, realErr = process.stderr.write
+for (const job of jobs) {
+  let stdout = '', stderr = '', code
+  const sink = (add) => (c, ...r) => { add(String(c)); const cb = r.find((x) => typeof x === 'function'); if (cb) cb(); return true }
+  process.stdout.write = sink((c) => (stdout += c))
+  process.stderr.write = sink((c) => (stderr += c))
+  process.exitCode = undefined
+  process.chdir(job.cwd)
+  const t0 = Date.now()
+  try {
+    const entry = commands.find((c) => c.name === job.args[0])
+    let y = yargs(job.args.map((a) => (a === '-' ? STDIO_ARG : a))).scriptName('ktp').strict()
+      .fail((msg, e) => { if (e) throw e; process.stderr.write('ktp: usage error: ' + msg + '\\n'); code = 2 })
+    if (entry) y = y.command(await entry.load())
+    await y.parseAsync()
+  } catch (e) {
+    stderr += 'ktp: internal error: ' + ((e && e.stack) || String(e)) + '\\n'
+    code = 2
+  }
+  process.stdout.write = realOut
+  process.stderr.write = realErr
+  results.push({ code: code ?? (process.exitCode === undefined ? 0 : Number(process.exitCode)), stdout, stderr, ms: Date.now() - t0 })
+}
+process.exitCode = 0
+writeFileSync(resultsFile, JSON.stringify(results))
+`
+
+function runKtp(args: string[], cwd: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const t0 = Date.now()
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c) => (stdout += c))
+    child.stderr.on('data', (c) => (stderr += c))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    child.on('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr, ms: Date.now() - t0 })))
+  })
+}
+
+async function runInDriver(ps: Prepared[]): Promise<Outcome[]> {
+  if (ps.length === 0) return []
+  const dir = tmp('ktp-bad-driver-')
+  const jobsFile = join(dir, 'jobs.json')
+  const resultsFile = join(dir, 'results.json')
+  writeFileSync(jobsFile, JSON.stringify(ps.map((p) => ({ args: p.args, cwd: p.vars.tmp }))))
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', DRIVER, jobsFile, resultsFile, pathToFileURL(ROOT).href],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (c) => (stderr += c))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000)
+    child.on('close', (code) => (clearTimeout(timer), resolve({ code, stderr })))
+  })
+  if (!existsSync(resultsFile)) throw new Error(`the helper process died (exit ${r.code}): ${r.stderr}`)
+  return JSON.parse(readFileSync(resultsFile, 'utf8')) as Outcome[]
+}
+
+/** The helper process and the real ktp processes run side by side (two processes at a time). */
+async function execute(ps: Prepared[]): Promise<Run[]> {
+  const runs: Run[] = new Array(ps.length)
+  const finish = (i: number, r: Outcome) => {
+    runs[i] = { vars: ps[i].vars, ...r, before: ps[i].before, after: listFiles(ps[i].vars.tmp) }
+  }
+  ps.forEach((p, i) => {
+    if (p.skip) runs[i] = { vars: p.vars, code: null, stdout: '', stderr: '', ms: 0, before: p.before, after: p.before, skip: p.skip }
+  })
+  const procs = ps.map((_, i) => i).filter((i) => !ps[i].skip && ps[i].c.process)
+  const inDriver = ps.map((_, i) => i).filter((i) => !ps[i].skip && !ps[i].c.process)
+  await Promise.all([
+    runInDriver(inDriver.map((i) => ps[i])).then((rs) => rs.forEach((r, k) => finish(inDriver[k], r))),
+    (async () => {
+      for (const i of procs) finish(i, await runKtp(ps[i].args, ps[i].vars.tmp))
+    })(),
+  ])
+  return runs
 }
 
 const byCommand = new Map<string, Case[]>()
@@ -174,8 +260,11 @@ t.test('library cases', async (t) => {
 
 t.test('command cases', async (t) => {
   const t0 = Date.now()
-  const runs = await runAll(groups, 2)
-  t.comment(`${groups.length} ktp processes for ${cases.filter((c) => c.command).length} cases in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+  const runs = await execute(groups.map((g) => prepare(g[0])))
+  const nproc = groups.filter((g, i) => g[0].process && !runs[i].skip).length
+  t.comment(`${groups.length} runs (${nproc} ktp processes + 1 helper process) for ${cases.filter((c) => c.command).length} cases in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+  const slow = groups.map((g, i) => [g[0].name, runs[i].ms] as const).sort((a, b) => b[1] - a[1]).slice(0, 5)
+  t.comment(`slowest: ${slow.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(1)} s`).join(', ')}`)
   for (let g = 0; g < groups.length; g++) {
     const run = runs[g]
     for (const c of groups[g]) {

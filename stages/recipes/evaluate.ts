@@ -10,6 +10,7 @@ import { readHmm } from '../hmm-model.js'
 import { scoresReader } from '../soft-scores.js'
 import { formatTrn, parseKaldiText, parseSentences } from '../transcripts.js'
 import { parseTrn, scoreTrn } from '../scoring/index.js'
+import { loadMap } from '../score.js'
 import { fromF16 } from '../../schemas/float16.js'
 
 /**
@@ -29,6 +30,8 @@ export interface EvalInput {
   acousticScales: number[]
   insertionPenalties: number[]
   lm: 'bigram' | 'unigram' | 'uniform'
+  /** Fold labels before scoring (TIMIT's 39 phones). */
+  map?: 'timit39'
   out: string
 }
 
@@ -68,8 +71,8 @@ function decodeSet(input: EvalInput, batches: RecordBatch[], schemaSource: strin
   }).join('')
 }
 
-function wer(refText: string, hyp: string, source: string): { err: number; words: number; utts: number } {
-  const r = scoreTrn(parseTrn(refText, {}, 'ref'), parseTrn(hyp, {}, source), {})
+function wer(refText: string, hyp: string, source: string, map?: 'timit39'): { err: number; words: number; utts: number } {
+  const r = scoreTrn(parseTrn(refText, {}, 'ref'), parseTrn(hyp, {}, source), { map: loadMap(map) })
   const o = r.overall
   return { err: o.sub + o.del + o.ins, words: o.words, utts: o.sentences }
 }
@@ -109,14 +112,14 @@ export async function tuneAndEvaluate(input: EvalInput): Promise<EvalResult> {
   let best: { wer: number; as: number; ip: number } | null = null
   for (const as of input.acousticScales) {
     for (const ip of input.insertionPenalties) {
-      const w = wer(devRef, decodeSet(input, dev, input.devScores, as, ip), input.devScores)
+      const w = wer(devRef, decodeSet(input, dev, input.devScores, as, ip), input.devScores, input.map)
       const rate = (100 * w.err) / Math.max(1, w.words)
       if (!best || rate < best.wer) best = { wer: rate, as, ip }
     }
   }
   const hyp = decodeSet(input, test, input.testScores, best!.as, best!.ip)
   writeFileAtomic(`${input.out}.test.trn`, hyp)
-  const t = wer(refTrn(input.testText), hyp, input.testScores)
+  const t = wer(refTrn(input.testText), hyp, input.testScores, input.map)
   const result: EvalResult = {
     wer: (100 * t.err) / Math.max(1, t.words), dev_wer: best!.wer, frame_accuracy: await frameAccuracy(test, input.testLabels),
     acoustic_scale: best!.as, insertion_penalty: best!.ip, test_words: t.words, test_utterances: t.utts,

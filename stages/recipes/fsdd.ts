@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path'
 import type { Recipe, Step } from '../../pipeline/recipe.js'
-import { tuneAndEvaluate } from './evaluate.js'
+import { SYSTEMS, SystemsConfig, addSystems } from './systems.js'
 import { boundaryAccuracy } from './boundaries.js'
 import { writeReport } from './report.js'
 
@@ -12,24 +12,13 @@ import { writeReport } from './report.js'
  * acoustic scale and insertion penalty tuned on the dev speaker and scored on the test speaker.
  * Every step is a `ktp` command, so the log of a run is a script a user can replay by hand.
  */
-export interface FsddConfig {
+export interface FsddConfig extends SystemsConfig {
   /** Seed of the connected-digit data (the split and strings), not of training. */
   dataSeed: number
-  seeds: number[]
   connect: { maxPerSpeaker: number; testSpeakers: string; devSpeakers: string }
   features: { numMelBins: number }
   hmm: { states: number; silenceStates: number }
   align: { hidden: number[]; maxEpochs: number; lr: number }
-  teacher: { hidden: number[]; activation: 'sigmoid' | 'tanh' | 'relu'; context: number; lr: number; maxEpochs: number; minEpochs: number; rbmEpochs: number; batchSize: number }
-  soft: { topK: number; dtype: 'f16' | 'f32' }
-  student: {
-    cells: number; layers: number; lr: number; maxEpochs: number; minEpochs: number; ktLr: number; ktMaxEpochs: number; ktMinEpochs: number
-    temperature: number; alpha: number; chunkLength: number; chunksPerBatch: number; layerEpochs: number; optimizer: 'sgd' | 'momentum' | 'adam'
-    dataFraction: number
-  }
-  /** Per-system overrides of `student` (e.g. {"lstm-kt": {"temperature": 4}}). */
-  students: Record<string, Partial<FsddConfig['student']>>
-  decode: { acousticScales: number[]; insertionPenalties: number[]; lm: 'bigram' | 'unigram' | 'uniform' }
 }
 
 export const FSDD_FULL: FsddConfig = {
@@ -53,26 +42,15 @@ export const FSDD_FULL: FsddConfig = {
 export const FSDD_QUICK: FsddConfig = {
   ...FSDD_FULL,
   seeds: [1],
-  connect: { ...FSDD_FULL.connect, maxPerSpeaker: 120 },
-  align: { hidden: [128], maxEpochs: 4, lr: 0.5 },
-  teacher: { ...FSDD_FULL.teacher, hidden: [256, 256], maxEpochs: 5, minEpochs: 3 },
-  student: { ...FSDD_FULL.student, cells: 64, maxEpochs: 5, minEpochs: 3, ktMaxEpochs: 3, ktMinEpochs: 2, layerEpochs: 1 },
+  connect: { ...FSDD_FULL.connect, maxPerSpeaker: 50 },
+  hmm: { states: 3, silenceStates: 3 },
+  align: { hidden: [128], maxEpochs: 3, lr: 0.5 },
+  teacher: { ...FSDD_FULL.teacher, hidden: [128, 128], maxEpochs: 4, minEpochs: 3 },
+  student: { ...FSDD_FULL.student, cells: 32, maxEpochs: 4, minEpochs: 3, ktMaxEpochs: 2, ktMinEpochs: 2, layerEpochs: 1 },
   decode: { acousticScales: [0.1, 0.3], insertionPenalties: [0, -3], lm: 'unigram' },
 }
 
-export const SYSTEMS = ['dnn', 'dnn-rbm', 'lstm-baseline', 'lstm-kt', 'lstm-kt-rbm', 'lstm-regularise', 'lstm-layerwise-kt'] as const
-
-/** kebab-case CLI flags from a flat options object. */
-export function flags(o: Record<string, unknown>): string[] {
-  const out: string[] = []
-  for (const [k, v] of Object.entries(o)) {
-    if (v === undefined) continue
-    const name = `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
-    if (typeof v === 'boolean') out.push(v ? name : `--no-${name.slice(2)}`)
-    else out.push(name, typeof v === 'object' ? JSON.stringify(v) : String(v))
-  }
-  return out
-}
+export { SYSTEMS }
 
 export function fsddRecipe(data: string, outDir: string, cfg: FsddConfig): Recipe {
   const D = resolve(outDir)
@@ -127,59 +105,12 @@ export function fsddRecipe(data: string, outDir: string, cfg: FsddConfig): Recip
   })
   add({ name: 'hmm-priors1', cmd: ['hmm-update', '--hmm', p('hmm0.json'), p('ali1', 'train.arrow'), '-o', p('hmm1.json')], inputs: [p('hmm0.json'), p('ali1', 'train.arrow')], outputs: [p('hmm1.json')] })
 
-  const evals: string[] = []
-  const trainInputs = [p('feats', 'train.arrow'), p('feats', 'dev.arrow'), p('ali1', 'train.arrow'), p('ali1', 'dev.arrow')]
-  for (const seed of cfg.seeds) {
-    const sx = `s${seed}`
-    const t = cfg.teacher
-    for (const [name, pre] of [['dnn', 'none'], ['dnn-rbm', 'rbm']] as const) {
-      add({
-        name: `${name}.${sx}`,
-        cmd: ['train-teacher', ...common('ali1', seed), '--model', dnnModel(t.hidden, t.activation), '--context', String(t.context), '--pretrain', pre, '--rbm-epochs', String(t.rbmEpochs),
-          '--lr', String(t.lr), '--max-epochs', String(t.maxEpochs), '--min-epochs', String(t.minEpochs), '--batch-size', String(t.batchSize), '-o', p('exp', `${name}.${sx}`)],
-        inputs: trainInputs, outputs: [p('exp', `${name}.${sx}`)],
-      })
-      add({
-        name: `soft-${name}.${sx}`,
-        cmd: ['infer', '--model', p('exp', `${name}.${sx}`), p('feats', 'train.arrow'), '--top-k', String(cfg.soft.topK), '--dtype', cfg.soft.dtype, '-o', p('soft', `${name}.${sx}.arrow`), '--quiet'],
-        inputs: [p('exp', `${name}.${sx}`), p('feats', 'train.arrow')], outputs: [p('soft', `${name}.${sx}.arrow`)],
-      })
-    }
-    const students: [string, string, string | null][] = [
-      ['lstm-baseline', 'baseline', null], ['lstm-kt', 'kt', 'dnn'], ['lstm-kt-rbm', 'kt', 'dnn-rbm'],
-      ['lstm-regularise', 'regularise', 'dnn'], ['lstm-layerwise-kt', 'layerwise-kt', 'dnn'],
-    ]
-    for (const [name, mode, teacher] of students) {
-      const st = { ...cfg.student, ...(cfg.students[name] ?? {}) }
-      const { cells, layers, ...rest } = st
-      add({
-        name: `${name}.${sx}`,
-        cmd: ['train-student', ...common('ali1', seed), '--mode', mode, ...(teacher ? ['--soft', p('soft', `${teacher}.${sx}.arrow`)] : []),
-          '--model', JSON.stringify({ type: 'lstm', cells, layers }), ...flags(rest), '-o', p('exp', `${name}.${sx}`)],
-        inputs: [...trainInputs, ...(teacher ? [p('soft', `${teacher}.${sx}.arrow`)] : [])], outputs: [p('exp', `${name}.${sx}`)],
-      })
-    }
-    for (const sys of SYSTEMS) {
-      const model = p('exp', `${sys}.${sx}`)
-      for (const s of ['dev', 'test']) {
-        add({ name: `post-${sys}.${sx}-${s}`, cmd: ['infer', '--model', model, p('feats', `${s}.arrow`), '--top-k', '0', '--dtype', 'f32', '-o', p('post', `${sys}.${sx}-${s}.arrow`), '--quiet'], inputs: [model, p('feats', `${s}.arrow`)], outputs: [p('post', `${sys}.${sx}-${s}.arrow`)] })
-      }
-      const out = p('eval', `${sys}.${sx}`)
-      evals.push(`${out}.json`)
-      add({
-        name: `eval-${sys}.${sx}`, config: cfg.decode,
-        inputs: [p('hmm1.json'), p('post', `${sys}.${sx}-dev.arrow`), p('post', `${sys}.${sx}-test.arrow`), p('ali1', 'test.arrow'), dataDir('train'), dataDir('dev'), dataDir('test')],
-        outputs: [`${out}.json`],
-        fn: async () => {
-          await tuneAndEvaluate({
-            hmm: p('hmm1.json'), lmText: join(dataDir('train'), 'text'), devScores: p('post', `${sys}.${sx}-dev.arrow`), devText: join(dataDir('dev'), 'text'),
-            testScores: p('post', `${sys}.${sx}-test.arrow`), testText: join(dataDir('test'), 'text'), testLabels: p('ali1', 'test.arrow'),
-            acousticScales: cfg.decode.acousticScales, insertionPenalties: cfg.decode.insertionPenalties, lm: cfg.decode.lm, out,
-          })
-        },
-      })
-    }
-  }
+  const evals = addSystems(add, {
+    p, feats: { train: p('feats', 'train.arrow'), dev: p('feats', 'dev.arrow'), test: p('feats', 'test.arrow') },
+    labels: { train: p('ali1', 'train.arrow'), dev: p('ali1', 'dev.arrow'), test: p('ali1', 'test.arrow') },
+    hmm: p('hmm1.json'), lmText: join(dataDir('train'), 'text'), devText: join(dataDir('dev'), 'text'), testText: join(dataDir('test'), 'text'),
+    evalInputs: [],
+  }, cfg)
   add({
     name: 'report', config: { systems: SYSTEMS, seeds: cfg.seeds, v: 1 }, inputs: [...evals, p('boundaries.json')], outputs: [p('results.json'), p('report.md')],
     fn: async () => writeReport({ task: 'fsdd connected digits', metric: 'WER', out: D, seeds: cfg.seeds, systems: [...SYSTEMS], config: cfg }),

@@ -6,6 +6,7 @@ import { softmaxCrossEntropy } from '../nn/ops.js'
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js'
 import { NewbobConfig, NewbobState, newbobStart, newbobUpdate } from './newbob.js'
 import { Optimizer, OptimizerConfig, clipAndGuard } from './optimizer.js'
+import { GradientWorkers, PartResult, partGradients } from './workers.js'
 
 /**
  * The trainer: mini-batch gradient descent with newbob scheduling, clipping, a NaN/Inf guard,
@@ -52,6 +53,11 @@ export interface TrainerConfig {
   resume?: boolean
   /** Phase name in logs ('pretrain', 'finetune', …). */
   phase: string
+  /**
+   * Threads computing each batch's gradient (data parallel, workers.ts): 1 (default) = this
+   * thread only; N > 1 = this thread plus N − 1 worker threads, each on a contiguous part.
+   */
+  workers?: number
 }
 
 export interface EpochRecord {
@@ -87,7 +93,7 @@ export function batchLoss(logits: tf.Tensor, b: TrainBatch): tf.Scalar {
 }
 
 /** Correct predictions and counted rows of a batch (masked), as scalars. */
-function correctCount(logits: tf.Tensor, b: TrainBatch): { correct: tf.Scalar; counted: tf.Scalar } | null {
+export function correctCount(logits: tf.Tensor, b: TrainBatch): { correct: tf.Scalar; counted: tf.Scalar } | null {
   if (!b.labels) return null
   return tf.tidy(() => {
     const pred = tf.argMax(logits, -1)
@@ -195,6 +201,40 @@ export async function train(model: Model, trainData: DataSource, heldout: DataSo
   })
   let lastSave = Date.now()
 
+  // Data parallel (--workers N): parts 1…N−1 of every batch go to worker threads while this thread
+  // computes part 0; their sum feeds the same clip/guard/optimizer step as the single-thread path.
+  const pool = (cfg.workers ?? 1) > 1 && !schedule.done ? await GradientWorkers.start(model, cfg.workers!) : null
+  const parallelStep = async (b: TrainBatch): Promise<tf.Tensor> => {
+    const split = await pool!.dispatch(model.params, b)
+    let local: PartResult
+    try {
+      local = partGradients(model, split.local, split.localScale)
+    } finally {
+      disposeBatch(split.local)
+    }
+    try {
+      const remote = await split.remote
+      return tf.tidy(() => {
+        const { grads: clipped, gate } = clipAndGuard(pool!.sumGradients(model.params, local.grads, remote), cfg.clip)
+        opt.step(clipped, schedule.lr, gate)
+        let value: tf.Scalar = local.value
+        let correct: tf.Scalar = local.correct
+        let counted: tf.Scalar = local.counted
+        for (const r of remote) {
+          if (r == null) continue
+          value = tf.add(value, r.loss)
+          correct = tf.add(correct, r.correct)
+          counted = tf.add(counted, r.counted)
+        }
+        const w = b.mask ? tf.sum(b.mask) : tf.scalar(b.rows)
+        return tf.stack([tf.where(tf.isFinite(value), tf.mul(value, w), tf.scalar(0)), gate, correct, counted])
+      })
+    } finally {
+      tf.dispose([local.value, local.correct, local.counted, ...Object.values(local.grads)])
+    }
+  }
+
+  try {
   for (let epoch = startEpoch; !schedule.done; epoch++) {
     const t0 = Date.now()
     let batchIdx = skip
@@ -221,7 +261,7 @@ export async function train(model: Model, trainData: DataSource, heldout: DataSo
       pending.length = 0
     }
     for await (const b of trainData.epoch(epoch, skip)) {
-      const stats = tf.tidy(() => {
+      const stats = pool ? await parallelStep(b) : tf.tidy(() => {
         const { value, grads } = vg(b)(names.map((n) => model.params.get(n)))
         const g: Params = {}
         names.forEach((n, i) => (g[n] = grads[i]))
@@ -266,6 +306,9 @@ export async function train(model: Model, trainData: DataSource, heldout: DataSo
     partial = { loss: 0, rows: 0, correct: 0, counted: 0, bad: 0 }
     save(epoch + 1, 0)
     lastSave = Date.now()
+  }
+  } finally {
+    await pool?.terminate()
   }
   model.params.loadFlat(best)
   opt.dispose()
