@@ -169,3 +169,33 @@ t.test('evaluate reports accuracy in percent', async (t) => {
   t.ok(e.accuracy >= 0 && e.accuracy <= 100)
   t.equal(e.rows, 150)
 })
+
+t.test('the KT loss is averaged per frame: re-chunking the same frames (with padding) gives the same loss', async (t) => {
+  // 13 frames of logits and soft targets, as chunks of 5 (3 chunks, 2 padded) and of 4 (4 chunks, 3 padded)
+  const C = 4
+  const r = epochRandom(11, 0)
+  const frames = 13
+  const z = Array.from({ length: frames * C }, () => r() * 4 - 2)
+  const pRaw = Array.from({ length: frames * C }, () => r() + 0.01)
+  const p = pRaw.map((v, i) => v / pRaw.slice(Math.floor(i / C) * C, Math.floor(i / C) * C + C).reduce((a, b) => a + b))
+  const chunked = (L: number) => {
+    const B = Math.ceil(frames / L)
+    const zz = new Float32Array(B * L * C)
+    const pp = new Float32Array(B * L * C)
+    const mask = new Float32Array(B * L)
+    for (let f = 0; f < frames; f++) {
+      zz.set(z.slice(f * C, f * C + C), f * C)
+      pp.set(p.slice(f * C, f * C + C), f * C)
+      mask[f] = 1
+    }
+    for (let i = frames; i < B * L; i++) pp[i * C] = 1 // padding rows carry junk targets: the mask must hide them
+    const b: TrainBatch = { x: tf.tensor3d(zz, [B, L, C]), terms: [{ targets: tf.tensor3d(pp, [B, L, C]), temperature: 2, weight: 1 }], mask: tf.tensor2d(mask, [B, L]), rows: B * L }
+    const v = batchLoss(b.x, b).dataSync()[0]
+    tf.dispose([b.x, b.mask!, b.terms[0].targets])
+    return v
+  }
+  const a = chunked(5)
+  const b = chunked(4)
+  const c = chunked(13)
+  t.ok(Math.abs(a - b) < 1e-6 && Math.abs(a - c) < 1e-6, `loss with chunks of 5, 4, 13: ${a}, ${b}, ${c}`)
+})
