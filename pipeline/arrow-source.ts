@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { RecordBatch, RecordBatchReader, Schema } from 'apache-arrow'
+import { AsyncRandomAccessFile, RandomAccessFile } from 'apache-arrow/io/file'
 import _ from 'highland'
 import { KtpError } from '../schemas/errors.js'
 import { KindSpec, sameColumns, validateSchema } from '../schemas/kinds.js'
@@ -18,6 +19,21 @@ export interface ArrowSource {
   stream(): Highland.Stream<RecordBatch>
   /** Release the file handle (done automatically when the stream ends or fails). */
   close(): Promise<void>
+}
+
+/**
+ * Guard against a loop in apache-arrow 21's file readers: a corrupt message length (e.g. one byte
+ * of an IPC continuation marker flipped, making the length -256) makes `read(n)` move the read
+ * position *backwards* and the reader spins forever at 100% CPU (found by test/fuzz.test.ts).
+ * A negative or non-finite read length can only come from corrupt bytes: fail instead, which
+ * openArrow reports as a corrupt-input KtpError.
+ */
+for (const C of [RandomAccessFile, AsyncRandomAccessFile] as unknown as { prototype: { read(n?: number): unknown } }[]) {
+  const read = C.prototype.read
+  C.prototype.read = function guardedRead(this: unknown, n?: number) {
+    if (typeof n === 'number' && !(n >= 0)) throw new Error(`corrupt length ${n} in a message header`)
+    return read.call(this, n)
+  }
 }
 
 type AsyncReader = AsyncIterableIterator<RecordBatch> & { schema: Schema; open(): Promise<unknown>; cancel?(): Promise<void> }
@@ -64,10 +80,12 @@ async function stdinInput(): Promise<Uint8Array | NodeJS.ReadableStream> {
     for await (const c of rest) all.push(c)
     return Buffer.concat(all)
   }
+  // byte mode: Arrow's reader asks for exact byte counts; an object-mode stream would hand it one
+  // pipe chunk per read and lose messages that span chunks
   return Readable.from((async function* () {
     yield head
     for await (const c of rest) yield c
-  })())
+  })(), { objectMode: false })
 }
 
 export async function openArrow(src: string, accept: string[]): Promise<ArrowSource> {

@@ -51,6 +51,19 @@ t.test('a pipe through real processes: ktp cat a | ktp cat - --shard 1/2 | ktp i
   t.equal(j.fingerprint, 'fp-abc')
 })
 
+t.test('large utterances (messages spanning many pipe chunks) survive a pipe intact', async (t) => {
+  const big = join(dir, 'big.arrow')
+  const bigUtts = uttList(11, (i) => 1500 + i * 37)
+  writeFeatures(big, bigUtts, 40, 9, 'fp-big')
+  const r = sh(`${KTP} cat ${big} | ${KTP} cat - | ${KTP} info - --json && cat ${big} | ${KTP} info - --json`)
+  t.equal(r.code, 0, r.stderr)
+  const [viaStream, viaFile] = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l))
+  for (const j of [viaStream, viaFile]) {
+    t.equal(j.utterances, 11)
+    t.equal(j.frames, bigUtts.reduce((a, u) => a + u.frames, 0))
+  }
+})
+
 t.test('shards partition the input and merge restores it', async (t) => {
   const parts = [1, 2, 3].map((i) => join(dir, `part${i}.arrow`))
   parts.forEach((p, i) => t.equal(ktp(['cat', feats, '--shard', `${i + 1}/3`, '-o', p, '--quiet']).code, 0))

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { makeSchema } from '../schemas/kinds.js'
 import { makeUttBatch } from '../schemas/utterance.js'
 import { BatchEncoder } from '../pipeline/arrow-encoder.js'
+import { mulberry32 } from '../stages/nn/init.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const CLI = join(ROOT, 'dist', 'pipeline', 'cli.js')
@@ -14,17 +15,8 @@ export function tmp(prefix = 'ktp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
 }
 
-/** Deterministic pseudo-random floats (mulberry32) so fixtures are the same on every machine. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Deterministic pseudo-random floats (mulberry32, as model initialisation uses) for fixtures. */
+export const rng = mulberry32
 
 export interface FakeUtt {
   utt: string

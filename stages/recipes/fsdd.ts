@@ -28,7 +28,7 @@ export const FSDD_FULL: FsddConfig = {
   features: { numMelBins: 23 },
   hmm: { states: 5, silenceStates: 3 },
   align: { hidden: [256, 256], maxEpochs: 6, lr: 0.5 },
-  teacher: { hidden: [512, 512, 512], activation: 'sigmoid', context: 5, lr: 0.5, maxEpochs: 12, minEpochs: 4, rbmEpochs: 1, batchSize: 256 },
+  teacher: { hidden: [512, 512, 512], activation: 'sigmoid', context: 5, lr: 1, maxEpochs: 12, minEpochs: 4, rbmEpochs: 1, batchSize: 256 },
   soft: { topK: 8, dtype: 'f16' },
   student: {
     cells: 128, layers: 2, lr: 0.5, maxEpochs: 12, minEpochs: 4, ktLr: 0.5, ktMaxEpochs: 8, ktMinEpochs: 3,
@@ -42,10 +42,10 @@ export const FSDD_FULL: FsddConfig = {
 export const FSDD_QUICK: FsddConfig = {
   ...FSDD_FULL,
   seeds: [1],
-  connect: { ...FSDD_FULL.connect, maxPerSpeaker: 50 },
+  connect: { ...FSDD_FULL.connect, maxPerSpeaker: 100 },
   hmm: { states: 3, silenceStates: 3 },
   align: { hidden: [128], maxEpochs: 3, lr: 0.5 },
-  teacher: { ...FSDD_FULL.teacher, hidden: [128, 128], maxEpochs: 4, minEpochs: 3 },
+  teacher: { ...FSDD_FULL.teacher, hidden: [128, 128], maxEpochs: 5, minEpochs: 3 },
   student: { ...FSDD_FULL.student, cells: 32, maxEpochs: 4, minEpochs: 3, ktMaxEpochs: 2, ktMinEpochs: 2, layerEpochs: 1 },
   decode: { acousticScales: [0.1, 0.3], insertionPenalties: [0, -3], lm: 'unigram' },
 }

@@ -205,7 +205,7 @@ export async function train(model: Model, trainData: DataSource, heldout: DataSo
   // computes part 0; their sum feeds the same clip/guard/optimizer step as the single-thread path.
   const pool = (cfg.workers ?? 1) > 1 && !schedule.done ? await GradientWorkers.start(model, cfg.workers!) : null
   const parallelStep = async (b: TrainBatch): Promise<tf.Tensor> => {
-    const split = await pool!.dispatch(model.params, b)
+    const split = pool!.dispatch(model.params, b)
     let local: PartResult
     try {
       local = partGradients(model, split.local, split.localScale)

@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { selectBackend, type BackendName } from '../nn/backend.js'
 import { buildModel } from '../nn/registry.js'
 import type { Model } from '../nn/model.js'
-import { partFromWire, partGradients, type FromWorker, type ToWorker, type WorkerInit } from './workers.js'
+import { packInto, partFromWire, partGradients, tensorFrom, type FromWorker, type ToWorker, type WorkerInit } from './workers.js'
 
 const init = workerData as WorkerInit
 const port = parentPort
@@ -40,7 +40,7 @@ port.on('message', (m: ToWorker) => {
     if (version !== loaded) {
       for (const slot of model.params.layout) {
         const v = model.params.get(slot.name)
-        tf.tidy(() => v.assign(tf.tensor(paramView.slice(slot.offset, slot.offset + slot.size), slot.shape, 'float32')))
+        tf.tidy(() => v.assign(tensorFrom(paramView.subarray(slot.offset, slot.offset + slot.size), slot.shape)))
       }
       loaded = version
     }
@@ -49,7 +49,7 @@ port.on('message', (m: ToWorker) => {
     try {
       const r = partGradients(model, b, m.scale)
       try {
-        model.params.pack(r.grads, gradView)
+        packInto(model.params, r.grads, gradView)
         const st = tf.stack([r.value, r.correct, r.counted])
         stats = Float32Array.from(st.dataSync() as Float32Array)
         st.dispose()

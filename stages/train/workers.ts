@@ -11,9 +11,11 @@
  *   grads   [(N−1) · size]    worker k writes its part's gradient at (k−1)·size
  *   ctrl    Int32 [1 + N−1]   ctrl[0] = version of `params`; ctrl[k] = last step worker k finished.
  *                             Atomics store/load around the plain writes order them across threads.
+ *   input k (one per worker, grown on demand) worker k's rows of the batch: x, targets, mask, labels.
  * Messages:
- *   main → worker   { type: 'step', id, version, scale, part }   part = a slice of the batch's rows
- *                                                                  (typed arrays moved, not copied)
+ *   main → worker   { type: 'step', id, version, scale, part }   part = views into input k (a typed
+ *                                                                  array over shared memory clones
+ *                                                                  as a view: nothing is copied)
  *   worker → main   { type: 'done', id, loss, correct, counted }  (gradient already in `grads`)
  *                   { type: 'error', id, message }                 (a failed step)
  *                   { type: 'ready' } | { type: 'init-error', message } (start-up)
@@ -25,6 +27,13 @@
  * gradient. The main thread adds the parts in the fixed order 0, 1, …, N−1 and runs the
  * unchanged clip + NaN guard + optimizer step on its own parameters. Same inputs and worker count
  * → the same sums in the same order → identical weights; a different N only changes rounding.
+ *
+ * Copies: no buffer is allocated per step. On the wasm backend values are read straight from the
+ * wasm heap into shared memory (`readInto`), and tensors are created from shared-memory views
+ * (tfjs-wasm copies them into its heap at creation). On this machine a fresh 6 MB JS buffer per
+ * step (what dataSync and slice allocate) cost 20–90 ms in page faults, a copy into a warm buffer
+ * 0.3 ms. Variables are never written in place: tfjs-wasm caches XNNPACK operators (with packed
+ * weights) by tensor, so parameters are loaded with `assign` of a new tensor.
  */
 import * as tf from '@tensorflow/tfjs'
 import { existsSync } from 'node:fs'
@@ -63,6 +72,43 @@ export interface WorkerInit {
 }
 
 export type ToWorker = { type: 'step'; id: number; version: number; scale: number; part: WirePart }
+
+interface WasmBackendInternals {
+  wasm: { HEAPU8: Uint8Array }
+  dataIdMap: { get(id: object): { memoryOffset: number } | undefined }
+}
+
+/**
+ * A view of a tensor's values in the wasm heap (no copy), or null on other backends. Valid only
+ * until the next tfjs operation (the heap may grow and move): use it at once.
+ */
+function heapView(t: tf.Tensor): Float32Array | Int32Array | null {
+  if (tf.getBackend() !== 'wasm' || (t.dtype !== 'float32' && t.dtype !== 'int32')) return null
+  const be = tf.backend() as unknown as WasmBackendInternals
+  const d = be.dataIdMap?.get(t.dataId)
+  const heap = be.wasm?.HEAPU8
+  if (d == null || heap == null) return null
+  return t.dtype === 'float32' ? new Float32Array(heap.buffer, d.memoryOffset, t.size) : new Int32Array(heap.buffer, d.memoryOffset, t.size)
+}
+
+/** The values of `t` (a view into the wasm heap, else a copy): read at once, do not keep. */
+export function hostValues(t: tf.Tensor): Float32Array | Int32Array {
+  return heapView(t) ?? (t.dataSync() as Float32Array | Int32Array)
+}
+
+/** A tensor from values that may live in reused shared memory: copied unless the backend copies. */
+export function tensorFrom(values: Float32Array | Int32Array, shape: number[], dtype: 'float32' | 'int32' = 'float32'): tf.Tensor {
+  return tf.tensor(tf.getBackend() === 'wasm' ? values : values.slice(), shape, dtype)
+}
+
+/** Pack parameter-shaped tensors into `out` at the layout offsets without allocating (wasm). */
+export function packInto(params: ParamSet, ts: Params, out: Float32Array): void {
+  for (const slot of params.layout) {
+    const t = ts[slot.name]
+    if (t == null) throw new Error(`pack: missing ${slot.name}`)
+    out.set(hostValues(t), slot.offset)
+  }
+}
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'init-error'; message: string }
@@ -117,7 +163,7 @@ export function partGradients(model: Model, b: TrainBatch, scale: number): PartR
 
 /** Tensors of a wire part (the caller disposes them with the batch). */
 export function partFromWire(p: WirePart): TrainBatch {
-  const t = (w: WireTensor, dtype: 'float32' | 'int32' = 'float32') => tf.tensor(w.data, w.shape, dtype)
+  const t = (w: WireTensor, dtype: 'float32' | 'int32' = 'float32') => tensorFrom(w.data, w.shape, dtype)
   return {
     x: t(p.x),
     terms: p.terms.map((term) => ({ targets: t(term.targets), temperature: term.temperature, weight: term.weight })),
@@ -149,6 +195,8 @@ export class GradientWorkers {
   private readonly gradView: Float32Array
   private readonly ctrl: Int32Array
   private readonly size: number
+  /** Per worker: shared memory for its rows of the batch (grown on demand). */
+  private readonly inputs: SharedArrayBuffer[] = []
   private version = 0
   private nextId = 0
   private pending = new Map<number, { k: number; resolve: (r: Remote) => void; reject: (e: Error) => void }>()
@@ -176,37 +224,36 @@ export class GradientWorkers {
       ctrl: new SharedArrayBuffer(4 * parts),
     }
     const workers: Worker[] = []
+    const pool = new GradientWorkers(parts, workers, sabs, size)
     const ready: Promise<void>[] = []
     for (let k = 1; k < parts; k++) {
       const init: WorkerInit = { ktpTrainWorker: true, index: k, spec: model.spec, backend, ...sabs, size }
       const w = new Worker(entry, { workerData: init })
       workers.push(w)
-      ready.push(new Promise<void>((resolve, reject) => {
-        const onMsg = (m: FromWorker) => {
-          if (m.type === 'ready') resolve()
-          else if (m.type === 'init-error') reject(new KtpError('worker-failed', `training worker ${k} failed to start: ${m.message}`))
-          if (m.type === 'ready' || m.type === 'init-error') w.off('message', onMsg)
-        }
-        w.on('message', onMsg)
-        w.once('error', (e) => reject(new KtpError('worker-failed', `training worker ${k} failed to start: ${e.message}`)))
-        w.once('exit', (code) => reject(new KtpError('worker-failed', `training worker ${k} exited with code ${code} while starting`)))
-      }))
+      ready.push(new Promise<void>((resolve, reject) => pool.watch(w, k, resolve, reject)))
     }
     try {
       await Promise.all(ready)
     } catch (err) {
-      await Promise.all(workers.map((w) => w.terminate()))
+      await pool.terminate()
       throw err
     }
-    const pool = new GradientWorkers(parts, workers, sabs, size)
-    workers.forEach((w, i) => pool.watch(w, i + 1))
+    pool.started = true
     return pool
   }
 
-  private watch(w: Worker, k: number): void {
-    w.removeAllListeners()
+  private started = false
+
+  /** One set of listeners per worker for its whole life: start-up, steps, crashes. */
+  private watch(w: Worker, k: number, ready: () => void, notReady: (e: Error) => void): void {
+    const die = (why: string) => {
+      const err = new KtpError('worker-failed', this.started ? `training worker ${k} ${why}` : `training worker ${k} failed to start: ${why}`)
+      if (!this.started) notReady(err)
+      else this.fail(err)
+    }
     w.on('message', (m: FromWorker) => {
-      if (m.type !== 'done' && m.type !== 'error') return
+      if (m.type === 'ready') return ready()
+      if (m.type === 'init-error') return die(m.message)
       const p = this.pending.get(m.id)
       if (!p) return
       this.pending.delete(m.id)
@@ -216,10 +263,10 @@ export class GradientWorkers {
       }
       p.resolve({ loss: m.loss, correct: m.correct, counted: m.counted })
     })
-    w.on('error', (e) => this.fail(new KtpError('worker-failed', `training worker ${k} crashed: ${e.message}`)))
-    w.on('messageerror', (e) => this.fail(new KtpError('worker-failed', `training worker ${k}: unreadable message (${e.message})`)))
+    w.on('error', (e) => die(`crashed: ${e.message}`))
+    w.on('messageerror', (e) => die(`sent an unreadable message (${e.message})`))
     w.on('exit', (code) => {
-      if (!this.closing) this.fail(new KtpError('worker-failed', `training worker ${k} exited unexpectedly (code ${code})`))
+      if (!this.closing) die(`exited unexpectedly (code ${code})`)
     })
   }
 
@@ -233,7 +280,7 @@ export class GradientWorkers {
    * Publish `params`, split `b` and send parts 1…N−1 to the workers. Returns part 0 (slices of
    * the batch) for the main thread to compute while the workers run.
    */
-  async dispatch(params: ParamSet, b: TrainBatch): Promise<Split> {
+  dispatch(params: ParamSet, b: TrainBatch): Split {
     if (this.dead) throw this.dead
     const N = this.parts
     const R = b.x.shape[0]
@@ -242,7 +289,7 @@ export class GradientWorkers {
     const sliceAll = (t: tf.Tensor, s: number, e: number) => tf.slice(t, [s, ...t.shape.slice(1).map(() => 0)], [e - s, ...t.shape.slice(1)])
 
     // Shares of the target frames: mask sums, or frame counts.
-    const maskData = b.mask ? ((await b.mask.data()) as Float32Array) : null
+    const maskData = b.mask ? Float32Array.from(hostValues(b.mask)) : null
     const maskRow = b.mask ? b.mask.size / R : 0
     const weightOf = (s: number, e: number) => {
       if (!maskData) return (e - s) * per
@@ -253,49 +300,45 @@ export class GradientWorkers {
     const total = weightOf(0, R)
     const scale = (k: number) => (total > 0 ? weightOf(bounds[k], bounds[k + 1]) / total : 0)
 
-    // Host copies of the tensors the workers need (parts 1…N−1 only).
-    const hasRemote = bounds[N] > bounds[1]
-    const wire = async (t: tf.Tensor) => ({ data: (await t.data()) as Float32Array | Int32Array, shape: t.shape })
-    const host = hasRemote
-      ? {
-          x: await wire(b.x),
-          terms: await Promise.all(b.terms.map((term) => wire(term.targets))),
-          mask: maskData ? { data: maskData, shape: b.mask!.shape } : undefined,
-          labels: b.labels ? await wire(b.labels) : undefined,
-        }
-      : null
-    const cut = (w: WireTensor, s: number, e: number): WireTensor => {
-      const row = w.data.length / R
-      return { data: w.data.slice(s * row, e * row), shape: [e - s, ...w.shape.slice(1)] }
-    }
-
-    if (hasRemote) {
-      params.pack(params.tensors(), this.paramView)
+    // Rows of parts 1…N−1, copied into each worker's shared input region.
+    const srcs: tf.Tensor[] = [b.x, ...b.terms.map((t) => t.targets), ...(b.mask ? [b.mask] : []), ...(b.labels ? [b.labels] : [])]
+    const remote: Promise<Remote | null>[] = []
+    if (bounds[N] > bounds[1]) {
+      packInto(params, params.tensors(), this.paramView)
       this.version = (this.version + 1) | 0
       Atomics.store(this.ctrl, 0, this.version)
     }
-    const remote: Promise<Remote | null>[] = []
     for (let k = 1; k < N; k++) {
       const s = bounds[k]
       const e = bounds[k + 1]
-      if (e <= s || host == null) {
+      if (e <= s) {
         remote.push(Promise.resolve(null))
         continue
       }
+      const bytes = srcs.reduce((a, t) => a + 4 * (t.size / R) * (e - s), 0)
+      if ((this.inputs[k - 1]?.byteLength ?? 0) < bytes) this.inputs[k - 1] = new SharedArrayBuffer(Math.ceil((bytes * 1.25) / 4096) * 4096)
+      const sab = this.inputs[k - 1]
+      let off = 0
+      const cut = (t: tf.Tensor): WireTensor => {
+        const row = t.size / R
+        const src = hostValues(t).subarray(s * row, e * row)
+        const dst = t.dtype === 'int32' ? new Int32Array(sab, off, src.length) : new Float32Array(sab, off, src.length)
+        dst.set(src)
+        off += 4 * src.length
+        return { data: dst, shape: [e - s, ...t.shape.slice(1)] }
+      }
       const part: WirePart = {
-        x: cut(host.x, s, e),
-        terms: b.terms.map((term, i) => ({ targets: cut(host.terms[i], s, e), temperature: term.temperature, weight: term.weight })),
-        mask: host.mask ? cut(host.mask, s, e) : undefined,
-        labels: host.labels ? cut(host.labels, s, e) : undefined,
+        x: cut(b.x),
+        terms: b.terms.map((term) => ({ targets: cut(term.targets), temperature: term.temperature, weight: term.weight })),
+        mask: b.mask ? cut(b.mask) : undefined,
+        labels: b.labels ? cut(b.labels) : undefined,
         rows: (e - s) * per,
       }
       const id = this.nextId++
       const msg: ToWorker = { type: 'step', id, version: this.version, scale: scale(k), part }
-      const transfer = [part.x, ...part.terms.map((t) => t.targets), part.mask, part.labels]
-        .filter((w): w is WireTensor => w != null).map((w) => w.data.buffer as ArrayBuffer)
       remote.push(new Promise<Remote>((resolve, reject) => {
         this.pending.set(id, { k, resolve, reject })
-        this.workers[k - 1].postMessage(msg, transfer)
+        this.workers[k - 1].postMessage(msg)
       }))
     }
     const e0 = bounds[1]
@@ -325,8 +368,8 @@ export class GradientWorkers {
       if (r == null) return
       const base = i * this.size
       for (const slot of params.layout) {
-        const g = this.gradView.slice(base + slot.offset, base + slot.offset + slot.size) // a private copy
-        out[slot.name] = tf.add(out[slot.name], tf.tensor(g, slot.shape, 'float32'))
+        const g = tensorFrom(this.gradView.subarray(base + slot.offset, base + slot.offset + slot.size), slot.shape)
+        out[slot.name] = tf.add(out[slot.name], g)
       }
     })
     return out
