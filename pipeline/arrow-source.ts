@@ -136,18 +136,23 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
       if (used) throw new KtpError('reused-source', `${name}: an input can be streamed only once`)
       used = true
       return _<RecordBatch>((push, next) => {
-        // sync readers (file bytes from stdin) return results, async ones promises
-        Promise.resolve(reader.next()).then(
+        // sync readers (file bytes from stdin) return results, async ones promises; a sync reader
+        // may also throw, so call it inside the chain, where a throw becomes the rejection below
+        Promise.resolve().then(() => reader.next()).then((r) => {
+          if (r.done) return { done: true as const }
+          if (!sameColumns(r.value.schema, schema)) return { changed: true as const }
+          return { rows: [...rowsOf(r.value)] }
+        }).then(
           (r) => {
-            if (r.done) {
+            if ('done' in r) {
               void close()
               return push(null, _.nil)
             }
-            if (!sameColumns(r.value.schema, schema)) {
+            if ('changed' in r) {
               push(new KtpError('schema-changed', `${name}: a record batch's columns differ from the file's schema`))
               return push(null, _.nil)
             }
-            for (const row of rowsOf(r.value)) (rows++, push(null, row))
+            for (const row of r.rows) (rows++, push(null, row))
             next()
           },
           (err) => {

@@ -282,7 +282,7 @@ t.test('openArrow on mutated Arrow files and streams: reads, or fails with KtpEr
       const p = join(dir, `mut-${format}-${n++}.arrow`)
       writeFileSync(p, cut === undefined ? b : b.subarray(0, cut))
       try {
-        await withTimeout(readAll(p), 10_000, p)
+        await withTimeout(readAll(p), 5_000, p)
         stats.read++
         return true
       } catch (e) {

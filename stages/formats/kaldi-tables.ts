@@ -43,7 +43,8 @@ export function parseTable(text: string, source: string): TableLine[] {
   for (let n = 0; n < lines.length; n++) {
     const raw = lines[n].replace(/\r$/, '')
     if (raw.trim() === '') continue
-    const m = /^\s*(\S+)\s*(.*?)\s*$/.exec(raw)!
+    // `s`: a stray \r or U+2028 inside a line is part of the value, not the end of the match
+    const m = /^\s*(\S+)\s*(.*?)\s*$/s.exec(raw)!
     const key = m[1]
     const first = seen.get(key)
     if (first !== undefined) {

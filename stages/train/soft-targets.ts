@@ -37,19 +37,33 @@ export function softRow(batch: RecordBatch, kind: 'soft-dense' | 'soft-topk', nu
   return { kind: 'topk', numClasses, width: lp.width, frames: lp.frames, logp: lp.data, f16, ids: ids.data, tail: getVector<Float32Array>(batch, 'tail') }
 }
 
+// One row of log-probabilities, widened from f16 once per frame (not once per use).
+let scratch = new Float32Array(0)
+function rowValues(row: SoftRow, frame: number): Float32Array {
+  const w = row.width
+  const base = frame * w
+  if (!row.f16) return (row.logp as Float32Array).subarray(base, base + w)
+  if (scratch.length < w) scratch = new Float32Array(w)
+  const src = row.logp as Uint16Array
+  for (let i = 0; i < w; i++) scratch[i] = fromF16(src[base + i])
+  return scratch
+}
+
 /** Write the C target probabilities of `frame` at temperature T into out[off … off+C). */
 export function softTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Array, off: number): void {
   const C = row.numClasses
   const w = row.width
-  const base = frame * w
-  const lp = (i: number) => (row.f16 ? fromF16(row.logp[base + i]) : row.logp[base + i])
+  const lp = rowValues(row, frame)
   const invT = 1 / T
   if (row.kind === 'dense') {
     let max = -Infinity
-    for (let c = 0; c < C; c++) max = Math.max(max, lp(c) * invT)
+    for (let c = 0; c < C; c++) {
+      const v = lp[c] * invT
+      if (v > max) max = v
+    }
     let sum = 0
     for (let c = 0; c < C; c++) {
-      const e = Math.exp(lp(c) * invT - max)
+      const e = Math.exp(lp[c] * invT - max)
       out[off + c] = e
       sum += e
     }
@@ -58,16 +72,20 @@ export function softTargetsAt(row: SoftRow, frame: number, T: number, out: Float
     return
   }
   const ids = row.ids!
+  const base = frame * w
   const tau = Math.max(0, row.tail![frame])
   const rest = C - w
   const tailLog = rest > 0 && tau > 0 ? Math.log(tau / rest) * invT : -Infinity
   let max = tailLog
-  for (let j = 0; j < w; j++) max = Math.max(max, lp(j) * invT)
+  for (let j = 0; j < w; j++) {
+    const v = lp[j] * invT
+    if (v > max) max = v
+  }
   const tailP = Math.exp(tailLog - max)
   out.fill(tailP, off, off + C)
   let sum = rest * tailP
   for (let j = 0; j < w; j++) {
-    const e = Math.exp(lp(j) * invT - max)
+    const e = Math.exp(lp[j] * invT - max)
     out[off + ids[base + j]] = e
     sum += e
   }
