@@ -93,7 +93,10 @@ export function fsddRecipe(data: string, outDir: string, cfg: FsddConfig): Recip
     add({ name: `align-post-${s}`, cmd: ['infer', '--model', p('exp', 'align-dnn'), p('feats', `${s}.arrow`), '--top-k', '0', '--dtype', 'f32', '-o', p('post', `align-${s}.arrow`), '--quiet'], inputs: [p('exp', 'align-dnn'), p('feats', `${s}.arrow`)], outputs: [p('post', `align-${s}.arrow`)] })
     add({
       name: `realign-${s}`,
-      cmd: ['align', '--hmm', p('hmm0p.json'), '--text', join(dataDir(s), 'text'), p('post', `align-${s}.arrow`), '-o', p('ali1', `${s}.arrow`), '--ctm-out', p('ali1', `${s}.ctm`), '--quiet'],
+      // acoustic scale 1: transitions are not scaled here, so scaling the acoustics by Kaldi's 0.1
+      // let the flat transition costs and the priors drown the silence posteriors (measured: 18% of
+      // digit boundaries within 30 ms at 0.1, 96% at 1.0)
+      cmd: ['align', '--hmm', p('hmm0p.json'), '--text', join(dataDir(s), 'text'), p('post', `align-${s}.arrow`), '--acoustic-scale', '1', '-o', p('ali1', `${s}.arrow`), '--ctm-out', p('ali1', `${s}.ctm`), '--quiet'],
       inputs: [p('hmm0p.json'), dataDir(s), p('post', `align-${s}.arrow`)], outputs: [p('ali1', `${s}.arrow`), p('ali1', `${s}.ctm`)], allowPartial: true,
     })
   }
