@@ -35,7 +35,7 @@ export const FSDD_FULL: FsddConfig = {
     temperature: 2, alpha: 0.5, chunkLength: 20, chunksPerBatch: 16, layerEpochs: 2, optimizer: 'sgd', dataFraction: 1,
   },
   students: {},
-  decode: { acousticScales: [0.05, 0.1, 0.2, 0.4], insertionPenalties: [0, -2, -5], lm: 'unigram' },
+  decode: { acousticScales: [0.1, 0.2, 0.5, 1], insertionPenalties: [0, -2, -5], lm: 'unigram' },
 }
 
 /** Small enough for the demo (minutes on 2 cores), large enough that the systems differ. */
@@ -47,7 +47,7 @@ export const FSDD_QUICK: FsddConfig = {
   align: { hidden: [128], maxEpochs: 3, lr: 0.5 },
   teacher: { ...FSDD_FULL.teacher, hidden: [128, 128], maxEpochs: 5, minEpochs: 3 },
   student: { ...FSDD_FULL.student, cells: 32, maxEpochs: 4, minEpochs: 3, ktMaxEpochs: 2, ktMinEpochs: 2, layerEpochs: 1 },
-  decode: { acousticScales: [0.1, 0.3], insertionPenalties: [0, -3], lm: 'unigram' },
+  decode: { acousticScales: [0.3, 1], insertionPenalties: [0, -3], lm: 'unigram' },
 }
 
 export { SYSTEMS }
