@@ -36,7 +36,14 @@ for (const C of [RandomAccessFile, AsyncRandomAccessFile] as unknown as { protot
   }
 }
 
-type AsyncReader = AsyncIterableIterator<RecordBatch> & { schema: Schema; open(): Promise<unknown>; cancel?(): Promise<void> }
+type AsyncReader = AsyncIterableIterator<RecordBatch> & {
+  schema: Schema
+  open(): Promise<unknown>
+  cancel?(): Promise<void>
+  isFile(): boolean
+  numRecordBatches?: number
+  readRecordBatch?(index: number): RecordBatch | null | Promise<RecordBatch | null>
+}
 
 /** An Arrow *file* starts and ends with the magic `ARROW1`; one that only starts with it was cut short. */
 async function lacksFooter(fh: Awaited<ReturnType<typeof open>>): Promise<boolean> {
@@ -123,10 +130,24 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
     spec = validateSchema(schema, accept, name)
   } catch (err) {
     await close()
-    throw err
+    // a schema whose types are malformed (corrupt bytes) can trip the checks themselves
+    throw err instanceof KtpError ? err : corrupt(name, err)
   }
   let used = false
   let rows = 0
+  // An Arrow *file* is read block by block through its footer: apache-arrow's own iterator
+  // re-reads a block whose message is not a record batch (corrupt header bytes) forever.
+  let index = 0
+  const isFile = reader.isFile() && typeof reader.readRecordBatch === 'function'
+  const nextBatch = async (): Promise<IteratorResult<RecordBatch>> => {
+    if (!isFile) return reader.next()
+    const n = reader.numRecordBatches ?? 0
+    if (index >= n) return { done: true, value: undefined }
+    const b = await reader.readRecordBatch!(index)
+    if (!b) throw new Error(`record batch ${index + 1} of ${n} is not a readable record batch`)
+    index++
+    return { done: false, value: b }
+  }
   return {
     name,
     schema,
@@ -138,7 +159,7 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
       return _<RecordBatch>((push, next) => {
         // sync readers (file bytes from stdin) return results, async ones promises; a sync reader
         // may also throw, so call it inside the chain, where a throw becomes the rejection below
-        Promise.resolve().then(() => reader.next()).then((r) => {
+        Promise.resolve().then(() => nextBatch()).then((r) => {
           if (r.done) return { done: true as const }
           if (!sameColumns(r.value.schema, schema)) return { changed: true as const }
           return { rows: [...rowsOf(r.value)] }

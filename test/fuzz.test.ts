@@ -174,24 +174,30 @@ t.test('data-dir tables: any text → rows or KtpError; readDataDir on random ta
     if (new Set(rows.map((r) => r.key)).size !== rows.length) throw new Error('duplicate keys returned')
     if (rows.some((r) => /\s/.test(r.key) || r.key === '')) throw new Error('a key with whitespace returned')
   }, KtpError)), { numRuns: 200, seed: 21 })
-  // a pool of ids, so that random tables sometimes agree with each other and get past the first check
-  const ids = ['u1', 'u2', 's1-u3']
-  const row = (fields: fc.Arbitrary<string>) => fc.tuple(fc.constantFrom(...ids, 'u 4', 'zz'), fields).map(([k, v]) => `${k} ${v}`)
-  const tbl = (fields: fc.Arbitrary<string>) => fc.option(fc.array(row(fields), { maxLength: 4 }).map((r) => r.join('\n') + '\n'), { nil: undefined })
+  // valid data dirs (a few utterances, optional tables), then a few random line-level edits
+  const uttIds = fc.uniqueArray(fc.constantFrom('s1-u1', 's1-u2', 's2-u3', 's2-u4'), { minLength: 1, maxLength: 4 })
   const dd = fc.record({
-    'wav.scp': tbl(fc.constantFrom('/a.wav', 'cat /a.wav |', '', 'x y')),
-    utt2spk: tbl(fc.constantFrom('s1', 's2', 's 3', '')),
-    segments: tbl(fc.constantFrom('u1 0 1', 'u2 0.5 -1', 'u1 x 1', 'zz 0 1', 'u1 2 1', 'u1 0')),
-    text: tbl(fc.constantFrom('hello', '', 'a b c')),
-    utt2dur: tbl(fc.constantFrom('1.5', 'NaN', '', 'x')),
-    spk2utt: tbl(fc.constantFrom('u1', 'u1 u2', '')),
+    utts: uttIds,
+    text: fc.boolean(), dur: fc.boolean(), spk2utt: fc.boolean(), cmd: fc.boolean(),
+    edits: fc.array(fc.record({ file: fc.constantFrom('wav.scp', 'utt2spk', 'text', 'utt2dur', 'spk2utt'), line: fc.nat(4), to: line }), { maxLength: 2 }),
+  }).map(({ utts, text, dur, spk2utt, cmd, edits }) => {
+    const spk = (u: string) => u.split('-')[0]
+    const files: Record<string, string[]> = {
+      'wav.scp': utts.map((u, i) => `${u} ${cmd && i === 0 ? `cat /a/${u}.wav |` : `/a/${u}.wav`}`),
+      utt2spk: utts.map((u) => `${u} ${spk(u)}`),
+    }
+    if (text) files.text = utts.map((u) => `${u} hello world`)
+    if (dur) files.utt2dur = utts.map((u, i) => `${u} ${1 + i / 4}`)
+    if (spk2utt) files.spk2utt = [...new Set(utts.map(spk))].map((s) => `${s} ${utts.filter((u) => spk(u) === s).join(' ')}`)
+    for (const e of edits) if (files[e.file]) files[e.file][e.line % Math.max(1, files[e.file].length)] = e.to
+    return Object.fromEntries(Object.entries(files).map(([f, ls]) => [f, `${ls.join('\n')}\n`]))
   })
   let read = 0
   let n = 0
   fc.assert(fc.property(dd, (files) => {
     const d = join(dir, `dd${n++}`)
     mkdirSync(d)
-    for (const [f, s] of Object.entries(files)) if (s !== undefined) writeFileSync(join(d, f), s)
+    for (const [f, s] of Object.entries(files)) writeFileSync(join(d, f), s)
     return onlyTyped(() => {
       const { data } = readDataDir(d)
       read++
