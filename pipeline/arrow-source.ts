@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { RecordBatch, RecordBatchReader, Schema } from 'apache-arrow'
 import { AsyncRandomAccessFile, RandomAccessFile } from 'apache-arrow/io/file'
+import { ByteBuffer } from 'flatbuffers'
 import _ from 'highland'
 import { KtpError } from '../schemas/errors.js'
 import { KindSpec, sameColumns, validateSchema } from '../schemas/kinds.js'
@@ -33,6 +34,22 @@ for (const C of [RandomAccessFile, AsyncRandomAccessFile] as unknown as { protot
   C.prototype.read = function guardedRead(this: unknown, n?: number) {
     if (typeof n === 'number' && !(n >= 0)) throw new Error(`corrupt length ${n} in a message header`)
     return read.call(this, n)
+  }
+}
+
+/**
+ * Second guard: flatbuffers (Arrow's metadata encoding) does not bounds-check, so a corrupt vector
+ * length in a message header (e.g. a record batch claiming 2^31 field nodes) makes apache-arrow
+ * decode garbage for minutes while memory grows (also found by test/fuzz.test.ts). A vector holds
+ * at least one byte per element, so more elements than the buffer has bytes is corrupt.
+ */
+{
+  const proto = ByteBuffer.prototype as unknown as { __vector_len(offset: number): number; capacity(): number }
+  const vectorLen = proto.__vector_len
+  proto.__vector_len = function guardedVectorLen(this: typeof proto, offset: number) {
+    const n = vectorLen.call(this, offset)
+    if (!(n >= 0 && n <= this.capacity())) throw new Error(`corrupt metadata: a vector claims ${n} elements in ${this.capacity()} bytes`)
+    return n
   }
 }
 
