@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import { RecordBatch, RecordBatchReader, Schema } from 'apache-arrow'
+import { Data, DataType, RecordBatch, RecordBatchReader, Schema } from 'apache-arrow'
 import { AsyncRandomAccessFile, RandomAccessFile } from 'apache-arrow/io/file'
 import { ByteBuffer } from 'flatbuffers'
 import _ from 'highland'
@@ -51,6 +51,50 @@ for (const C of [RandomAccessFile, AsyncRandomAccessFile] as unknown as { protot
     if (!(n >= 0 && n <= this.capacity())) throw new Error(`corrupt metadata: a vector claims ${n} elements in ${this.capacity()} bytes`)
     return n
   }
+}
+
+/**
+ * apache-arrow builds a record batch from its header without checking the header's lengths against
+ * the buffers that follow (a corrupt row count of 16 million over one row's buffers is taken as
+ * is, and splitting it into rows exhausts memory). Check that every column's offsets and values
+ * cover its rows before handing the batch on. Returns what is wrong, or null.
+ */
+function misfit(d: Data, path: string): string | null {
+  const n = d.offset + d.length
+  const t = d.type
+  const child = d.children?.[0] as Data | undefined
+  if (DataType.isList(t) || DataType.isUtf8(t) || DataType.isBinary(t)) {
+    const o = d.valueOffsets as ArrayLike<number | bigint> | undefined
+    if (!o || o.length < n + 1) return `${path}: ${o?.length ?? 0} offsets for ${n} rows`
+    let prev = Number(o[0])
+    if (prev < 0) return `${path}: negative offset`
+    for (let i = 1; i <= n; i++) {
+      const x = Number(o[i])
+      if (x < prev) return `${path}: offsets go backwards`
+      prev = x
+    }
+    if (DataType.isList(t)) {
+      if (!child || prev > child.offset + child.length) return `${path}: offsets run past the values`
+      return misfit(child, `${path}[]`)
+    }
+    return d.values && prev <= d.values.length ? null : `${path}: offsets run past the data`
+  }
+  if (DataType.isFixedSizeList(t)) {
+    const size = (t as unknown as { listSize: number }).listSize
+    if (!child || child.offset + child.length < n * size) return `${path}: too few values for ${n} rows of ${size}`
+    return misfit(child, `${path}[]`)
+  }
+  const stride = (d as unknown as { stride?: number }).stride ?? 1
+  if (d.values && d.values.length < n * stride) return `${path}: ${d.values.length} values for ${n} rows`
+  return null
+}
+
+function checkBatch(b: RecordBatch): void {
+  b.schema.fields.forEach((f, i) => {
+    const d = b.data.children[i] as Data | undefined
+    const bad = !d ? `no data for column '${f.name}'` : d.length !== b.numRows ? `column '${f.name}' has ${d.length} rows, its batch ${b.numRows}` : misfit(d, `column '${f.name}'`)
+    if (bad) throw new Error(`inconsistent record batch: ${bad}`)
+  })
 }
 
 type AsyncReader = AsyncIterableIterator<RecordBatch> & {
@@ -179,6 +223,7 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
         Promise.resolve().then(() => nextBatch()).then((r) => {
           if (r.done) return { done: true as const }
           if (!sameColumns(r.value.schema, schema)) return { changed: true as const }
+          checkBatch(r.value)
           return { rows: [...rowsOf(r.value)] }
         }).then(
           (r) => {
