@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { openArrow } from '../pipeline/arrow-source.js'
 import { puller } from '../pipeline/pull.js'
 import { numFrames, uttId } from '../schemas/utterance.js'
+import { mulberry32 } from '../stages/nn/init.js'
 
 const ROOT = [dirname(fileURLToPath(import.meta.url)), join(dirname(fileURLToPath(import.meta.url)), '..')]
   .map((d) => join(d, '..'))
@@ -32,17 +33,7 @@ const SEED = Number(arg('seed', '20261129'))
 const work = mkdtempSync(join(tmpdir(), 'ktp-soak-'))
 const SUMMARY = arg('summary', join(work, 'soak-summary.json'))
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rand = rng(SEED)
+const rand = mulberry32(SEED)
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)
 const log = (s: string) => process.stderr.write(`${s}\n`)
 const readdirSafe = (d: string) => (existsSync(d) ? readdirSync(d) : [])
