@@ -199,3 +199,27 @@ t.test('the KT loss is averaged per frame: re-chunking the same frames (with pad
   const c = chunked(13)
   t.ok(Math.abs(a - b) < 1e-6 && Math.abs(a - c) < 1e-6, `loss with chunks of 5, 4, 13: ${a}, ${b}, ${c}`)
 })
+
+t.test('KT loss on top-k targets with tail mass, against hand-computed numbers', async (t) => {
+  // C = 4, k = 2 at T = 1: p = [0.6 (class 2), 0.3 (class 0) | tail 0.1 over classes 1, 3]
+  const { softTargetsAt } = await import('../stages/train/soft-targets.js')
+  const row = { kind: 'topk' as const, numClasses: 4, width: 2, frames: 1, f16: false, ids: Uint16Array.of(2, 0), logp: Float32Array.of(Math.log(0.6), Math.log(0.3)), tail: Float32Array.of(0.1) }
+  const T = 2
+  const targets = new Float32Array(4)
+  softTargetsAt(row, 0, T, targets, 0)
+  // by hand: p_T ∝ p^(1/T) over all classes, tail classes 0.05 each
+  const pT = [0.3, 0.05, 0.6, 0.05].map((v) => Math.sqrt(v))
+  const zsum = pT.reduce((a, b) => a + b)
+  pT.forEach((v, i) => t.ok(Math.abs(targets[i] - v / zsum) < 1e-6, `target ${i}`))
+  const logits = [0.5, -1, 2, 0]
+  const b: TrainBatch = { x: tf.tensor2d([logits]), terms: [{ targets: tf.tensor2d([Array.from(targets)]), temperature: T, weight: 1 }], rows: 1 }
+  const [loss, grad] = tf.tidy(() => [batchLoss(b.x, b), tf.grad((z: tf.Tensor) => batchLoss(z, b))(b.x)])
+  const e = logits.map((z) => Math.exp(z / T))
+  const q = e.map((v) => v / e.reduce((a, c) => a + c))
+  const p = pT.map((v) => v / zsum)
+  const ce = -p.reduce((a, pv, c) => a + pv * Math.log(q[c]), 0)
+  const kl = p.reduce((a, pv, c) => a + pv * Math.log(pv / q[c]), 0)
+  t.ok(Math.abs(loss.dataSync()[0] - T * T * ce) < 1e-5, `loss T²·CE = ${T * T * ce}`)
+  t.ok(Math.abs(loss.dataSync()[0] - T * T * kl - T * T * -p.reduce((a, pv) => a + pv * Math.log(pv), 0)) < 1e-5, 'T²·KL + T²·H(p)')
+  Array.from(grad.dataSync()).forEach((g, i) => t.ok(Math.abs(g - T * (q[i] - p[i])) < 1e-5, `grad ${i} = T·(q−p)`))
+})
