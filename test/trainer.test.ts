@@ -8,46 +8,11 @@ import { newbobStart, newbobUpdate, DEFAULT_NEWBOB } from '../stages/train/newbo
 import { epochRandom } from '../stages/train/shuffle.js'
 import { loadCheckpoint } from '../stages/train/checkpoint.js'
 import { tmp } from './helpers.js'
+import { blobSource, blobs } from './toy-data.js'
 
 await selectBackend('wasm')
 
-/** Three Gaussian blobs in 4-D: a problem a small DNN must learn to > 90%. */
-function blobs(n: number, seed: number) {
-  const r = epochRandom(seed, 99)
-  const x = new Float32Array(n * 4)
-  const y = new Int32Array(n)
-  for (let i = 0; i < n; i++) {
-    const c = i % 3
-    y[i] = c
-    for (let d = 0; d < 4; d++) x[i * 4 + d] = (d === c ? 2 : 0) + (r() - 0.5) * 1.5
-  }
-  return { x, y }
-}
-
-function source(data: { x: Float32Array; y: Int32Array }, batch: number, seed: number, poison?: number): DataSource {
-  const n = data.y.length
-  return {
-    async *epoch(e: number, skip: number) {
-      const r = epochRandom(seed, e)
-      const order = Array.from({ length: n }, (_, i) => i)
-      for (let i = n - 1; i > 0; i--) {
-        const j = Math.floor(r() * (i + 1))
-        ;[order[i], order[j]] = [order[j], order[i]]
-      }
-      let k = 0
-      for (let s = 0; s < n; s += batch, k++) {
-        if (k < skip) continue
-        const idx = order.slice(s, s + batch)
-        const x = new Float32Array(idx.length * 4)
-        idx.forEach((o, i) => x.set(data.x.subarray(o * 4, o * 4 + 4), i * 4))
-        if (poison !== undefined && k === poison && e === 0) x[0] = NaN
-        const labels = tf.tensor1d(idx.map((o) => data.y[o]), 'int32')
-        const b: TrainBatch = { x: tf.tensor2d(x, [idx.length, 4]), labels, terms: [{ targets: tf.tidy(() => tf.cast(tf.oneHot(labels, 3), 'float32')), temperature: 1, weight: 1 }], rows: idx.length }
-        yield b
-      }
-    },
-  }
-}
+const source = (data: { x: Float32Array; y: Int32Array }, batch: number, seed: number, poison?: number) => blobSource(data, batch, seed, poison, 'first')
 
 const cfg = (dir: string, resume = false) => ({
   optimizer: { name: 'sgd' as const },

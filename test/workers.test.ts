@@ -10,6 +10,7 @@ import { epochRandom } from '../stages/train/shuffle.js'
 import { DataSource, TrainBatch, TrainerConfig, train } from '../stages/train/trainer.js'
 import { partBounds, partGradients, workerEntryPath } from '../stages/train/workers.js'
 import { tmp } from './helpers.js'
+import { blobSource, blobs } from './toy-data.js'
 
 /**
  * Data-parallel training (--workers N). The workers run the compiled dist/stages/train/worker-entry.js,
@@ -18,35 +19,9 @@ import { tmp } from './helpers.js'
 await selectBackend('wasm')
 t.ok(existsSync(workerEntryPath()), `compiled worker entry at ${workerEntryPath()}`)
 
-/** Three Gaussian blobs in 4-D, frame batches of `batch` rows (the last one smaller). */
+/** Three Gaussian blobs in 4-D, frame batches of `batch` rows; a poisoned batch's NaN sits in its last row (a worker's part). */
 function frameSource(n: number, batch: number, seed: number, poison?: number): DataSource {
-  const r = epochRandom(seed, 99)
-  const xs = new Float32Array(n * 4)
-  const ys = new Int32Array(n)
-  for (let i = 0; i < n; i++) {
-    ys[i] = i % 3
-    for (let d = 0; d < 4; d++) xs[i * 4 + d] = (d === ys[i] ? 2 : 0) + (r() - 0.5) * 1.5
-  }
-  return {
-    async *epoch(e: number, skip: number) {
-      const rr = epochRandom(seed, e)
-      const order = Array.from({ length: n }, (_, i) => i)
-      for (let i = n - 1; i > 0; i--) {
-        const j = Math.floor(rr() * (i + 1))
-        ;[order[i], order[j]] = [order[j], order[i]]
-      }
-      let k = 0
-      for (let s = 0; s < n; s += batch, k++) {
-        if (k < skip) continue
-        const idx = order.slice(s, s + batch)
-        const x = new Float32Array(idx.length * 4)
-        idx.forEach((o, i) => x.set(xs.subarray(o * 4, o * 4 + 4), i * 4))
-        if (poison !== undefined && k === poison && e === 0) x[x.length - 1] = NaN // in the last part: a worker's
-        const labels = tf.tensor1d(idx.map((o) => ys[o]), 'int32')
-        yield { x: tf.tensor2d(x, [idx.length, 4]), labels, terms: [{ targets: tf.tidy(() => tf.cast(tf.oneHot(labels, 3), 'float32')), temperature: 1, weight: 1 }], rows: idx.length } as TrainBatch
-      }
-    },
-  }
+  return blobSource(blobs(n, seed), batch, seed, poison, 'last')
 }
 
 /**
