@@ -15,6 +15,7 @@ export interface CommandEntry {
 
 export const commands: CommandEntry[] = [
   { name: 'run', usage: 'run <recipe>', describe: 'run a recipe (fsdd) as a DAG of stages, rebuilding only what is stale', load: async () => (await import('../stages/run.command.js')).runCommand },
+  { name: 'sweep', usage: 'sweep <recipe>', describe: 'train a recipe\'s systems over data fraction, temperature, top-k and optimiser, sharing common steps', load: async () => (await import('../stages/sweep.command.js')).sweepCommand },
   { name: 'prepare', usage: 'prepare <format> <src>', describe: 'make Kaldi data dir(s) from a corpus (kaldi, timit, fsdd, tsv)', load: async () => (await import('../stages/prepare.command.js')).prepareCommand },
   { name: 'connect-digits', usage: 'connect-digits <src>', describe: 'build connected-digit utterances (train/dev/test by speaker, true word boundaries) from FSDD', load: async () => (await import('../stages/connect-digits.command.js')).connectDigitsCommand },
   { name: 'features', usage: 'features <input>', describe: 'Kaldi fbank/MFCC features of a data dir or manifest stream', load: async () => (await import('../stages/features.command.js')).featuresCommand },

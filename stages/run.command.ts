@@ -1,48 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { KtpError } from '../schemas/errors.js'
 import { defineCommand } from '../pipeline/command.js'
 import { runRecipe } from '../pipeline/recipe.js'
-import { FSDD_FULL, FSDD_QUICK, fsddRecipe } from './recipes/fsdd.js'
-import { TIMIT_FULL, TIMIT_QUICK, timitRecipe } from './recipes/timit.js'
-import type { Recipe } from '../pipeline/recipe.js'
-
-/** The bundled FSDD copy, found from this module whether it runs from dist/ or from source. */
-function bundledFsdd(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 4; i++) {
-    if (existsSync(join(dir, 'fixtures', 'fsdd', 'recordings'))) return join(dir, 'fixtures', 'fsdd')
-    dir = dirname(dir)
-  }
-  throw new KtpError('no-data', 'the bundled FSDD recordings (fixtures/fsdd) were not found; give --data DIR')
-}
-
-/** `--set a.b=value`: override one field of the recipe config (value parsed as JSON when it can be). */
-export function applySets(cfg: Record<string, unknown>, sets: string[]): Record<string, unknown> {
-  const out = structuredClone(cfg)
-  for (const s of sets) {
-    const eq = s.indexOf('=')
-    if (eq < 0) throw new KtpError('usage', `--set: expected KEY=VALUE, got '${s}'`)
-    const path = s.slice(0, eq).split('.')
-    let value: unknown = s.slice(eq + 1)
-    try {
-      value = JSON.parse(value as string)
-    } catch {
-      /* a bare string */
-    }
-    let o = out as Record<string, unknown>
-    for (const k of path.slice(0, -1)) {
-      if (o[k] === undefined) o[k] = {}
-      if (typeof o[k] !== 'object' || o[k] === null) throw new KtpError('usage', `--set ${s}: '${k}' is not an object in the config`)
-      o = o[k] as Record<string, unknown>
-    }
-    o[path[path.length - 1]] = value
-  }
-  return out
-}
+import { RecipeChoice, recipeConfig, recipeData, recipePrep } from './recipes/select.js'
+import { systemsRecipe } from './recipes/systems.js'
 
 export const runCommand = defineCommand({
   command: 'run <recipe>',
@@ -73,25 +37,14 @@ export const runCommand = defineCommand({
   run: async (o, argv) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)
     const recipe = String(argv.recipe)
-    if (recipe !== 'fsdd' && recipe !== 'timit') throw new KtpError('usage', `unknown recipe '${recipe}' (built in: fsdd, timit)`)
     const quick = o.quick || Boolean(argv.demo)
-    const base = recipe === 'fsdd' ? (quick ? FSDD_QUICK : FSDD_FULL) : (quick ? TIMIT_QUICK : TIMIT_FULL)
-    let cfg = (o.config ? JSON.parse(readFileSync(o.config, 'utf8')) : structuredClone(base)) as Record<string, unknown>
-    if (o.seeds) cfg.seeds = Array.from({ length: o.seeds }, (_, i) => i + 1)
-    if (recipe === 'timit') {
-      const split = { ...(cfg.split as object) } as Record<string, unknown>
-      if (argv.testSpeakers) split.testSpeakers = String(argv.testSpeakers)
-      if (argv.testFraction !== undefined) split.testFraction = Number(argv.testFraction)
-      if (argv.testUtts) split.testUtts = String(argv.testUtts)
-      cfg.split = split
+    const choice: RecipeChoice = {
+      quick, seeds: o.seeds, set: o.set, config: o.config, data: argv.data as string | undefined,
+      testSpeakers: argv.testSpeakers as string | undefined, testFraction: argv.testFraction as number | undefined, testUtts: argv.testUtts as string | undefined,
     }
-    cfg = applySets(cfg, o.set)
+    const cfg = recipeConfig(recipe, choice)
     const out = resolve(argv.out ? String(argv.out) : argv.demo ? join(tmpdir(), 'ktp-demo') : (() => { throw new KtpError('usage', 'give --out DIR') })())
-    let data: string
-    if (argv.data) data = String(argv.data)
-    else if (recipe === 'fsdd') data = bundledFsdd()
-    else throw new KtpError('usage', 'the timit recipe needs --data DIR (a TIMIT-layout corpus)')
-    const plan: Recipe = recipe === 'fsdd' ? fsddRecipe(data, out, cfg as never) : timitRecipe(data, out, cfg as never)
+    const plan = systemsRecipe(recipe, recipePrep(recipe, recipeData(recipe, choice), out, cfg), out, cfg)
     log(`ktp run ${recipe}: ${quick ? 'quick' : 'full'} configuration, seeds ${(cfg.seeds as number[]).join(',')}, output ${out}`)
     const t0 = Date.now()
     const outcomes = await runRecipe(plan, {

@@ -6,6 +6,7 @@ import { fingerprint } from '../schemas/fingerprint.js'
 import { readMeta } from '../schemas/metadata.js'
 import { openArrow } from '../pipeline/arrow-source.js'
 import { shardOf } from '../pipeline/shard.js'
+import { expectFields, parseTable } from './formats/kaldi-tables.js'
 import { BACKEND_NAMES, BackendName, selectBackend } from './nn/backend.js'
 import { ModelConfigSchema, ModelSpec } from './nn/config.js'
 import type { Model } from './nn/model.js'
@@ -39,6 +40,7 @@ export const trainOptions = z.object({
   heldoutLabels: z.string().optional().describe('held-out frame labels'),
   heldoutFraction: z.number().min(0).max(0.9).default(0.1).describe('without held-out files: this fraction of training utterances (by id hash) is held out'),
   dataFraction: z.number().gt(0).max(1).default(1).describe('train on this fraction of the training utterances (deterministic by id hash; smaller fractions are subsets of larger ones)'),
+  utt2spk: z.string().optional().describe('Kaldi utt2spk of the training data: --data-fraction then takes that fraction of each speaker\'s utterances (balanced, still nested)'),
   model: z.string().default('{"type":"dnn","hidden":[512,512,512,512],"activation":"sigmoid"}').describe('model config as JSON, or a path to a JSON file'),
   context: z.number().int().min(0).default(5).describe('frame models: splice ±K frames of context on the fly'),
   batchSize: z.number().int().positive().default(256).describe('frame models: frames per mini-batch'),
@@ -103,6 +105,31 @@ async function fileFingerprint(path: string): Promise<string> {
   return readMeta(a.schema).fingerprint ?? 'unknown'
 }
 
+/**
+ * A speaker-balanced, nested subset: each speaker keeps the `fraction` of its utterances (at least
+ * one) that rank first by id hash. Ranks do not change with the fraction, so a smaller subset is
+ * always inside a larger one, and no speaker is over- or under-represented by chance.
+ */
+export function balancedSubset(utts: string[], utt2spkPath: string, fraction: number): (utt: string) => boolean {
+  if (!existsSync(utt2spkPath)) throw new KtpError('no-file', `--utt2spk ${utt2spkPath}: no such file`)
+  const spkOf = new Map<string, string>()
+  for (const l of parseTable(readFileSync(utt2spkPath, 'utf8'), utt2spkPath)) spkOf.set(l.key, expectFields(l, 1, utt2spkPath, 'utt speaker')[0])
+  const bySpeaker = new Map<string, string[]>()
+  for (const u of utts) {
+    const spk = spkOf.get(u)
+    if (spk === undefined) throw new KtpError('no-speaker', `${utt2spkPath}: training utterance '${u}' has no speaker (is it the utt2spk of the training data?)`)
+    if (!bySpeaker.has(spk)) bySpeaker.set(spk, [])
+    bySpeaker.get(spk)!.push(u)
+  }
+  const keep = new Set<string>()
+  for (const list of bySpeaker.values()) {
+    const ranked = list.map((u) => [uttUnit(`${u}#data`), u] as const).sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : 1))
+    const n = Math.max(1, Math.round(fraction * list.length))
+    for (const [, u] of ranked.slice(0, n)) keep.add(u)
+  }
+  return (u: string) => keep.has(u)
+}
+
 export async function openTrainingData(o: TrainOptions, soft?: string): Promise<TrainingData> {
   const desc = await describeCorpus({ feats: o.feats, soft })
   const trainLabels = await loadLabels(o.labels)
@@ -115,7 +142,8 @@ export async function openTrainingData(o: TrainOptions, soft?: string): Promise<
   }
   const isHeld = (u: string) => !separate && uttUnit(u) < o.heldoutFraction
   // data fraction: a unit in [0,1) independent of the held-out split (rescaled), so subsets nest
-  const trainSelect = (u: string) => !isHeld(u) && (o.dataFraction >= 1 || uttUnit(`${u}#data`) < o.dataFraction)
+  const inFraction = o.dataFraction >= 1 ? () => true : o.utt2spk ? balancedSubset([...trainLabels.map.keys()].filter((u) => !isHeld(u)), o.utt2spk, o.dataFraction) : (u: string) => uttUnit(`${u}#data`) < o.dataFraction
+  const trainSelect = (u: string) => !isHeld(u) && inFraction(u)
   const heldSelect = separate ? () => true : isHeld
   const counts = new Float64Array(numClasses).fill(1) // add-one: no class gets prior 0
   for (const [u, labels] of trainLabels.map) if (trainSelect(u)) for (const l of labels) counts[l]++

@@ -1,8 +1,7 @@
 import { join, resolve } from 'node:path'
 import type { Recipe, Step } from '../../pipeline/recipe.js'
-import { SYSTEMS, SystemsConfig, addSystems } from './systems.js'
+import { SYSTEMS, SystemsConfig, Prepared, systemsRecipe } from './systems.js'
 import { boundaryAccuracy } from './boundaries.js'
-import { writeReport } from './report.js'
 
 /**
  * The `fsdd` recipe (DESIGN.md §6, issue 7): connected digits from FSDD, split by speaker; flat
@@ -28,7 +27,7 @@ export const FSDD_FULL: FsddConfig = {
   features: { numMelBins: 23 },
   hmm: { states: 5, silenceStates: 3 },
   align: { hidden: [256, 256], maxEpochs: 6, lr: 0.5 },
-  teacher: { hidden: [512, 512, 512], activation: 'sigmoid', context: 5, lr: 1, maxEpochs: 12, minEpochs: 4, rbmEpochs: 1, batchSize: 256 },
+  teacher: { hidden: [256, 256, 256], activation: 'sigmoid', context: 5, lr: 1, maxEpochs: 12, minEpochs: 4, rbmEpochs: 1, batchSize: 256 },
   soft: { topK: 8, dtype: 'f16' },
   student: {
     cells: 128, layers: 2, lr: 0.5, maxEpochs: 12, minEpochs: 4, ktLr: 0.5, ktMaxEpochs: 8, ktMinEpochs: 3,
@@ -52,7 +51,11 @@ export const FSDD_QUICK: FsddConfig = {
 
 export { SYSTEMS }
 
-export function fsddRecipe(data: string, outDir: string, cfg: FsddConfig): Recipe {
+/**
+ * The data side of the recipe — connected digits, features, flat start, realignment — shared by
+ * `ktp run fsdd` and `ktp sweep fsdd`: its steps, and what the systems train and score on.
+ */
+export function fsddPrep(data: string, outDir: string, cfg: FsddConfig): Prepared {
   const D = resolve(outDir)
   const p = (...xs: string[]) => join(D, ...xs)
   const steps: Step[] = []
@@ -108,15 +111,17 @@ export function fsddRecipe(data: string, outDir: string, cfg: FsddConfig): Recip
   })
   add({ name: 'hmm-priors1', cmd: ['hmm-update', '--hmm', p('hmm0.json'), p('ali1', 'train.arrow'), '-o', p('hmm1.json')], inputs: [p('hmm0.json'), p('ali1', 'train.arrow')], outputs: [p('hmm1.json')] })
 
-  const evals = addSystems(add, {
-    p, feats: { train: p('feats', 'train.arrow'), dev: p('feats', 'dev.arrow'), test: p('feats', 'test.arrow') },
-    labels: { train: p('ali1', 'train.arrow'), dev: p('ali1', 'dev.arrow'), test: p('ali1', 'test.arrow') },
-    hmm: p('hmm1.json'), lmText: join(dataDir('train'), 'text'), devText: join(dataDir('dev'), 'text'), testText: join(dataDir('test'), 'text'),
-    evalInputs: [],
-  }, cfg)
-  add({
-    name: 'report', config: { systems: SYSTEMS, seeds: cfg.seeds, v: 1 }, inputs: [...evals, p('boundaries.json')], outputs: [p('results.json'), p('report.md')],
-    fn: async () => writeReport({ task: 'fsdd connected digits', metric: 'WER', out: D, seeds: cfg.seeds, systems: [...SYSTEMS], config: cfg }),
-  })
-  return { name: 'fsdd', steps }
+  return {
+    steps, task: 'fsdd connected digits', metric: 'WER', reportInputs: [p('boundaries.json')],
+    data: {
+      p, feats: { train: p('feats', 'train.arrow'), dev: p('feats', 'dev.arrow'), test: p('feats', 'test.arrow') },
+      labels: { train: p('ali1', 'train.arrow'), dev: p('ali1', 'dev.arrow'), test: p('ali1', 'test.arrow') },
+      hmm: p('hmm1.json'), lmText: join(dataDir('train'), 'text'), devText: join(dataDir('dev'), 'text'), testText: join(dataDir('test'), 'text'),
+      evalInputs: [], utt2spk: join(dataDir('train'), 'utt2spk'),
+    },
+  }
+}
+
+export function fsddRecipe(data: string, outDir: string, cfg: FsddConfig): Recipe {
+  return systemsRecipe('fsdd', fsddPrep(data, outDir, cfg), resolve(outDir), cfg)
 }

@@ -57,7 +57,7 @@ export function readClaim(a: Summary | undefined, b: Summary | undefined): { ver
   return { verdict, gap }
 }
 
-async function svg(spec: vegaLite.TopLevelSpec): Promise<string> {
+export async function renderSvg(spec: vegaLite.TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' })
   return view.toSVG()
 }
@@ -104,7 +104,7 @@ export async function writeReport(r: ReportInput): Promise<void> {
   const c3a = readClaim(by('lstm-kt-rbm'), by('lstm-kt'))
   const c3b = readClaim(by('lstm-layerwise-kt'), by('lstm-kt'))
   const curves = learningCurves(r.out, r.systems, r.seeds)
-  writeFileAtomic(join(r.out, 'learning-curves.svg'), await svg({
+  writeFileAtomic(join(r.out, 'learning-curves.svg'), await renderSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 480, height: 260,
     data: { values: curves }, mark: { type: 'line', point: true },
     encoding: {
@@ -113,7 +113,7 @@ export async function writeReport(r: ReportInput): Promise<void> {
       color: { field: 'system', type: 'nominal' }, detail: { field: 'seed', type: 'nominal' },
     },
   }))
-  writeFileAtomic(join(r.out, 'error-rates.svg'), await svg({
+  writeFileAtomic(join(r.out, 'error-rates.svg'), await renderSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 420, height: 240,
     data: { values: summary.map((s) => ({ ...s, lo: s.mean - s.std, hi: s.mean + s.std })) },
     layer: [

@@ -7,8 +7,7 @@ import { readDataDir, subsetDataDir, writeDataDir } from '../formats/datadir-io.
 import { formatCtm } from '../formats/ctm.js'
 import { TIMIT_61_TO_48 } from '../scoring/timit-phones.js'
 import { shardOf } from '../../pipeline/shard.js'
-import { writeReport } from './report.js'
-import { SYSTEMS, SystemsConfig, addSystems } from './systems.js'
+import { Prepared, SystemsConfig, systemsRecipe } from './systems.js'
 import { FSDD_FULL, FSDD_QUICK } from './fsdd.js'
 
 /**
@@ -65,7 +64,8 @@ export function makeDev(trainDir: string, devDir: string, fraction: number): { d
   return { devSpeakers: sameAsTrain ? speakers : [...dev], sameAsTrain }
 }
 
-export function timitRecipe(data: string, outDir: string, cfg: TimitConfig): Recipe {
+/** The data side of the recipe (prepare, dev split, features, labels, HMM), shared with `ktp sweep timit`. */
+export function timitPrep(data: string, outDir: string, cfg: TimitConfig): Prepared {
   const D = resolve(outDir)
   const p = (...xs: string[]) => join(D, ...xs)
   const steps: Step[] = []
@@ -105,14 +105,17 @@ export function timitRecipe(data: string, outDir: string, cfg: TimitConfig): Rec
   }
   add({ name: 'hmm-init', cmd: ['hmm-init', '--phones-from', 'timit48', '--states', '1', '-o', p('hmm0.json')], inputs: [], outputs: [p('hmm0.json')] })
   add({ name: 'hmm-priors', cmd: ['hmm-update', '--hmm', p('hmm0.json'), p('labels', 'train.arrow'), '-o', p('hmm1.json')], inputs: [p('hmm0.json'), p('labels', 'train.arrow')], outputs: [p('hmm1.json')] })
-  const evals = addSystems(add, {
-    p, feats: { train: p('feats', 'train.arrow'), dev: p('feats', 'dev.arrow'), test: p('feats', 'test.arrow') },
-    labels: { train: p('labels', 'train.arrow'), dev: p('labels', 'dev.arrow'), test: p('labels', 'test.arrow') },
-    hmm: p('hmm1.json'), lmText: p('lm', 'train.48.txt'), devText: p('lm', 'dev.61.txt'), testText: p('lm', 'test.61.txt'), map: 'timit39', evalInputs: [],
-  }, cfg)
-  add({
-    name: 'report', config: { systems: SYSTEMS, seeds: cfg.seeds, v: 1 }, inputs: evals, outputs: [p('results.json'), p('report.md')],
-    fn: async () => writeReport({ task: 'timit phone recognition', metric: 'PER', out: D, seeds: cfg.seeds, systems: [...SYSTEMS], config: cfg }),
-  })
-  return { name: 'timit', steps }
+  return {
+    steps, task: 'timit phone recognition', metric: 'PER', reportInputs: [],
+    data: {
+      p, feats: { train: p('feats', 'train.arrow'), dev: p('feats', 'dev.arrow'), test: p('feats', 'test.arrow') },
+      labels: { train: p('labels', 'train.arrow'), dev: p('labels', 'dev.arrow'), test: p('labels', 'test.arrow') },
+      hmm: p('hmm1.json'), lmText: p('lm', 'train.48.txt'), devText: p('lm', 'dev.61.txt'), testText: p('lm', 'test.61.txt'), map: 'timit39', evalInputs: [],
+      utt2spk: join(dir('train'), 'utt2spk'),
+    },
+  }
+}
+
+export function timitRecipe(data: string, outDir: string, cfg: TimitConfig): Recipe {
+  return systemsRecipe('timit', timitPrep(data, outDir, cfg), resolve(outDir), cfg)
 }
