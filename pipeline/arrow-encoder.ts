@@ -1,4 +1,5 @@
 import { RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, Schema } from 'apache-arrow'
+import { FileBlock } from 'apache-arrow/ipc/metadata/file'
 import { KtpError } from '../schemas/errors.js'
 import { sameColumns } from '../schemas/kinds.js'
 
@@ -19,6 +20,8 @@ function toBytes(chunk: Chunk): Uint8Array {
 // every chunk into `captured` instead of the writer's async sink.
 interface Capturing {
   captured: Uint8Array[]
+  _position: number
+  _recordBatchBlocks: FileBlock[]
   reset(sink?: undefined, schema?: Schema): unknown
   write(batch: RecordBatch): void
   finish(): unknown
@@ -94,10 +97,52 @@ export class BatchEncoder {
     return head.concat(this.take())
   }
 
+  /**
+   * Add record-batch messages encoded earlier by another encoder of the same schema (e.g. a
+   * stream encoder's `encode()` output, kept in a resumable log) without decoding them: the bytes
+   * are returned as they are and, for the file format, listed in the footer. `lengths` gives
+   * each message's metadata and body lengths (see `messageLengths`), in the order of `bytes`.
+   */
+  appendEncoded(bytes: Uint8Array, lengths: readonly MessageLengths[]): Uint8Array[] {
+    const head = this.begin()
+    const w = this.writer
+    let at = w._position
+    for (const m of lengths) {
+      w._recordBatchBlocks.push(new FileBlock(m.meta, m.body, at))
+      at += m.meta + m.body
+    }
+    if (at - w._position !== bytes.byteLength) {
+      throw new KtpError('bad-message', `encoded messages of ${at - w._position} bytes announced, ${bytes.byteLength} given`)
+    }
+    w._position = at
+    return bytes.byteLength > 0 ? head.concat([bytes]) : head
+  }
+
   /** Footer / end-of-stream bytes. */
   finish(): Uint8Array[] {
     const head = this.begin()
     this.writer.finish()
     return head.concat(this.take())
   }
+}
+
+/** Byte lengths of one encapsulated IPC message: prefix + flatbuffer metadata + padding, and body. */
+export interface MessageLengths {
+  meta: number
+  body: number
+}
+
+/**
+ * The lengths of the one record-batch message `msg` holds (an `encode()` result joined, schema
+ * header excluded; a schema without dictionaries): the metadata length follows the 0xFFFFFFFF
+ * continuation marker, the body is the rest.
+ */
+export function messageLengths(msg: Uint8Array): MessageLengths {
+  const dv = new DataView(msg.buffer, msg.byteOffset, msg.byteLength)
+  if (msg.byteLength < 8 || dv.getInt32(0, true) !== -1) {
+    throw new KtpError('bad-message', 'an encoded record batch does not start with an IPC continuation marker')
+  }
+  const meta = 8 + dv.getInt32(4, true)
+  if (meta > msg.byteLength) throw new KtpError('bad-message', `an encoded record batch is shorter (${msg.byteLength} B) than its metadata (${meta} B)`)
+  return { meta, body: msg.byteLength - meta }
 }

@@ -62,7 +62,7 @@ export const featuresCommand = defineCommand({
     const plan = featurePlan(opts, rate)
     const schema = featuresSchema(plan)
     // --jobs 1 computes on this thread; more start a pool. Same code, same values either way.
-    const pool = cli.jobs > 1 ? new FeaturePool(cli.jobs, { ...opts, sampleFrequency: plan.kaldi.sampleFrequency }, cli.allowCommands) : null
+    const pool = cli.jobs > 1 ? new FeaturePool(cli.jobs, plan, cli.allowCommands) : null
     try {
       const run = pool ? pool.run : inlineRunner({ plan, allowCommands: cli.allowCommands })
       const r = await runStage({

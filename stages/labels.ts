@@ -1,9 +1,9 @@
 import { RecordBatch, Schema } from 'apache-arrow'
-import _ from 'highland'
 import { z } from 'zod'
 import { UttError } from '../schemas/errors.js'
 import { makeSchema } from '../schemas/kinds.js'
 import { makeUttBatch, numFrames, uttId } from '../schemas/utterance.js'
+import { arrayStream } from '../pipeline/pull.js'
 import type { Transform } from '../pipeline/run-stage.js'
 import type { CtmSegment } from './formats/ctm.js'
 import { Inventory, LabelMap, numClasses } from './formats/inventory.js'
@@ -203,5 +203,5 @@ export function labelsStage(src: LabelSource, inv: Inventory, o: Pick<LabelsOpti
 
 /** An alignment alone as a stage input stream (labels batches of the raw ids, in file order). */
 export function aliStream(ali: Map<string, Int32Array>, schema: Schema): Highland.Stream<RecordBatch> {
-  return _([...ali].map(([utt, values]) => makeUttBatch(schema, { utt, labels: values })))
+  return arrayStream([...ali]).map(([utt, values]) => makeUttBatch(schema, { utt, labels: values }))
 }

@@ -151,3 +151,18 @@ t.test('an empty data dir is valid and yields nothing', async (t) => {
   const { rows } = await collect(d)
   t.equal(rows.length, 0)
 })
+
+t.test('arrayStream (the data dir source): every item once, in order, one per pull', async (t) => {
+  const { arrayStream } = await import('../pipeline/pull.js')
+  const seen: number[] = []
+  const s = arrayStream(Array.from({ length: 5000 }, (_, i) => i)).map((x) => (seen.push(x), x * 2))
+  const first = await new Promise((ok) => s.pull((_e, x) => ok(x)))
+  t.equal(first, 0)
+  t.same(seen, [0], 'nothing read ahead of the consumer')
+  const rest: number[] = []
+  await drain(s, (x) => void rest.push(x as number), () => false)
+  t.equal(rest.length, 4999)
+  t.equal(rest[4998], 9998)
+  t.ok(rest.every((x, i) => x === 2 * (i + 1)), 'in order')
+  t.same(await new Promise((ok) => arrayStream([]).toArray(ok)), [], 'an empty array ends at once')
+})

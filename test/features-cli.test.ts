@@ -5,6 +5,7 @@
 //   /usr/bin/python3 fixtures/golden/make_golden.py --timit ../shared/data/timit-format/dr1-fvmh0 --out $TMP/timit.json
 import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RecordBatchReader } from 'apache-arrow'
@@ -160,6 +161,13 @@ t.test('bad inputs: one error per utterance naming the file, the others written,
   }
   tt.match(r.stderr, /done 3, failed 5/)
   tt.same(readFeats(out).utts, good.map(uttOf).sort(), 'the good utterances are written, in order')
+  // workers answer in chunks of several utterances: failures inside a chunk still come back one by one
+  const out2 = join(dir, 'bad-jobs2.arrow')
+  const r2 = ktp(['features', ddir, '--dither', '0', '--sample-frequency', '8000', '-o', out2, '--quiet', '--jobs', '2'])
+  tt.equal(r2.code, 1, '--jobs 2: exit 1')
+  tt.match(r2.stderr, /done 3, failed 5/, '--jobs 2: same accounting')
+  for (const k of Object.keys(files).concat('missing')) tt.ok(r2.stderr.includes(`bad-${k} (${join(bad, `${k}.wav`)})`), `--jobs 2: bad-${k} reported with its file`)
+  tt.equal(createHash('sha256').update(readFileSync(out2)).digest('hex'), createHash('sha256').update(readFileSync(out)).digest('hex'), '--jobs 2: same file')
   const res = ktp(['features', ddir, '--dither', '0', '--sample-frequency', '8000', '--resample', '-o', join(dir, 'bad-resampled.arrow'), '--quiet'])
   tt.match(res.stderr, /done 4, failed 4/, '--resample turns the 16 kHz file into a good utterance')
 })
