@@ -11,7 +11,7 @@
  *   train-dnn   DNN 440-4×512-1000 training step (bench/engine.ts) vs PyTorch
  *   train-lstm  LSTM 40→256→1000 chunked training step (bench/engine.ts) vs PyTorch
  *   infer       ktp infer → top-32 f16 soft targets vs the same forward in PyTorch
- *   soft-read   soft-target files → dense training targets at T = 2 (frames/s, bytes/frame)
+ *   soft-read   soft-target files → a student's training batches at T = 2, sparse for top-k (frames/s, bytes/frame)
  *   memory      peak RSS of features | cmvn | splice | infer over FSDD ×1, ×4, ×16
  *   decode      real-time factor of ktp decode on connected FSDD digits
  *

@@ -1,15 +1,22 @@
 /**
- * `soft-read`: how fast a student's data feeder turns stored teacher output into dense training
- * targets. The same teacher output (C = 1000 classes, log-probabilities at T = 1) is written in
- * five storage modes — dense f32, dense f16, top-8/32/128 f16 — with the production schema
- * (stages/infer.ts inferSchema); then, per mode, stages/train/corpus.ts readCorpus (features joined
- * with soft targets, streamed from the files) feeds stages/train/frame-batches.ts frameBatches
- * (frame-shuffled batches of 256, ±5 frames spliced, dense soft targets at T = 2), timed from open to
- * the last batch. Reported per mode: frames/s and bytes per frame of the soft-target file. No
- * reference: `ratio` is frames/s over the 1M frames/s goal.
+ * `soft-read`: how fast a student's data feeder turns stored teacher output into training batches.
+ * The same teacher output (C = 1000 classes, log-probabilities at T = 1) is written in five storage
+ * modes — dense f32, dense f16, top-8/32/128 f16 — with the production schema (stages/infer.ts
+ * inferSchema); then, per mode, the feeder a student uses (stages/train/speech-source.ts):
+ * stages/train/corpus.ts readCorpus (features joined with soft targets, streamed from the files)
+ * into stages/train/chunk-batches.ts chunkBatches (the recurrent student's default: 16 chunks × 20
+ * frames, buffer 4096 chunks), targets at T = 2 — sparse (k ids, k probabilities, the tail's
+ * per-class probability) for top-k files, dense [B, L, C] for dense files — batch arrays reused.
+ * Timed from open to the last batch, best of `reps` after a warm-up. Reported per mode: frames/s
+ * (`ktp`) and bytes per frame of the soft-target file; `ratio` is frames/s over the 1M goal.
  *
- * Where the time goes (extra fields, same data, in memory): `read_fps` walks readCorpus alone;
- * `targets_fps` calls softTargetsAt for every frame into one reused buffer (no I/O, no batching).
+ * Extra fields (same data): `frames_fps` the DNN student's feeder (frameBatches, batch 256, ±5
+ * splice, buffer 100k frames) end to end; `dense_targets_fps` (top-k modes) the chunk feeder
+ * building dense targets from the top-k file as before sparse targets (sparse: false);
+ * `batching_fps` chunkBatches alone over utterances already in memory (no I/O; `dense_batching_fps`
+ * the same building dense targets from the top-k rows); `read_fps`
+ * readCorpus alone; `targets_fps` the per-frame target computation alone (topkTargetsAt or
+ * softTargetsAt into one reused buffer).
  */
 import { statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -19,9 +26,10 @@ import { makeUttBatch } from '../schemas/utterance.js'
 import { inferSchema } from '../stages/infer.js'
 import { mulberry32 } from '../stages/nn/init.js'
 import { readCorpus, type CorpusUtt } from '../stages/train/corpus.js'
+import { chunkBatches } from '../stages/train/chunk-batches.js'
 import { frameBatches } from '../stages/train/frame-batches.js'
 import type { ModelMeta } from '../stages/train/model-store.js'
-import { softTargetsAt } from '../stages/train/soft-targets.js'
+import { softTargetsAt, topkTargetsAt } from '../stages/train/soft-targets.js'
 import { BenchLine, HarnessOptions, TEACHER, round, tmpDir, uttLengths, writeRandomFeatures } from './common.js'
 
 export interface SoftReadOptions {
@@ -30,7 +38,7 @@ export interface SoftReadOptions {
   reps?: number
 }
 
-interface Mode {
+export interface Mode {
   storage: string
   topK: number
   dtype: 'f32' | 'f16'
@@ -66,19 +74,25 @@ function teacherLogp(frames: number, C: number, r: () => number): Float32Array {
   return out
 }
 
-/** Write one soft-target file per storage mode from the same log-probabilities. */
-function writeSoftFiles(dir: string, lengths: number[], C: number): Map<string, string> {
+/** Write one soft-target file per storage mode from the same log-probabilities (also used by tests). */
+export function writeSoftFiles(dir: string, lengths: number[], C: number, modes: Mode[] = SOFT_MODES, seed = 11): Map<string, string> {
   const meta = { numClasses: C, fingerprint: 'bench-teacher', inventory: null, priors: null } as unknown as ModelMeta
-  const encs = SOFT_MODES.map((m) => {
+  const encs = modes.map((m) => {
     const schema = inferSchema(meta, { topK: m.topK, dtype: m.dtype, batchUtts: 32 }, 'bench-random-features')
     const enc = new BatchEncoder(schema, 'file')
     return { m, schema, enc, parts: [...enc.begin()] as Uint8Array[] }
   })
-  const r = mulberry32(11)
-  const order = new Uint32Array(C)
+  const r = mulberry32(seed)
+  const maxK = Math.max(0, ...modes.map((m) => m.topK))
   lengths.forEach((frames, u) => {
     const utt = `utt${String(u).padStart(6, '0')}`
     const lp = teacherLogp(frames, C, r)
+    // classes of every frame by falling log p (sorted once, shared by the top-k modes)
+    const sorted: number[][] = []
+    for (let t = 0; maxK > 0 && t < frames; t++) {
+      const row = lp.subarray(t * C, (t + 1) * C)
+      sorted.push(Array.from({ length: C }, (_, c) => c).sort((a, b) => row[b] - row[a]).slice(0, maxK))
+    }
     for (const e of encs) {
       if (!e.m.topK) {
         const logp = e.m.dtype === 'f16' ? encodeF16(lp) : Float32Array.from(lp)
@@ -91,17 +105,16 @@ function writeSoftFiles(dir: string, lengths: number[], C: number): Map<string, 
       const tail = new Float32Array(frames)
       for (let t = 0; t < frames; t++) {
         const row = lp.subarray(t * C, (t + 1) * C)
-        for (let c = 0; c < C; c++) order[c] = c
-        const sorted = Array.from(order).sort((a, b) => row[b] - row[a])
         let mass = 0
         for (let j = 0; j < k; j++) {
-          ids[t * k + j] = sorted[j]
-          vals[t * k + j] = row[sorted[j]]
-          mass += Math.exp(row[sorted[j]])
+          const c = sorted[t][j]
+          ids[t * k + j] = c
+          vals[t * k + j] = row[c]
+          mass += Math.exp(row[c])
         }
         tail[t] = Math.max(0, 1 - mass)
       }
-      e.parts.push(...e.enc.encode(makeUttBatch(e.schema, { utt, ids, logp: encodeF16(vals), tail })))
+      e.parts.push(...e.enc.encode(makeUttBatch(e.schema, { utt, ids, logp: e.m.dtype === 'f16' ? encodeF16(vals) : vals, tail })))
     }
   })
   const paths = new Map<string, string>()
@@ -114,44 +127,95 @@ function writeSoftFiles(dir: string, lengths: number[], C: number): Map<string, 
   return paths
 }
 
-async function timeBatches(feats: string, soft: string, T: number, C: number): Promise<{ seconds: number; frames: number }> {
+const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9
+
+/** The recurrent student's feeder as speech-source.ts configures it (defaults of ktp train-student). */
+function chunkFeeder(utts: AsyncIterable<CorpusUtt>, T: number, C: number, sparse: boolean) {
+  return chunkBatches(utts, {
+    chunksPerBatch: 16, chunkLength: 20, bufferChunks: 4096, delay: 0, rand: mulberry32(3),
+    hard: false, soft: true, temperature: T, numClasses: C, sparse, reuse: true,
+  })
+}
+
+/** The DNN student's feeder (batch 256, ±5 splice) as speech-source.ts configures it. */
+function frameFeeder(utts: AsyncIterable<CorpusUtt>, T: number, C: number) {
+  return frameBatches(utts, {
+    batchSize: 256, bufferFrames: 100_000, left: TEACHER.context, right: TEACHER.context, rand: mulberry32(3),
+    hard: false, soft: true, temperature: T, numClasses: C, sparse: true, reuse: true,
+  })
+}
+
+/** Frames with a target in a batch, and one target value (read, so nothing is optimised away). */
+function touch(b: { soft?: Float32Array; sparse?: { probs: Float32Array; rest: Float32Array } }): number {
+  return b.sparse ? b.sparse.probs[0] + b.sparse.rest[0] : b.soft![0]
+}
+
+async function timeChunks(utts: () => AsyncIterable<CorpusUtt>, T: number, C: number, sparse: boolean): Promise<{ seconds: number; frames: number }> {
   const t0 = process.hrtime.bigint()
   let frames = 0
   let check = 0
-  for await (const b of frameBatches(readCorpus({ feats, soft }), {
-    batchSize: 256, bufferFrames: 100_000, left: TEACHER.context, right: TEACHER.context, rand: mulberry32(3),
-    hard: false, soft: true, temperature: T, numClasses: C,
-  })) {
-    frames += b.size
-    check += b.soft![0]
+  for await (const b of chunkFeeder(utts(), T, C, sparse)) {
+    frames += b.frames
+    check += touch(b)
   }
   if (!Number.isFinite(check)) throw new Error('soft targets are not finite')
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, frames }
+  return { seconds: seconds(t0), frames }
+}
+
+async function timeFrames(feats: string, soft: string, T: number, C: number): Promise<{ seconds: number; frames: number }> {
+  const t0 = process.hrtime.bigint()
+  let frames = 0
+  let check = 0
+  for await (const b of frameFeeder(readCorpus({ feats, soft }), T, C)) {
+    frames += b.size
+    check += touch(b)
+  }
+  if (!Number.isFinite(check)) throw new Error('soft targets are not finite')
+  return { seconds: seconds(t0), frames }
+}
+
+/** Best (shortest) of a warm-up plus `reps` timed runs; checks the frame count every time. */
+async function best(reps: number, frames: number, run: () => Promise<{ seconds: number; frames: number }>): Promise<number> {
+  await run()
+  let b = Infinity
+  for (let r = 0; r < reps; r++) {
+    const t = await run()
+    if (t.frames !== frames) throw new Error(`feeder gave ${t.frames} frames, expected ${frames}`)
+    b = Math.min(b, t.seconds)
+  }
+  return frames / b
 }
 
 async function readAll(feats: string, soft: string): Promise<{ seconds: number; utts: CorpusUtt[] }> {
   const t0 = process.hrtime.bigint()
   const utts: CorpusUtt[] = []
   for await (const u of readCorpus({ feats, soft })) utts.push(u)
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, utts }
+  return { seconds: seconds(t0), utts }
+}
+
+async function* inMemory(utts: CorpusUtt[]): AsyncGenerator<CorpusUtt> {
+  yield* utts
 }
 
 function timeTargets(utts: CorpusUtt[], T: number, C: number): number {
   const out = new Float32Array(C)
+  const ids = new Int32Array(C)
   const t0 = process.hrtime.bigint()
   let frames = 0
   for (const u of utts) {
-    for (let t = 0; t < u.frames; t++) softTargetsAt(u.soft!, t, T, out, 0)
+    const row = u.soft!
+    if (row.kind === 'topk') for (let t = 0; t < u.frames; t++) topkTargetsAt(row, t, T, ids, out, 0)
+    else for (let t = 0; t < u.frames; t++) softTargetsAt(row, t, T, out, 0)
     frames += u.frames
   }
-  return frames / (Number(process.hrtime.bigint() - t0) / 1e9)
+  return frames / seconds(t0)
 }
 
 export async function benchSoftRead(h: HarnessOptions, o: SoftReadOptions = {}): Promise<BenchLine[]> {
   const dir = tmpDir('ktp-bench-soft-')
   const total = o.frames ?? (h.quick ? 600 : 20_000)
   const T = o.temperature ?? 2
-  const reps = o.reps ?? (h.quick ? 1 : 3)
+  const reps = o.reps ?? (h.quick ? 1 : 5)
   const C = TEACHER.classes
   const lengths = uttLengths(total, 5)
   const feats = join(dir, 'feats.arrow')
@@ -161,22 +225,24 @@ export async function benchSoftRead(h: HarnessOptions, o: SoftReadOptions = {}):
   const lines: BenchLine[] = []
   for (const m of SOFT_MODES) {
     const soft = paths.get(m.storage)!
-    await timeBatches(feats, soft, T, C) // warm-up (JIT, page cache)
-    let best = Infinity
-    for (let r = 0; r < reps; r++) {
-      const t = await timeBatches(feats, soft, T, C)
-      if (t.frames !== frames) throw new Error(`frameBatches gave ${t.frames} frames, expected ${frames}`)
-      best = Math.min(best, t.seconds)
-    }
+    const fps = await best(reps, frames, () => timeChunks(() => readCorpus({ feats, soft }), T, C, true))
+    const framesFps = await best(reps, frames, () => timeFrames(feats, soft, T, C))
+    const denseFps = m.topK ? await best(reps, frames, () => timeChunks(() => readCorpus({ feats, soft }), T, C, false)) : null
     const { seconds: readS, utts } = await readAll(feats, soft)
+    const batchingFps = await best(reps, frames, () => timeChunks(() => inMemory(utts), T, C, true))
+    const denseBatchingFps = m.topK ? await best(reps, frames, () => timeChunks(() => inMemory(utts), T, C, false)) : null
     const targetsFps = timeTargets(utts, T, C)
-    const fps = frames / best
+    const bpf = statSync(soft).size / frames
     lines.push({
       name: 'soft-read', variant: m.storage, ktp: round(fps), reference: null, unit: 'frames/s', ratio: round(fps / GOAL),
-      ratio_of: 'goal 1M frames/s', bytes_per_frame: round(statSync(soft).size / frames), frames, temperature: T, batch: 256, context: TEACHER.context,
-      read_fps: round(frames / readS), targets_fps: round(targetsFps),
+      ratio_of: 'goal 1M frames/s', bytes_per_frame: round(bpf), frames, temperature: T,
+      targets: m.topK ? 'sparse' : 'dense', layout: 'chunks 16×20', frames_fps: round(framesFps), frames_layout: 'batch 256, ±5 splice',
+      dense_targets_fps: denseFps === null ? null : round(denseFps), batching_fps: round(batchingFps),
+      dense_batching_fps: denseBatchingFps === null ? null : round(denseBatchingFps), read_fps: round(frames / readS), targets_fps: round(targetsFps),
     })
-    h.log(`soft-read ${m.storage}: ${fps.toFixed(0)} frames/s, ${(statSync(soft).size / frames).toFixed(0)} B/frame (read alone ${(frames / readS).toFixed(0)}, softTargetsAt alone ${targetsFps.toFixed(0)} frames/s)`)
+    h.log(`soft-read ${m.storage}: ${fps.toFixed(0)} frames/s (chunks, ${m.topK ? 'sparse' : 'dense'} targets), ${bpf.toFixed(0)} B/frame; ` +
+      `frames ±5: ${framesFps.toFixed(0)}${denseFps === null ? '' : `, dense targets from top-k: ${denseFps.toFixed(0)}`}; ` +
+      `batching alone ${batchingFps.toFixed(0)}${denseBatchingFps === null ? '' : ` (dense targets ${denseBatchingFps.toFixed(0)})`}, read alone ${(frames / readS).toFixed(0)}, targets alone ${targetsFps.toFixed(0)} frames/s`)
   }
   return lines
 }

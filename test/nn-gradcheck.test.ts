@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs'
 import { selectBackend } from '../stages/nn/backend.js'
 import { gradCheck } from '../stages/nn/gradcheck.js'
 import { mulberry32 } from '../stages/nn/init.js'
-import { activation, custom, dense, softmaxCrossEntropy, type Activation } from '../stages/nn/ops.js'
+import { activation, custom, dense, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, type Activation } from '../stages/nn/ops.js'
 import { gruRecurrence, lstmRecurrence, rnnRecurrence } from '../stages/nn/recurrence.js'
 import { buildModel, lossAndGrads } from '../stages/nn/registry.js'
 import { sgdStep } from '../stages/nn/params.js'
@@ -223,4 +223,78 @@ t.test('no tensor leaks; gradients are repeatable', async (t) => {
   tf.dispose([res.loss, ...Object.values(res.grads)])
   t.equal(tf.memory().numTensors, n1, 'lossAndGrads frees its intermediates')
   m.params.dispose()
+})
+
+/**
+ * Sparse targets for the tests: per frame, k distinct classes with probabilities and one shared
+ * probability for the other C − k classes (normalised, so the dense rows sum to 1), and the dense
+ * matrix they stand for.
+ */
+function sparseTargets(n: number, C: number, k: number, seed: number) {
+  const g = mulberry32(seed)
+  const ids = new Int32Array(n * k)
+  const probs = new Float32Array(n * k)
+  const rest = new Float32Array(n)
+  const dense = new Float32Array(n * C)
+  for (let i = 0; i < n; i++) {
+    const perm = Array.from({ length: C }, (_, c) => c)
+    for (let c = C - 1; c > 0; c--) {
+      const j = Math.floor(g() * (c + 1))
+      ;[perm[c], perm[j]] = [perm[j], perm[c]]
+    }
+    const raw = Array.from({ length: k }, () => 0.05 + g())
+    const tail = 0.3 * g()
+    const s = raw.reduce((a, b) => a + b) + tail
+    rest[i] = tail / s / (C - k)
+    dense.fill(rest[i], i * C, (i + 1) * C)
+    for (let j = 0; j < k; j++) {
+      ids[i * k + j] = perm[j]
+      probs[i * k + j] = raw[j] / s
+      dense[i * C + perm[j]] = probs[i * k + j]
+    }
+  }
+  return { ids, probs, rest, dense }
+}
+
+t.test('sparse soft-target cross-entropy: finite differences, and equal to the dense one', async (t) => {
+  const n = 7
+  const C = 9
+  const k = 3
+  const sp = sparseTargets(n, C, k, 21)
+  const ids = tf.tensor(sp.ids, [n, k], 'int32')
+  const probs = tf.tensor(sp.probs, [n, k])
+  const rest = tf.tensor(sp.rest, [n])
+  const dense = tf.tensor(sp.dense, [n, C])
+  const w = tf.tensor([1, 0, 1, 1, 0.5, 0, 1])
+  // own random stream: the shared one feeds the other tests their inputs
+  const g = mulberry32(77)
+  const z = tf.tensor(Float32Array.from({ length: n * C }, () => (2 * g() - 1) * 2), [n, C])
+  const cases = [
+    ['plain', (x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, rest), (x: tf.Tensor) => softmaxCrossEntropy(x, dense)],
+    ['weighted', (x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, rest, w), (x: tf.Tensor) => softmaxCrossEntropy(x, dense, w)],
+    ['3-D logits', (x: tf.Tensor) => sparseSoftmaxCrossEntropy(tf.reshape(x, [n, 1, C]), tf.reshape(ids, [n, 1, k]), tf.reshape(probs, [n, 1, k]), tf.reshape(rest, [n, 1]), tf.reshape(w, [n, 1])),
+      (x: tf.Tensor) => softmaxCrossEntropy(tf.reshape(x, [n, 1, C]), tf.reshape(dense, [n, 1, C]), tf.reshape(w, [n, 1]))],
+    ['no tail (rest 0)', (x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, tf.zerosLike(rest), w),
+      (x: tf.Tensor) => softmaxCrossEntropy(x, tf.tidy(() => tf.where(tf.equal(dense, tf.reshape(rest, [n, 1])), tf.zerosLike(dense), dense)), w)],
+  ] as const
+  for (const [name, sparse, full] of cases) {
+    const res = gradCheck(sparse, [z])
+    t.ok(res.maxRelError <= TOL, `${name}: finite differences ${res.maxRelError.toExponential(2)}`)
+    const [ls, ld, gs, gd] = tf.tidy(() => [sparse(z), full(z), tf.grad(sparse)(z), tf.grad(full)(z)])
+    const a = ls.dataSync()[0]
+    const b = ld.dataSync()[0]
+    t.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${name}: loss ${a} = dense ${b}`)
+    const dg = maxAbsDiff(gs, gd)
+    t.ok(dg < 1e-7, `${name}: gradient = dense gradient (max |Δ| ${dg.toExponential(2)})`)
+    tf.dispose([ls, ld, gs, gd])
+  }
+  // no leak, and the gradient can be taken twice
+  const before = tf.memory().numTensors
+  const g1 = tf.grad((x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, rest, w))(z)
+  const g2 = tf.grad((x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, rest, w))(z)
+  t.equal(maxAbsDiff(g1, g2), 0, 'same gradient twice')
+  tf.dispose([g1, g2])
+  t.equal(tf.memory().numTensors, before, 'no tensor leaked')
+  t.throws(() => sparseSoftmaxCrossEntropy(z, tf.cast(ids, 'float32'), probs, rest), /ids must be int32/)
+  t.throws(() => sparseSoftmaxCrossEntropy(z, ids, tf.zeros([n, 2]), rest), /probs shape \[7,2\] differs from ids \[7,3\]/)
 })

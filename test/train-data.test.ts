@@ -105,3 +105,117 @@ t.test('chunk batches: padding masked, delay shifts targets, every label once', 
   }
   t.same(labels.sort((a, b) => a - b), [0, 1, 2, 3, 4, 100, 101, 102])
 })
+
+/** Utterances with top-k soft targets (k of C classes, tail mass) over `utt`'s features and labels. */
+function topkUtt(name: string, frames: number, base: number, C: number, k: number, f16: boolean, seed: number): CorpusUtt {
+  const r = epochRandom(seed, 0)
+  const ids = new Uint16Array(frames * k)
+  const logp = new Float32Array(frames * k)
+  const tail = new Float32Array(frames)
+  for (let f = 0; f < frames; f++) {
+    const raw = Array.from({ length: C }, () => Math.exp(4 * r()))
+    const s = raw.reduce((a, b) => a + b)
+    const top = raw.map((_, c) => c).sort((a, b) => raw[b] - raw[a]).slice(0, k)
+    top.forEach((c, j) => ((ids[f * k + j] = c), (logp[f * k + j] = Math.log(raw[c] / s))))
+    tail[f] = 1 - top.reduce((a, c) => a + raw[c] / s, 0)
+  }
+  return { ...utt(name, frames, 2, base), soft: { kind: 'topk', numClasses: C, width: k, frames, f16, ids, logp: f16 ? encodeF16(logp) : logp, tail } }
+}
+
+/** Dense rows of sparse targets (rest everywhere, the listed probabilities at their ids). */
+function expand(sp: { k: number; ids: Int32Array; probs: Float32Array; rest: Float32Array }, C: number): number[] {
+  const out = new Float32Array(sp.rest.length * C)
+  for (let i = 0; i < sp.rest.length; i++) {
+    out.fill(sp.rest[i], i * C, (i + 1) * C)
+    for (let j = 0; j < sp.k; j++) out[i * C + sp.ids[i * sp.k + j]] = sp.probs[i * sp.k + j]
+  }
+  return Array.from(out)
+}
+
+t.test('frame batches: sparse top-k targets carry exactly the dense targets; reused arrays give the same batches', async (t) => {
+  const C = 12
+  const utts = [topkUtt('a', 7, 0, C, 3, true, 1), topkUtt('b', 5, 100, C, 3, true, 2), topkUtt('c', 9, 200, C, 3, true, 3)]
+  const opts = { batchSize: 4, bufferFrames: 10, left: 1, right: 1, hard: true, soft: true, temperature: 2, numClasses: C }
+  const collect = async (sparse: boolean, reuse: boolean) => {
+    const out: { x: number[]; hard: number[]; soft: number[]; sparse: boolean }[] = []
+    for await (const b of frameBatches(gen(utts), { ...opts, rand: epochRandom(4, 0), sparse, reuse })) {
+      t.equal(b.x.length, b.size * 6, 'x sized to the batch')
+      out.push({ x: Array.from(b.x), hard: Array.from(b.hard!), soft: b.sparse ? expand(b.sparse, C) : Array.from(b.soft!), sparse: b.sparse !== undefined && b.soft === undefined })
+    }
+    return out
+  }
+  const dense = await collect(false, false)
+  const sparse = await collect(true, false)
+  const reused = await collect(true, true)
+  t.equal(dense.length, 6, '21 frames in batches of 4 (buffers of 12 and 9 frames)')
+  t.ok(dense.every((b) => !b.sparse) && sparse.every((b) => b.sparse), 'sparse only when asked')
+  t.same(sparse, dense.map((b) => ({ ...b, sparse: true })), 'same frames, labels and targets')
+  t.same(reused, sparse, 'reused arrays: same batches')
+  t.same(await collect(false, true), dense, 'reused dense arrays: same batches')
+  const p = dense[0].soft.slice(0, C)
+  t.ok(Math.abs(p.reduce((a, b) => a + b) - 1) < 1e-6 && p.every((v) => v > 0), 'targets are a distribution with tail mass')
+})
+
+t.test('chunk batches: sparse targets, padding all zero, reused arrays give the same batches', async (t) => {
+  const C = 10
+  const utts = [topkUtt('a', 5, 0, C, 2, false, 5), topkUtt('b', 3, 100, C, 2, false, 6), topkUtt('c', 11, 200, C, 2, false, 7)]
+  const opts = { chunksPerBatch: 2, chunkLength: 4, bufferChunks: 3, delay: 1, hard: true, soft: true, temperature: 1.5, numClasses: C }
+  const collect = async (sparse: boolean, reuse: boolean) => {
+    const out: { x: number[]; mask: number[]; hard: number[]; soft: number[] }[] = []
+    for await (const b of chunkBatches(gen(utts), { ...opts, rand: epochRandom(8, 0), sparse, reuse })) {
+      t.equal(b.sparse !== undefined, sparse, sparse ? 'sparse targets' : 'dense targets')
+      out.push({ x: Array.from(b.x), mask: Array.from(b.mask), hard: Array.from(b.hard!), soft: b.sparse ? expand(b.sparse, C) : Array.from(b.soft!) })
+    }
+    return out
+  }
+  const dense = await collect(false, false)
+  t.equal(dense.length, 3, '6 chunks (delay 1: 2 + 1 + 3) in batches of 2')
+  t.equal(dense.flatMap((b) => b.mask).reduce((a, v) => a + v, 0), 19, 'every frame has one target')
+  for (const b of dense) {
+    b.mask.forEach((m, i) => {
+      const row = b.soft.slice(i * C, (i + 1) * C)
+      if (m) t.ok(Math.abs(row.reduce((a, v) => a + v, 0) - 1) < 1e-6, 'a target row is a distribution')
+      else t.ok(row.every((v) => v === 0) && b.hard[i] === 0, 'no target: zeros')
+    })
+  }
+  t.same(await collect(true, false), dense, 'sparse = dense')
+  t.same(await collect(true, true), dense, 'sparse, reused arrays = dense')
+  t.same(await collect(false, true), dense, 'dense, reused arrays = dense')
+})
+
+t.test('dense soft targets from f16 (table) and from values that are not log-probabilities', async (t) => {
+  const C = 6
+  const lp = Float32Array.of(-0.5, -1.2, -3, -8, -0.9, -20)
+  const ref = (v: ArrayLike<number>, T: number) => {
+    const m = Math.max(...Array.from(v, (x) => x / T))
+    const e = Array.from(v, (x) => Math.exp(x / T - m))
+    const s = e.reduce((a, b) => a + b)
+    return e.map((x) => x / s)
+  }
+  const half = encodeF16(lp)
+  for (const T of [0.5, 1, 2, 7]) {
+    const out = new Float32Array(C)
+    softTargetsAt({ kind: 'dense', numClasses: C, width: C, frames: 1, logp: half, f16: true }, 0, T, out, 0)
+    const want = ref(decodeF16(half), T)
+    want.forEach((v, i) => t.ok(close(out[i], v, 1e-7), `f16 T=${T} class ${i}: ${out[i]} vs ${v}`))
+  }
+  // not log-probabilities (huge positive values, a tiny T): the max-subtracted route, still exact
+  const big = Float32Array.of(900, 880, 0, -5, 899, 1)
+  const out = new Float32Array(C)
+  softTargetsAt({ kind: 'dense', numClasses: C, width: C, frames: 1, logp: big, f16: false }, 0, 1, out, 0)
+  ref(big, 1).forEach((v, i) => t.ok(close(out[i], v, 1e-7), `large values, class ${i}`))
+  softTargetsAt({ kind: 'dense', numClasses: C, width: C, frames: 1, logp: lp, f16: false }, 0, 0.001, out, 0)
+  ref(lp, 0.001).forEach((v, i) => t.ok(close(out[i], v, 1e-7), `T = 0.001, class ${i}: ${out[i]} vs ${v}`))
+})
+
+t.test('softRow rejects top-k class ids outside the file\'s classes', async (t) => {
+  const { inferSchema } = await import('../stages/infer.js')
+  const { makeUttBatch } = await import('../schemas/utterance.js')
+  const { softRow } = await import('../stages/train/soft-targets.js')
+  const meta = { numClasses: 5, fingerprint: 'x', inventory: null, priors: null } as unknown as Parameters<typeof inferSchema>[0]
+  const schema = inferSchema(meta, { topK: 2, dtype: 'f32', batchUtts: 1 }, 'f')
+  const batch = (ids: number[]) => makeUttBatch(schema, { utt: 'u', ids: Uint16Array.from(ids), logp: Float32Array.of(-0.1, -3, -0.2, -2), tail: Float32Array.of(0.05, 0.1) })
+  const ok = softRow(batch([4, 0, 1, 2]), 'soft-topk', 5)
+  t.same([ok.kind, ok.width, ok.frames], ['topk', 2, 2])
+  t.throws(() => softRow(batch([4, 0, 5, 2]), 'soft-topk', 5), { code: 'bad-soft', message: /class 5, metadata says 5 classes/ })
+})

@@ -188,3 +188,144 @@ t.test('KT loss on top-k targets with tail mass, against hand-computed numbers',
   t.ok(Math.abs(loss.dataSync()[0] - T * T * kl - T * T * -p.reduce((a, pv) => a + pv * Math.log(pv), 0)) < 1e-5, 'T²·KL + T²·H(p)')
   Array.from(grad.dataSync()).forEach((g, i) => t.ok(Math.abs(g - T * (q[i] - p[i])) < 1e-5, `grad ${i} = T·(q−p)`))
 })
+
+t.test('KT loss and gradient: sparse top-k targets with tail equal the dense targets (random logits, mask, two terms)', async (t) => {
+  const { softTargetsAt, topkTargetsAt } = await import('../stages/train/soft-targets.js')
+  const { encodeF16 } = await import('../schemas/float16.js')
+  const r = epochRandom(5, 0)
+  const C = 40
+  const k = 6
+  const [B, L] = [3, 5]
+  const n = B * L
+  for (const f16 of [false, true]) {
+    for (const T of [1, 2, 3.5]) {
+      // a stored top-k row per frame: log p of k distinct classes (falling), tail mass τ
+      const ids = new Uint16Array(n * k)
+      const logp = new Float32Array(n * k)
+      const tail = new Float32Array(n)
+      for (let f = 0; f < n; f++) {
+        const raw = Array.from({ length: C }, () => Math.exp(3 * r()))
+        const s = raw.reduce((a, b) => a + b)
+        const order = raw.map((_, c) => c).sort((a, b) => raw[b] - raw[a]).slice(0, k)
+        order.forEach((c, j) => ((ids[f * k + j] = c), (logp[f * k + j] = Math.log(raw[c] / s))))
+        tail[f] = 1 - order.reduce((a, c) => a + raw[c] / s, 0)
+      }
+      const row = { kind: 'topk' as const, numClasses: C, width: k, frames: n, f16, ids, logp: f16 ? encodeF16(logp) : logp, tail }
+      // what the feeders write: dense [n, C] (softTargetsAt) and sparse (topkTargetsAt)
+      const dense = new Float32Array(n * C)
+      const spIds = new Int32Array(n * k)
+      const spProbs = new Float32Array(n * k)
+      const spRest = new Float32Array(n)
+      for (let f = 0; f < n; f++) {
+        softTargetsAt(row, f, T, dense, f * C)
+        spRest[f] = topkTargetsAt(row, f, T, spIds, spProbs, f * k)
+      }
+      // the sparse form expands to exactly the dense targets
+      const expanded = new Float32Array(n * C)
+      for (let f = 0; f < n; f++) {
+        expanded.fill(spRest[f], f * C, (f + 1) * C)
+        for (let j = 0; j < k; j++) expanded[f * C + spIds[f * k + j]] = spProbs[f * k + j]
+      }
+      t.same(Array.from(expanded), Array.from(dense), `f16 ${f16} T ${T}: sparse targets expand to the dense ones`)
+      const rowSums = Array.from({ length: n }, (_, f) => dense.subarray(f * C, (f + 1) * C).reduce((a, b) => a + b))
+      t.ok(rowSums.every((s) => Math.abs(s - 1) < 1e-5), 'targets are distributions')
+
+      const logits = Float32Array.from({ length: n * C }, () => 6 * r() - 3)
+      const mask = Float32Array.from({ length: n }, (_, f) => (f % L < L - (f < L ? 0 : 2) ? 1 : 0)) // chunks 2, 3 padded
+      const labels = Int32Array.from({ length: n }, () => Math.floor(r() * C))
+      const lab = tf.tensor2d(labels, [B, L], 'int32')
+      const hardTerm = { targets: tf.tidy(() => tf.cast(tf.oneHot(lab, C), 'float32')), temperature: 1, weight: 0.3 }
+      const common = { x: tf.tensor3d(logits, [B, L, C]), mask: tf.tensor2d(mask, [B, L]), rows: n }
+      const bDense: TrainBatch = { ...common, terms: [hardTerm, { targets: tf.tensor3d(dense, [B, L, C]), temperature: T, weight: 0.7 }] }
+      const bSparse: TrainBatch = {
+        ...common,
+        terms: [hardTerm, { sparse: { ids: tf.tensor3d(spIds, [B, L, k], 'int32'), probs: tf.tensor3d(spProbs, [B, L, k]), rest: tf.tensor2d(spRest, [B, L]) }, temperature: T, weight: 0.7 }],
+      }
+      const [ld, ls, gd, gs] = tf.tidy(() => [
+        batchLoss(common.x, bDense), batchLoss(common.x, bSparse),
+        tf.grad((z: tf.Tensor) => batchLoss(z, bDense))(common.x), tf.grad((z: tf.Tensor) => batchLoss(z, bSparse))(common.x),
+      ])
+      // float64 reference: Σ_frames mask·(0.3·CE(onehot, z) + 0.7·T²·CE(p, z/T)) / Σ mask
+      let want = 0
+      let wsum = 0
+      for (let f = 0; f < n; f++) {
+        if (!mask[f]) continue
+        const z = Array.from(logits.subarray(f * C, (f + 1) * C))
+        const lse = (s: number) => {
+          const m = Math.max(...z.map((v) => v / s))
+          return m + Math.log(z.reduce((a, v) => a + Math.exp(v / s - m), 0))
+        }
+        const ce = -(z[labels[f]] - lse(1))
+        let kt = 0
+        for (let c = 0; c < C; c++) kt -= dense[f * C + c] * (z[c] / T - lse(T))
+        want += 0.3 * ce + 0.7 * T * T * kt
+        wsum++
+      }
+      want /= wsum
+      const a = ld.dataSync()[0]
+      const b = ls.dataSync()[0]
+      t.ok(Math.abs(a - want) < 1e-5 * want, `f16 ${f16} T ${T}: dense loss ${a} = reference ${want}`)
+      t.ok(Math.abs(b - a) < 2e-6 * a, `f16 ${f16} T ${T}: sparse loss ${b} = dense ${a}`)
+      const g1 = gd.dataSync()
+      const g2 = gs.dataSync()
+      let worst = 0
+      let scale = 0
+      for (let i = 0; i < g1.length; i++) (worst = Math.max(worst, Math.abs(g1[i] - g2[i]))), (scale = Math.max(scale, Math.abs(g1[i])))
+      t.ok(scale > 1e-3 && worst < 1e-6 * Math.max(1, scale), `f16 ${f16} T ${T}: gradients agree (max |Δ| ${worst.toExponential(2)}, max |g| ${scale.toFixed(3)})`)
+      const padded = Array.from({ length: n }, (_, f) => f).filter((f) => !mask[f])
+      t.ok(padded.every((f) => g2.subarray(f * C, (f + 1) * C).every((v) => v === 0)), 'padded frames get no gradient')
+      tf.dispose([ld, ls, gd, gs, lab, hardTerm.targets, common.x, common.mask, bDense.terms[1].targets!, ...Object.values(bSparse.terms[1].sparse!)])
+    }
+  }
+})
+
+t.test('speechSource from top-k files: sparse batches (the default) give the dense batches\' loss and gradient', async (t) => {
+  const { join } = await import('node:path')
+  const { speechSource } = await import('../stages/train/speech-source.js')
+  const { writeSoftFiles } = await import('../bench/soft-read.js')
+  const { writeRandomFeatures } = await import('../bench/common.js')
+  const { tmp: tmpDir } = await import('./helpers.js')
+  const dir = tmpDir()
+  const C = 30
+  const D = 3
+  const lengths = [17, 40, 9, 25]
+  const feats = join(dir, 'feats.arrow')
+  writeRandomFeatures(feats, lengths, D, { seed: 4 })
+  const files = writeSoftFiles(dir, lengths, C, [{ storage: 'top5-f16', topK: 5, dtype: 'f16' }, { storage: 'top5-f32', topK: 5, dtype: 'f32' }])
+  const layouts = [
+    { kind: 'frames' as const, batchSize: 16, bufferFrames: 50, left: 1, right: 1 },
+    { kind: 'chunks' as const, chunksPerBatch: 3, chunkLength: 7, bufferChunks: 8, delay: 2 },
+  ]
+  for (const [storage, soft] of files) {
+    for (const layout of layouts) {
+      const src = (sparseSoft: boolean) => speechSource({ feats, soft, numClasses: C, layout, targets: { hard: 0, soft: 1, temperature: 2 }, seed: 3, sparseSoft })
+      const dense: TrainBatch[] = []
+      const sparse: TrainBatch[] = []
+      for await (const b of src(false).epoch(1, 0)) dense.push(b)
+      for await (const b of src(true).epoch(1, 0)) sparse.push(b)
+      t.equal(sparse.length, dense.length, `${storage} ${layout.kind}: ${dense.length} batches either way`)
+      t.ok(sparse.every((b) => b.terms[0].sparse?.ids.shape.at(-1) === 5 && !b.terms[0].targets), 'sparse batches carry k = 5 ids, no dense targets')
+      t.ok(dense.every((b) => b.terms[0].targets?.shape.at(-1) === C), 'dense batches carry [.., C] targets')
+      const inDim = layout.kind === 'frames' ? 3 * D : D
+      const W = tf.tensor2d(Float32Array.from({ length: inDim * C }, (_, i) => Math.sin(i * 0.37)), [inDim, C])
+      let worst = 0
+      let worstLoss = 0
+      for (let i = 0; i < dense.length; i++) {
+        const [a, b] = [dense[i], sparse[i]]
+        t.same(Array.from(b.x.dataSync()), Array.from(a.x.dataSync()))
+        const f = (batch: TrainBatch) => (w: tf.Tensor) => {
+          const x2 = tf.reshape(batch.x, [-1, inDim])
+          return batchLoss(tf.reshape(tf.matMul(x2, w), [...batch.x.shape.slice(0, -1), C]), batch)
+        }
+        const [la, lb, ga, gb] = tf.tidy(() => [f(a)(W), f(b)(W), tf.grad(f(a))(W), tf.grad(f(b))(W)])
+        worstLoss = Math.max(worstLoss, Math.abs(la.dataSync()[0] - lb.dataSync()[0]) / la.dataSync()[0])
+        const d1 = ga.dataSync()
+        const d2 = gb.dataSync()
+        for (let j = 0; j < d1.length; j++) worst = Math.max(worst, Math.abs(d1[j] - d2[j]))
+        tf.dispose([la, lb, ga, gb, a.x, b.x, a.mask, b.mask, a.terms[0].targets, ...Object.values(b.terms[0].sparse ?? {})].filter((x): x is tf.Tensor => x != null))
+      }
+      W.dispose()
+      t.ok(worstLoss < 2e-6 && worst < 1e-6, `${storage} ${layout.kind}: loss (rel ${worstLoss.toExponential(2)}) and gradient (|Δ| ${worst.toExponential(2)}) agree`)
+    }
+  }
+})

@@ -28,7 +28,7 @@ function frameSource(n: number, batch: number, seed: number, poison?: number): D
  * Chunks [B, L, 3] with a padding mask (odd chunks end early, so parts hold unequal shares of the
  * frames), hard labels plus a soft-target term at T = 2: the KT regulariser's two-term loss.
  */
-function chunkSource(batches: number, B: number, L: number, seed: number): DataSource {
+function chunkSource(batches: number, B: number, L: number, seed: number, sparse = false): DataSource {
   return {
     async *epoch(e: number, skip: number) {
       const r = epochRandom(seed, e)
@@ -49,11 +49,15 @@ function chunkSource(batches: number, B: number, L: number, seed: number): DataS
         }
         if (k < skip) continue
         const labels = tf.tensor2d(y, [B, L], 'int32')
+        // the same soft targets sparsely: the label's class listed (0.8), 0.1 for each other class
+        const softTerm = sparse
+          ? { sparse: { ids: tf.tensor3d(y, [B, L, 1], 'int32'), probs: tf.fill([B, L, 1], 0.8), rest: tf.fill([B, L], 0.1) }, temperature: 2, weight: 0.5 }
+          : { targets: tf.tensor3d(soft, [B, L, 3]), temperature: 2, weight: 0.5 }
         yield {
           x: tf.tensor3d(x, [B, L, 3]), labels, mask: tf.tensor2d(mask, [B, L]), rows: B * L,
           terms: [
             { targets: tf.tidy(() => tf.cast(tf.oneHot(labels, 3), 'float32')), temperature: 1, weight: 0.5 },
-            { targets: tf.tensor3d(soft, [B, L, 3]), temperature: 2, weight: 0.5 },
+            softTerm,
           ],
         } as TrainBatch
       }
@@ -155,6 +159,22 @@ t.test('LSTM with masks and two target terms: 2 and 3 workers match 1', async (t
   const d3 = maxDiff(c1.w, c3.w)
   t.comment(`LSTM 2 epochs (12 steps): max |Δw| 2 workers ${d2.toExponential(2)}, 3 workers ${d3.toExponential(2)}`)
   t.ok(d2 < 1e-4 && d3 < 1e-4, 'within 1e-4')
+})
+
+t.test('sparse soft targets through workers: 1, 2 and 3 workers match the dense run', async (t) => {
+  const c = (w: number) => cfg(tmp(), w, { schedule: { ...DEFAULT_NEWBOB, initialLr: 0.3, maxEpochs: 2, minEpochs: 2, fixed: true } })
+  const dense = await run(lstm, chunkSource(6, 5, 6, 1), chunkSource(2, 4, 6, 9), c(1))
+  const s1 = await run(lstm, chunkSource(6, 5, 6, 1, true), chunkSource(2, 4, 6, 9), c(1))
+  const s2 = await run(lstm, chunkSource(6, 5, 6, 1, true), chunkSource(2, 4, 6, 9), c(2))
+  const s3 = await run(lstm, chunkSource(6, 5, 6, 1, true), chunkSource(2, 4, 6, 9), c(3))
+  const init = lstm()
+  const moved = maxDiff(dense.w, init.params.toFlat())
+  init.params.dispose()
+  const [d1, d2, d3] = [maxDiff(dense.w, s1.w), maxDiff(dense.w, s2.w), maxDiff(dense.w, s3.w)]
+  t.comment(`LSTM 2 epochs: max |Δw| sparse vs dense, 1/2/3 workers: ${d1.toExponential(2)} ${d2.toExponential(2)} ${d3.toExponential(2)} (training moved weights by ${moved.toFixed(3)})`)
+  t.ok(moved > 1e-2, 'training changed the weights')
+  t.ok(d1 < 1e-5 && d2 < 1e-4 && d3 < 1e-4, 'sparse = dense within float rounding, on 1, 2 and 3 workers')
+  t.ok(Math.abs(s2.r.epochs[0].train_loss - dense.r.epochs[0].train_loss) < 1e-4 * dense.r.epochs[0].train_loss, 'same training loss')
 })
 
 t.test('resume with workers: a crash mid-epoch, then --resume, ends with identical weights', async (t) => {

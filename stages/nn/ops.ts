@@ -184,3 +184,72 @@ export function softmaxCrossEntropy(logits: tf.Tensor, targets: tf.Tensor, weigh
   })
   return op(logits)
 }
+
+/**
+ * softmaxCrossEntropy with sparse targets, without building them densely: per frame n, the
+ * probabilities probs[n, j] of the k classes ids[n, j] (distinct), and one probability rest[n]
+ * shared by each of the other C − k classes (top-k targets with their tail mass spread evenly).
+ * The dense targets this stands for are P[n, c] = rest[n] + Σⱼ [ids[n, j] = c]·(probs[n, j] − rest[n]),
+ * and with them
+ *   Σ_c P_c·z_c = Σⱼ (probs_j − rest)·z_{ids_j} + rest·Σ_c z_c,   Σ_c P_c = Σⱼ probs_j + (C − k)·rest,
+ *   loss = Σₙ wₙ·(lse(zₙ)·Σ_c Pₙ,c − Σ_c Pₙ,c·zₙ,c) / Σₙ wₙ,
+ *   dloss/dz = wₙ/Σw · (softmax(zₙ)·Σ_c Pₙ,c − rest − scatter(probs − rest at ids)),
+ * the same values as softmaxCrossEntropy(logits, P, weights) up to float rounding; the dense [N, C]
+ * arrays are the logits' own softmax and gradient only. ids int32 [..., k], probs [..., k] and
+ * rest [...] are data (no gradient), shaped like the logits' leading axes.
+ */
+export function sparseSoftmaxCrossEntropy(logits: tf.Tensor, ids: tf.Tensor, probs: tf.Tensor, rest: tf.Tensor, weights?: tf.Tensor): tf.Scalar {
+  const C = logits.shape[logits.shape.length - 1]
+  const n = logits.size / C
+  const lead = logits.shape.slice(0, -1)
+  const k = ids.shape[ids.shape.length - 1]
+  const sameLead = (s: number[], extra: number) => s.length === lead.length + extra && lead.every((d, i) => d === s[i])
+  if (!sameLead(ids.shape, 1) || ids.dtype !== 'int32') {
+    throw new Error(`sparseSoftmaxCrossEntropy: ids must be int32 [${lead},k], got ${ids.dtype} [${ids.shape}] for logits [${logits.shape}]`)
+  }
+  if (!sameLead(probs.shape, 1) || probs.shape[probs.shape.length - 1] !== k) {
+    throw new Error(`sparseSoftmaxCrossEntropy: probs shape [${probs.shape}] differs from ids [${ids.shape}]`)
+  }
+  if (rest.size !== n) throw new Error(`sparseSoftmaxCrossEntropy: rest has ${rest.size} entries for ${n} frames`)
+  if (k > C) throw new Error(`sparseSoftmaxCrossEntropy: ${k} listed classes of ${C}`)
+  if (weights != null && weights.size !== n) {
+    throw new Error(`sparseSoftmaxCrossEntropy: weights have ${weights.size} entries for ${n} frames`)
+  }
+  // flat[n, j] = n·C + ids[n, j]: positions of the listed classes in the flattened logits
+  const flat = tf.tidy(() => tf.reshape(tf.add(tf.reshape(ids, [n, k]), tf.reshape(tf.range(0, n * C, C, 'int32'), [n, 1])), [n * k]))
+  const pk = tf.reshape(probs, [n, k]) as tf.Tensor2D
+  const r = tf.reshape(rest, [n, 1]) as tf.Tensor2D
+  const w = weights == null ? null : (tf.reshape(weights, [n, 1]) as tf.Tensor2D)
+  const op = custom<tf.Scalar>(([z], save) => {
+    const z2 = tf.reshape(z, [n, C]) as tf.Tensor2D
+    const m = tf.max(z2, 1, true)
+    const e = tf.exp(tf.sub(z2, m))
+    const s = tf.sum(e, 1, true)
+    const q = tf.div(e, s) // softmax
+    const lse = tf.add(tf.log(s), m)
+    const zk = tf.reshape(tf.gather(tf.reshape(z2, [n * C]), flat), [n, k]) // listed classes' logits
+    const dk = tf.sub(pk, r) // listed classes' excess over the shared probability
+    const pSum = tf.add(tf.sum(pk, 1, true), tf.mul(r, C - k))
+    const pz = tf.add(tf.sum(tf.mul(dk, zk), 1, true), tf.mul(r, tf.sum(z2, 1, true)))
+    const perFrame = tf.sub(tf.mul(lse, pSum), pz) // −Σ P log q
+    const denom = w == null ? tf.scalar(n) : tf.maximum(tf.sum(w), 1e-12)
+    const total = w == null ? tf.sum(perFrame) : tf.sum(tf.mul(perFrame, w))
+    const loss = tf.div(total, denom) as tf.Scalar
+    save(w == null ? [q, pSum, denom, r, dk, flat] : [q, pSum, denom, r, dk, flat, w])
+    const shape = z.shape
+    return {
+      value: loss,
+      gradFunc: (dy, [qs, ps, d, rs, dks, fl, wt]) => {
+        const excess = tf.reshape(tf.scatterND(tf.reshape(fl, [n * k, 1]), tf.reshape(dks, [n * k]), [n * C]), [n, C])
+        let g = tf.sub(tf.sub(tf.mul(qs, ps), rs), excess)
+        if (wt != null) g = tf.mul(g, wt)
+        return [tf.reshape(tf.mul(g, tf.div(dy, d)), shape)]
+      },
+    }
+  })
+  try {
+    return op(logits)
+  } finally {
+    flat.dispose()
+  }
+}

@@ -1,7 +1,8 @@
 import { KtpError } from '../../schemas/errors.js'
 import { CorpusUtt } from './corpus.js'
+import { BatchArrays, SparseSoft, checkSoftLayout, softLayout } from './frame-batches.js'
 import { shuffleInPlace } from './shuffle.js'
-import { softTargetsAt } from './soft-targets.js'
+import { softTargetsAt, topkTargetsAt } from './soft-targets.js'
 
 /**
  * Chunked sequences for recurrent students (DESIGN.md §5): every utterance is cut into chunks of
@@ -20,6 +21,10 @@ export interface ChunkBatchOptions {
   soft: boolean
   temperature: number
   numClasses: number
+  /** Top-k soft targets as `sparse` instead of dense `soft` (see FrameBatchOptions). */
+  sparse?: boolean
+  /** Reuse the batch arrays across batches (see FrameBatchOptions). */
+  reuse?: boolean
 }
 
 export interface ChunkBatch {
@@ -30,7 +35,10 @@ export interface ChunkBatch {
   /** 1 where a position has a target, 0 for padding and delay positions. */
   mask: Float32Array
   hard?: Int32Array
+  /** Dense targets [B, L, C]; positions without a target are all 0. */
   soft?: Float32Array
+  /** Sparse targets ([B, L, k] ids and probs, [B, L] rest); positions without a target are all 0. */
+  sparse?: SparseSoft
   /** Number of positions with a target (mask sum). */
   frames: number
 }
@@ -43,13 +51,19 @@ interface Chunk {
 export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatchOptions): AsyncGenerator<ChunkBatch> {
   const L = o.chunkLength
   const C = o.numClasses
+  const T = o.temperature
   let buffer: Chunk[] = []
   let dim = -1
+  let layout: { sparse: boolean; k: number } | null = null
+  const arrays = new BatchArrays(o.reuse === true)
+  const reuse = o.reuse === true
 
   function* flush(final: boolean): Generator<ChunkBatch> {
     const order = new Uint32Array(buffer.length)
     for (let i = 0; i < order.length; i++) order[i] = i
     shuffleInPlace(order, o.rand)
+    const sparse = o.soft && layout!.sparse
+    const K = layout?.k ?? 0
     for (let s = 0; s < order.length; s += o.chunksPerBatch) {
       const B = Math.min(o.chunksPerBatch, order.length - s)
       if (B < o.chunksPerBatch && !final) {
@@ -57,28 +71,46 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
         buffer = Array.from(order.subarray(s), (i) => buffer[i])
         return
       }
-      const x = new Float32Array(B * L * dim)
-      const mask = new Float32Array(B * L)
-      const hard = o.hard ? new Int32Array(B * L) : undefined
-      const soft = o.soft ? new Float32Array(B * L * C) : undefined
+      const x = arrays.float('x', B * L * dim)
+      const mask = arrays.float('mask', B * L)
+      const hard = o.hard ? arrays.int('hard', B * L) : undefined
+      const soft = o.soft && !sparse ? arrays.float('soft', B * L * C) : undefined
+      const sp: SparseSoft | undefined = sparse
+        ? { k: K, ids: arrays.int('ids', B * L * K), probs: arrays.float('probs', B * L * K), rest: arrays.float('rest', B * L) }
+        : undefined
+      if (reuse) {
+        // every position without a target must read 0, as in a fresh batch
+        x.fill(0)
+        mask.fill(0)
+        hard?.fill(0)
+        soft?.fill(0)
+        if (sp) (sp.ids.fill(0), sp.probs.fill(0), sp.rest.fill(0))
+      }
       let frames = 0
       for (let b = 0; b < B; b++) {
         const { u, start } = buffer[order[s + b]]
         const ext = u.frames + o.delay
-        for (let p = 0; p < L; p++) {
-          const g = start + p
-          if (g >= ext) break
-          const src = Math.min(g, u.frames - 1)
-          x.set(u.feats.subarray(src * dim, src * dim + dim), (b * L + p) * dim)
-          const target = g - o.delay
+        const span = Math.min(L, ext - start) // positions with input
+        const real = Math.max(0, Math.min(span, u.frames - start)) // of which real frames (one run)
+        const row = b * L
+        if (real > 0) x.set(u.feats.subarray(start * dim, (start + real) * dim), row * dim)
+        if (real < span) {
+          // delay positions past the end repeat the last frame
+          const last = u.feats.subarray((u.frames - 1) * dim, u.frames * dim)
+          for (let p = real; p < span; p++) x.set(last, (row + p) * dim)
+        }
+        for (let p = 0; p < span; p++) {
+          const target = start + p - o.delay
           if (target < 0 || target >= u.frames) continue
-          mask[b * L + p] = 1
+          const at = row + p
+          mask[at] = 1
           frames++
-          if (hard) hard[b * L + p] = u.labels![target]
-          if (soft) softTargetsAt(u.soft!, target, o.temperature, soft, (b * L + p) * C)
+          if (hard) hard[at] = u.labels![target]
+          if (sp) sp.rest[at] = topkTargetsAt(u.soft!, target, T, sp.ids, sp.probs, at * K)
+          else if (soft) softTargetsAt(u.soft!, target, T, soft, at * C)
         }
       }
-      yield { B, L, dim, x, mask, hard, soft, frames }
+      yield { B, L, dim, x, mask, hard, soft, sparse: sp, frames }
     }
     buffer = []
   }
@@ -87,7 +119,11 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
     if (dim < 0) dim = u.dim
     else if (u.dim !== dim) throw new KtpError('dim-mismatch', `'${u.utt}' has dim ${u.dim}, earlier utterances ${dim}`)
     if (o.hard && !u.labels) throw new KtpError('no-labels', `'${u.utt}' has no labels`)
-    if (o.soft && !u.soft) throw new KtpError('no-soft', `'${u.utt}' has no soft targets`)
+    if (o.soft) {
+      if (!u.soft) throw new KtpError('no-soft', `'${u.utt}' has no soft targets`)
+      if (!layout) layout = softLayout(u.soft, o.sparse)
+      else checkSoftLayout(u, layout)
+    }
     for (let start = 0; start < u.frames + o.delay; start += L) buffer.push({ u, start })
     if (buffer.length >= o.bufferChunks) yield* flush(false)
   }

@@ -34,61 +34,154 @@ export function softRow(batch: RecordBatch, kind: 'soft-dense' | 'soft-topk', nu
     return { kind: 'dense', numClasses, width: lp.width, frames: lp.frames, logp: lp.data, f16 }
   }
   const ids = getMatrix<Uint16Array | Uint32Array>(batch, 'ids')
+  // a class id ≥ C would land in another frame's targets (dense) or outside the logits (sparse)
+  const d = ids.data
+  let max = 0
+  for (let i = 0; i < d.length; i++) if (d[i] > max) max = d[i]
+  if (d.length > 0 && max >= numClasses) throw new KtpError('bad-soft', `top-k soft targets name class ${max}, metadata says ${numClasses} classes`)
   return { kind: 'topk', numClasses, width: lp.width, frames: lp.frames, logp: lp.data, f16, ids: ids.data, tail: getVector<Float32Array>(batch, 'tail') }
 }
 
-// One row of log-probabilities, widened from f16 once per frame (not once per use).
-let scratch = new Float32Array(0)
-function rowValues(row: SoftRow, frame: number): Float32Array {
-  const w = row.width
-  const base = frame * w
-  if (!row.f16) return (row.logp as Float32Array).subarray(base, base + w)
-  if (scratch.length < w) scratch = new Float32Array(w)
-  const src = row.logp as Uint16Array
-  for (let i = 0; i < w; i++) scratch[i] = fromF16(src[base + i])
-  return scratch
+// Per-frame scratch of the top-k path (grown on demand; one thread, no re-entrancy).
+let scratch = new Float64Array(1024)
+let topProbs = new Float32Array(1024)
+
+// exp(v / T) for every half-precision value v (a 512 KB table per temperature, a few kept): f16
+// rows then cost one lookup per class instead of one Math.exp.
+const expTables = new Map<number, Float64Array>()
+function expTableF16(T: number): Float64Array {
+  let tab = expTables.get(T)
+  if (tab) return tab
+  if (expTables.size >= 4) expTables.clear()
+  tab = new Float64Array(65536)
+  const invT = 1 / T
+  for (let h = 0; h < 65536; h++) tab[h] = Math.exp(fromF16(h) * invT)
+  expTables.set(T, tab)
+  return tab
 }
 
-/** Write the C target probabilities of `frame` at temperature T into out[off … off+C). */
-export function softTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Array, off: number): void {
+/**
+ * Dense targets of one frame: softmax(log p / T) over the C classes into out[off … off+C).
+ * Log-probabilities are ≤ 0 with a maximum ≥ −log C, so for any usual T the terms exp(log p / T)
+ * neither overflow nor underflow where it matters (a class whose term underflows is 0 in float32
+ * after normalising anyway) and no max needs subtracting: one pass of exp + sum, one of scaling.
+ * Rows where that does not hold (a sum outside [1e-200, 1e300]: not log-probabilities, or a tiny T)
+ * take the max-subtracted route.
+ */
+function denseTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Array, off: number): void {
   const C = row.numClasses
-  const w = row.width
-  const lp = rowValues(row, frame)
-  const invT = 1 / T
-  if (row.kind === 'dense') {
-    let max = -Infinity
+  const base = frame * C
+  let sum = 0
+  if (row.f16) {
+    const tab = expTableF16(T)
+    const src = row.logp as Uint16Array
     for (let c = 0; c < C; c++) {
-      const v = lp[c] * invT
-      if (v > max) max = v
-    }
-    let sum = 0
-    for (let c = 0; c < C; c++) {
-      const e = Math.exp(lp[c] * invT - max)
+      const e = tab[src[base + c]]
       out[off + c] = e
       sum += e
     }
-    const inv = 1 / sum
-    for (let c = 0; c < C; c++) out[off + c] *= inv
-    return
+  } else {
+    const src = row.logp as Float32Array
+    const invT = 1 / T
+    for (let c = 0; c < C; c++) {
+      const e = Math.exp(src[base + c] * invT)
+      out[off + c] = e
+      sum += e
+    }
   }
-  const ids = row.ids!
-  const base = frame * w
-  const tau = Math.max(0, row.tail![frame])
-  const rest = C - w
-  const tailLog = rest > 0 && tau > 0 ? Math.log(tau / rest) * invT : -Infinity
-  let max = tailLog
-  for (let j = 0; j < w; j++) {
-    const v = lp[j] * invT
+  if (!(sum >= 1e-200 && sum <= 1e300)) return denseTargetsShifted(row, frame, T, out, off)
+  const inv = 1 / sum
+  for (let c = 0; c < C; c++) out[off + c] *= inv
+}
+
+/** The general form, exp(log p / T − max): for rows that are not proper log-probabilities. */
+function denseTargetsShifted(row: SoftRow, frame: number, T: number, out: Float32Array, off: number): void {
+  const C = row.numClasses
+  const base = frame * C
+  const invT = 1 / T
+  const f16 = row.f16
+  const lp = row.logp
+  let max = -Infinity
+  for (let c = 0; c < C; c++) {
+    const v = (f16 ? fromF16(lp[base + c]) : lp[base + c]) * invT
     if (v > max) max = v
   }
-  const tailP = Math.exp(tailLog - max)
-  out.fill(tailP, off, off + C)
-  let sum = rest * tailP
-  for (let j = 0; j < w; j++) {
-    const e = Math.exp(lp[j] * invT - max)
-    out[off + ids[base + j]] = e
+  let sum = 0
+  for (let c = 0; c < C; c++) {
+    const e = Math.exp((f16 ? fromF16(lp[base + c]) : lp[base + c]) * invT - max)
+    out[off + c] = e
     sum += e
   }
   const inv = 1 / sum
   for (let c = 0; c < C; c++) out[off + c] *= inv
+}
+
+/**
+ * Top-k targets of one frame at temperature T, sparsely: the probabilities of the k listed classes
+ * into probs[off … off+k) (their class ids into ids[off …], when `ids` is given), and, returned, the
+ * probability of each of the C − k unlisted classes (the tail mass τ shared equally at T = 1, then
+ * softened with the rest: p_T ∝ exp(log p / T) over all C classes). These are exactly the values
+ * softTargetsAt writes densely. O(k) per frame.
+ */
+export function topkTargetsAt(row: SoftRow, frame: number, T: number, ids: Int32Array | null, probs: Float32Array, off: number): number {
+  const C = row.numClasses
+  const w = row.width
+  const base = frame * w
+  const invT = 1 / T
+  const tau = Math.max(0, row.tail![frame])
+  const rest = C - w
+  const tailLog = rest > 0 && tau > 0 ? Math.log(tau / rest) * invT : -Infinity
+  if (scratch.length < w) scratch = new Float64Array(w)
+  if (ids) {
+    const src = row.ids!
+    for (let j = 0; j < w; j++) ids[off + j] = src[base + j]
+  }
+  if (row.f16) {
+    // exp(log p / T) from the table, no max subtracted (log-probabilities: see denseTargetsAt)
+    const tab = expTableF16(T)
+    const src = row.logp as Uint16Array
+    const tailP = Math.exp(tailLog)
+    let sum = rest * tailP
+    for (let j = 0; j < w; j++) {
+      const e = tab[src[base + j]]
+      scratch[j] = e
+      sum += e
+    }
+    if (sum >= 1e-200 && sum <= 1e300) {
+      const inv = 1 / sum
+      for (let j = 0; j < w; j++) probs[off + j] = scratch[j] * inv
+      return tailP * inv
+    }
+  }
+  // general form: exp(log p / T − max)
+  const lp = row.logp
+  const f16 = row.f16
+  let max = tailLog
+  for (let j = 0; j < w; j++) {
+    const v = (f16 ? fromF16(lp[base + j]) : lp[base + j]) * invT
+    scratch[j] = v
+    if (v > max) max = v
+  }
+  const tailP = Math.exp(tailLog - max)
+  let sum = rest * tailP
+  for (let j = 0; j < w; j++) {
+    const e = Math.exp(scratch[j] - max)
+    scratch[j] = e
+    sum += e
+  }
+  const inv = 1 / sum
+  for (let j = 0; j < w; j++) probs[off + j] = scratch[j] * inv
+  return tailP * inv
+}
+
+/** Write the C target probabilities of `frame` at temperature T into out[off … off+C). */
+export function softTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Array, off: number): void {
+  if (row.kind === 'dense') return denseTargetsAt(row, frame, T, out, off)
+  const w = row.width
+  if (topProbs.length < w) topProbs = new Float32Array(w)
+  const r = topkTargetsAt(row, frame, T, null, topProbs, 0)
+  out.fill(r, off, off + row.numClasses)
+  const ids = row.ids!
+  const base = frame * w
+  for (let j = 0; j < w; j++) out[off + ids[base + j]] = topProbs[j]
 }

@@ -2,9 +2,10 @@ import * as tf from '@tensorflow/tfjs'
 import { KtpError } from '../../schemas/errors.js'
 import { CorpusUtt, LabelSet, readCorpus } from './corpus.js'
 import { chunkBatches } from './chunk-batches.js'
-import { frameBatches } from './frame-batches.js'
+import { frameBatches, type SparseSoft } from './frame-batches.js'
 import { epochRandom } from './shuffle.js'
 import { DataSource, TargetTerm, TrainBatch } from './trainer.js'
+import { tensorFrom } from './workers.js'
 
 /**
  * The bridge from speech corpora to the trainer: reads features (+ labels, + soft targets) from
@@ -30,9 +31,26 @@ export interface SpeechSourceConfig {
   targets: TargetMix
   seed: number
   onSkip?: (utt: string, why: string) => void
+  /** Top-k soft targets reach the loss sparsely (default true); false builds dense [rows, C] targets. */
+  sparseSoft?: boolean
 }
 
 const oneHot = (labels: tf.Tensor, C: number): tf.Tensor => tf.tidy(() => tf.cast(tf.oneHot(labels, C), 'float32'))
+
+/** A tensor of a reused batch array (copied now: the feeder overwrites the array with the next batch). */
+const tensorOf = tensorFrom
+
+/** The soft-target term of a batch: sparse (top-k files) or dense, shaped [...lead, ·]. */
+function softTerm(soft: Float32Array | undefined, sparse: SparseSoft | undefined, lead: number[], C: number, mix: TargetMix): TargetTerm {
+  const { temperature, soft: weight } = mix
+  if (sparse) {
+    return {
+      temperature, weight,
+      sparse: { ids: tensorOf(sparse.ids, [...lead, sparse.k], 'int32'), probs: tensorOf(sparse.probs, [...lead, sparse.k]), rest: tensorOf(sparse.rest, lead) },
+    }
+  }
+  return { temperature, weight, targets: tensorOf(soft!, [...lead, C]) }
+}
 
 export function speechSource(cfg: SpeechSourceConfig): DataSource {
   const C = cfg.numClasses
@@ -47,28 +65,30 @@ export function speechSource(cfg: SpeechSourceConfig): DataSource {
         needLabels: needHard, onSkip: e === 0 ? cfg.onSkip : undefined,
       })
       const rand = epochRandom(cfg.seed, e)
-      const common = { rand, hard: needHard, soft: needSoft, temperature: cfg.targets.temperature, numClasses: C }
+      // Top-k files feed the loss sparsely (no dense [rows, C] targets); batch arrays are reused,
+      // every one is copied into a tensor before the next batch is asked for.
+      const common = { rand, hard: needHard, soft: needSoft, temperature: cfg.targets.temperature, numClasses: C, sparse: cfg.sparseSoft ?? true, reuse: true }
       let n = 0
       if (cfg.layout.kind === 'frames') {
         for await (const fb of frameBatches(utts, { ...common, ...cfg.layout })) {
           if (n++ < skip) continue
           yield (() => {
-            const labels = fb.hard ? tf.tensor1d(fb.hard, 'int32') : undefined
+            const labels = fb.hard ? tensorOf(fb.hard, [fb.size], 'int32') : undefined
             const terms: TargetTerm[] = []
             if (cfg.targets.hard > 0) terms.push({ targets: oneHot(labels!, C), temperature: 1, weight: cfg.targets.hard })
-            if (needSoft) terms.push({ targets: tf.tensor2d(fb.soft!, [fb.size, C]), temperature: cfg.targets.temperature, weight: cfg.targets.soft })
-            return { x: tf.tensor2d(fb.x, [fb.size, fb.inDim]), terms, labels, rows: fb.size }
+            if (needSoft) terms.push(softTerm(fb.soft, fb.sparse, [fb.size], C, cfg.targets))
+            return { x: tensorOf(fb.x, [fb.size, fb.inDim]), terms, labels, rows: fb.size }
           })()
         }
       } else {
         for await (const cb of chunkBatches(utts, { ...common, ...cfg.layout })) {
           if (n++ < skip) continue
           yield (() => {
-            const labels = cb.hard ? tf.tensor2d(cb.hard, [cb.B, cb.L], 'int32') : undefined
+            const labels = cb.hard ? tensorOf(cb.hard, [cb.B, cb.L], 'int32') : undefined
             const terms: TargetTerm[] = []
             if (cfg.targets.hard > 0) terms.push({ targets: oneHot(labels!, C), temperature: 1, weight: cfg.targets.hard })
-            if (needSoft) terms.push({ targets: tf.tensor3d(cb.soft!, [cb.B, cb.L, C]), temperature: cfg.targets.temperature, weight: cfg.targets.soft })
-            return { x: tf.tensor3d(cb.x, [cb.B, cb.L, cb.dim]), terms, mask: tf.tensor2d(cb.mask, [cb.B, cb.L]), labels, rows: cb.B * cb.L }
+            if (needSoft) terms.push(softTerm(cb.soft, cb.sparse, [cb.B, cb.L], C, cfg.targets))
+            return { x: tensorOf(cb.x, [cb.B, cb.L, cb.dim]), terms, mask: tensorOf(cb.mask, [cb.B, cb.L]), labels, rows: cb.B * cb.L }
           })()
         }
       }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs'
 import { KtpError } from '../../schemas/errors.js'
 import type { Model } from '../nn/model.js'
 import type { Params } from '../nn/params.js'
-import { softmaxCrossEntropy } from '../nn/ops.js'
+import { softmaxCrossEntropy, sparseSoftmaxCrossEntropy } from '../nn/ops.js'
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js'
 import { NewbobConfig, NewbobState, newbobStart, newbobUpdate } from './newbob.js'
 import { Optimizer, OptimizerConfig, clipAndGuard } from './optimizer.js'
@@ -16,13 +16,41 @@ import { GradientWorkers, PartResult, partGradients } from './workers.js'
  * Loss: Σ_terms weight · T² · CE(softmax(z / T), targets), averaged over (masked) rows. With soft
  * targets p at T this is T²·KL(p ‖ softmax(z/T)) plus a constant (the targets' entropy), i.e. the
  * knowledge-transfer loss of DESIGN.md §5; with one-hot targets at T = 1 it is plain cross-entropy;
- * two terms give the α·CE + (1−α)·T²·KL regulariser.
+ * two terms give the α·CE + (1−α)·T²·KL regulariser. Targets come dense (a distribution per row) or
+ * sparse (k classes with their probabilities and one probability shared by every other class, e.g.
+ * top-k targets with their tail mass): the same loss, without a dense [rows, C] target array.
  */
-export interface TargetTerm {
-  /** Row-wise target distributions, shaped like the logits. */
-  targets: tf.Tensor
+export interface SparseTargets {
+  /** int32 [..., k]: the listed classes of each row (distinct within a row). */
+  ids: tf.Tensor
+  /** [..., k]: their probabilities. */
+  probs: tf.Tensor
+  /** [...]: the probability of each of the C − k classes a row does not list. */
+  rest: tf.Tensor
+}
+
+export type TargetTerm = {
   temperature: number
   weight: number
+} & (
+  | {
+      /** Row-wise target distributions, shaped like the logits. */
+      targets: tf.Tensor
+      sparse?: undefined
+    }
+  | { targets?: undefined; sparse: SparseTargets }
+)
+
+/** The tensors a target term holds. */
+export function termTensors(term: TargetTerm): tf.Tensor[] {
+  return term.sparse ? [term.sparse.ids, term.sparse.probs, term.sparse.rest] : [term.targets]
+}
+
+/** The same term with each of its tensors replaced by f(tensor) (slices, copies, …). */
+export function mapTerm(term: TargetTerm, f: (t: tf.Tensor) => tf.Tensor): TargetTerm {
+  const { temperature, weight } = term
+  if (term.sparse) return { temperature, weight, sparse: { ids: f(term.sparse.ids), probs: f(term.sparse.probs), rest: f(term.sparse.rest) } }
+  return { temperature, weight, targets: f(term.targets) }
 }
 
 export interface TrainBatch {
@@ -84,7 +112,10 @@ export function batchLoss(logits: tf.Tensor, b: TrainBatch): tf.Scalar {
     let total: tf.Scalar | null = null
     for (const term of b.terms) {
       const z = term.temperature === 1 ? logits : tf.div(logits, term.temperature)
-      const l = tf.mul(softmaxCrossEntropy(z, term.targets, b.mask), term.weight * term.temperature * term.temperature) as tf.Scalar
+      const ce = term.sparse
+        ? sparseSoftmaxCrossEntropy(z, term.sparse.ids, term.sparse.probs, term.sparse.rest, b.mask)
+        : softmaxCrossEntropy(z, term.targets, b.mask)
+      const l = tf.mul(ce, term.weight * term.temperature * term.temperature) as tf.Scalar
       total = total ? (tf.add(total, l) as tf.Scalar) : l
     }
     if (!total) throw new KtpError('no-targets', 'a training batch has no target terms')
@@ -103,8 +134,9 @@ export function correctCount(logits: tf.Tensor, b: TrainBatch): { correct: tf.Sc
   })
 }
 
-function disposeBatch(b: TrainBatch): void {
-  tf.dispose([b.x, b.mask, b.labels, ...b.terms.map((t) => t.targets)].filter((t): t is tf.Tensor => t != null))
+/** Dispose every tensor of a batch. */
+export function disposeBatch(b: TrainBatch): void {
+  tf.dispose([b.x, b.mask, b.labels, ...b.terms.flatMap(termTensors)].filter((t): t is tf.Tensor => t != null))
 }
 
 /** Frame accuracy (percent) and mean loss of `model` over a data source (epoch 0, no updates). */

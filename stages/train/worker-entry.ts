@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { selectBackend, type BackendName } from '../nn/backend.js'
 import { buildModel } from '../nn/registry.js'
 import type { Model } from '../nn/model.js'
+import { disposeBatch } from './trainer.js'
 import { packInto, partFromWire, partGradients, tensorFrom, type FromWorker, type ToWorker, type WorkerInit } from './workers.js'
 
 const init = workerData as WorkerInit
@@ -57,7 +58,7 @@ port.on('message', (m: ToWorker) => {
         tf.dispose([r.value, r.correct, r.counted, ...Object.values(r.grads)])
       }
     } finally {
-      tf.dispose([b.x, b.mask, b.labels, ...b.terms.map((t) => t.targets)].filter((t): t is tf.Tensor => t != null))
+      disposeBatch(b)
     }
     Atomics.store(ctrl, init.index, m.id)
     post({ type: 'done', id: m.id, loss: stats[0], correct: stats[1], counted: stats[2] })

@@ -11,7 +11,8 @@
  *   grads   [(N−1) · size]    worker k writes its part's gradient at (k−1)·size
  *   ctrl    Int32 [1 + N−1]   ctrl[0] = version of `params`; ctrl[k] = last step worker k finished.
  *                             Atomics store/load around the plain writes order them across threads.
- *   input k (one per worker, grown on demand) worker k's rows of the batch: x, targets, mask, labels.
+ *   input k (one per worker, grown on demand) worker k's rows of the batch: x, targets (dense, or
+ *                             sparse ids/probs/rest), mask, labels.
  * Messages:
  *   main → worker   { type: 'step', id, version, scale, part }   part = views into input k (a typed
  *                                                                  array over shared memory clones
@@ -44,7 +45,7 @@ import { KtpError } from '../../schemas/errors.js'
 import type { ModelSpec } from '../nn/config.js'
 import type { Model } from '../nn/model.js'
 import type { ParamSet, Params } from '../nn/params.js'
-import { batchLoss, correctCount, type TrainBatch } from './trainer.js'
+import { batchLoss, correctCount, mapTerm, termTensors, type TargetTerm, type TrainBatch } from './trainer.js'
 
 /** A tensor on the wire: its values (moved with the message) and shape. */
 export interface WireTensor {
@@ -52,9 +53,27 @@ export interface WireTensor {
   shape: number[]
 }
 
+/** A target term on the wire: dense targets, or sparse ids (int32), probs and rest. */
+export type WireTerm = { temperature: number; weight: number } & (
+  | { targets: WireTensor; sparse?: undefined }
+  | { targets?: undefined; sparse: { ids: WireTensor; probs: WireTensor; rest: WireTensor } }
+)
+
+function termToWire(term: TargetTerm, f: (t: tf.Tensor) => WireTensor): WireTerm {
+  const { temperature, weight } = term
+  if (term.sparse) return { temperature, weight, sparse: { ids: f(term.sparse.ids), probs: f(term.sparse.probs), rest: f(term.sparse.rest) } }
+  return { temperature, weight, targets: f(term.targets) }
+}
+
+function termFromWire(term: WireTerm, f: (w: WireTensor, dtype: 'float32' | 'int32') => tf.Tensor): TargetTerm {
+  const { temperature, weight } = term
+  if (term.sparse) return { temperature, weight, sparse: { ids: f(term.sparse.ids, 'int32'), probs: f(term.sparse.probs, 'float32'), rest: f(term.sparse.rest, 'float32') } }
+  return { temperature, weight, targets: f(term.targets, 'float32') }
+}
+
 export interface WirePart {
   x: WireTensor
-  terms: { targets: WireTensor; temperature: number; weight: number }[]
+  terms: WireTerm[]
   mask?: WireTensor
   labels?: WireTensor
   rows: number
@@ -166,7 +185,7 @@ export function partFromWire(p: WirePart): TrainBatch {
   const t = (w: WireTensor, dtype: 'float32' | 'int32' = 'float32') => tensorFrom(w.data, w.shape, dtype)
   return {
     x: t(p.x),
-    terms: p.terms.map((term) => ({ targets: t(term.targets), temperature: term.temperature, weight: term.weight })),
+    terms: p.terms.map((term) => termFromWire(term, t)),
     mask: p.mask ? t(p.mask) : undefined,
     labels: p.labels ? t(p.labels, 'int32') : undefined,
     rows: p.rows,
@@ -301,7 +320,7 @@ export class GradientWorkers {
     const scale = (k: number) => (total > 0 ? weightOf(bounds[k], bounds[k + 1]) / total : 0)
 
     // Rows of parts 1…N−1, copied into each worker's shared input region.
-    const srcs: tf.Tensor[] = [b.x, ...b.terms.map((t) => t.targets), ...(b.mask ? [b.mask] : []), ...(b.labels ? [b.labels] : [])]
+    const srcs: tf.Tensor[] = [b.x, ...b.terms.flatMap(termTensors), ...(b.mask ? [b.mask] : []), ...(b.labels ? [b.labels] : [])]
     const remote: Promise<Remote | null>[] = []
     if (bounds[N] > bounds[1]) {
       packInto(params, params.tensors(), this.paramView)
@@ -329,7 +348,7 @@ export class GradientWorkers {
       }
       const part: WirePart = {
         x: cut(b.x),
-        terms: b.terms.map((term) => ({ targets: cut(term.targets), temperature: term.temperature, weight: term.weight })),
+        terms: b.terms.map((term) => termToWire(term, cut)),
         mask: b.mask ? cut(b.mask) : undefined,
         labels: b.labels ? cut(b.labels) : undefined,
         rows: (e - s) * per,
@@ -343,10 +362,10 @@ export class GradientWorkers {
     }
     const e0 = bounds[1]
     const local: TrainBatch = e0 === R
-      ? { x: tf.clone(b.x), terms: b.terms.map((t) => ({ ...t, targets: tf.clone(t.targets) })), mask: b.mask && tf.clone(b.mask), labels: b.labels && tf.clone(b.labels), rows: b.rows }
+      ? { x: tf.clone(b.x), terms: b.terms.map((t) => mapTerm(t, tf.clone)), mask: b.mask && tf.clone(b.mask), labels: b.labels && tf.clone(b.labels), rows: b.rows }
       : {
           x: sliceAll(b.x, 0, e0),
-          terms: b.terms.map((t) => ({ ...t, targets: sliceAll(t.targets, 0, e0) })),
+          terms: b.terms.map((t) => mapTerm(t, (x) => sliceAll(x, 0, e0))),
           mask: b.mask && sliceAll(b.mask, 0, e0),
           labels: b.labels && sliceAll(b.labels, 0, e0),
           rows: e0 * per,
