@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { KtpError } from '../schemas/errors.js'
@@ -154,7 +154,53 @@ function runChild(cli: string, s: Step, logPath: string): Promise<number> {
   })
 }
 
+/** Is there a live process with this pid (on this machine)? */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * One runner per output directory: two runs of a recipe into one `--out` would run the same steps
+ * at once and race on their outputs (a step's partial output merged and removed under the other).
+ * The lock is a file created with O_EXCL holding the owner's pid; a lock whose owner is gone (a
+ * killed run) is taken over. Dry runs change nothing and take no lock.
+ */
+export function lockOutDir(out: string): () => void {
+  mkdirSync(out, { recursive: true })
+  const path = join(out, '.ktp-lock')
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx')
+      writeSync(fd, `${process.pid}\n`)
+      closeSync(fd)
+      return () => rmSync(path, { force: true })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const pid = Number.parseInt(readFileSync(path, 'utf8'), 10)
+      if (Number.isInteger(pid) && alive(pid)) {
+        throw new KtpError('locked', `${out} is in use by another ktp run (pid ${pid}); wait for it, or stop it and run again (a killed run resumes)`)
+      }
+      rmSync(path, { force: true }) // the owner is gone: take over
+    }
+  }
+  throw new KtpError('locked', `${out}: could not take the lock ${path}`)
+}
+
 export async function runRecipe(recipe: Recipe, o: RunRecipeOptions): Promise<StepOutcome[]> {
+  const unlock = o.dryRun ? () => {} : lockOutDir(o.out)
+  try {
+    return await runSteps(recipe, o)
+  } finally {
+    unlock()
+  }
+}
+
+async function runSteps(recipe: Recipe, o: RunRecipeOptions): Promise<StepOutcome[]> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`))
   const order = planOrder(recipe)
   const idx = (n?: string) => {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { Recipe, runRecipe, planOrder } from '../pipeline/recipe.js'
 import { tmp, uttList, writeFeatures } from './helpers.js'
@@ -65,4 +66,39 @@ t.test('a failing step stops its dependents, not its siblings', async (t) => {
   const out = await runRecipe(r, { out: dir, log: () => {} })
   t.same(out.map((o) => [o.name, o.state]), [['bad', 'failed'], ['after-bad', 'skipped'], ['sibling', 'ran']])
   t.match(readFileSync(join(dir, 'log', 'bad.log'), 'utf8'), /no such file/)
+})
+
+/** The message a promise is rejected with ('' if it resolves). */
+async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+    return ''
+  } catch (err) {
+    return (err as Error).message
+  }
+}
+
+t.test('one run per output directory: a second concurrent run is refused, a dead owner\'s lock is taken over', async (t) => {
+  const dir = tmp('ktp-recipe-lock-')
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  const slow: Recipe = { name: 'slow', steps: [{ name: 'wait', inputs: [], outputs: [join(dir, 'w')], config: {}, fn: async () => { await gate; writeFileSync(join(dir, 'w'), '') } }] }
+  const first = runRecipe(slow, { out: dir, log: () => {} })
+  await new Promise((r) => setTimeout(r, 50))
+  // another process holds it: the child below is alive while we try
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 10000)'])
+  try {
+    t.match(await failure(runRecipe(slow, { out: dir, log: () => {} })), /in use by another ktp run \(pid \d+\)/, 'same process, second runner')
+  } finally {
+    release()
+  }
+  t.same((await first).map((o) => o.state), ['ran'])
+  t.notOk(existsSync(join(dir, '.ktp-lock')), 'released after the run')
+  writeFileSync(join(dir, '.ktp-lock'), `${child.pid}\n`)
+  t.match(await failure(runRecipe(slow, { out: dir, log: () => {} })), `pid ${child.pid}`, 'a live owner keeps it')
+  child.kill('SIGKILL')
+  await new Promise((r) => child.once('exit', r))
+  const again = await runRecipe(slow, { out: dir, log: () => {} })
+  t.same(again.map((o) => o.state), ['up-to-date'], 'a dead owner\'s lock is taken over')
+  t.ok((await runRecipe(slow, { out: dir, dryRun: true, log: () => {} })).length, 'dry runs take no lock')
 })
