@@ -63,12 +63,12 @@ export function gainVerdict(s: Stat): 'positive beyond noise' | 'negative beyond
 
 const topKLabel = (k: number | 'dense') => (k === 'dense' || k === 0 ? 'dense' : `top-${k}`)
 
-/** The label of a point's settings other than data fraction, naming only the axes that vary. */
-export function settingLabel(pt: SweepPoint, axes: SweepAxes): string {
+/** The label of a point's settings other than data fraction (and `except`), naming only the axes that vary. */
+export function settingLabel(pt: SweepPoint, axes: SweepAxes, except?: 'temperature' | 'top_k' | 'optimiser'): string {
   const parts: string[] = []
-  if (axes.temperature.length > 1) parts.push(`T=${pt.temperature}`)
-  if (axes.topK.length > 1) parts.push(topKLabel(pt.topK))
-  if (axes.optimiser.length > 1) parts.push(pt.optimiser)
+  if (axes.temperature.length > 1 && except !== 'temperature') parts.push(`T=${pt.temperature}`)
+  if (axes.topK.length > 1 && except !== 'top_k') parts.push(topKLabel(pt.topK))
+  if (axes.optimiser.length > 1 && except !== 'optimiser') parts.push(pt.optimiser)
   return parts.join(' ') || 'all'
 }
 
@@ -134,7 +134,7 @@ const pm = (s: Stat) => `${f2(s.mean)} ± ${f2(s.std)}`
 /** A table of error rates with one row per value of `axis` (× the other settings and fractions). */
 function axisTable(errs: GroupStat[], rows: SweepRow[], axes: SweepAxes, axis: 'temperature' | 'top_k' | 'optimiser', systems: string[]): string {
   const label = { temperature: 'temperature', top_k: 'soft targets', optimiser: 'optimiser' }[axis]
-  const lines = [`| ${label} | setting | data fraction | ${systems.join(' | ')} |`, `|---|---|---|${systems.map(() => '---').join('|')}|`]
+  const lines = [`| ${label} | other settings | data fraction | ${systems.join(' | ')} |`, `|---|---|---|${systems.map(() => '---').join('|')}|`]
   const keys = new Map<string, SweepRow>()
   for (const r of rows) keys.set(JSON.stringify([r[axis], settingLabel(pointOf(r), axes), r.data_fraction]), r)
   for (const [k, r] of [...keys].sort()) {
@@ -143,7 +143,7 @@ function axisTable(errs: GroupStat[], rows: SweepRow[], axes: SweepAxes, axis: '
       const g = errs.find((e) => e.setting === setting && e.data_fraction === fr && e.system === s)
       return g ? pm(g) : '–'
     })
-    lines.push(`| ${axis === 'top_k' ? topKLabel(r.top_k) : r[axis]} | ${setting} | ${fr} | ${cells.join(' | ')} |`)
+    lines.push(`| ${axis === 'top_k' ? topKLabel(r.top_k) : r[axis]} | ${settingLabel(pointOf(r), axes, axis)} | ${fr} | ${cells.join(' | ')} |`)
   }
   return lines.join('\n')
 }

@@ -133,7 +133,7 @@ export function planSweep(prep: Prepared, base: SweepConfig, axes: SweepAxes, sy
   }
   steps.push({
     name: 'sweep-report',
-    config: { axes, systems: trained, seeds: base.seeds, v: 2 },
+    config: { axes, systems: trained, seeds: base.seeds, v: 3 },
     inputs: [...seen, ...prep.reportInputs],
     outputs: [prep.data.p('sweep.json'), prep.data.p('report.md')],
     fn: async () => writeSweepReport({ task: prep.task, metric: prep.metric, out, axes, runs, config: base }),
