@@ -5,7 +5,7 @@ import { z } from 'zod'
 import { KtpError } from '../schemas/errors.js'
 import { defineCommand } from '../pipeline/command.js'
 import { runRecipe } from '../pipeline/recipe.js'
-import { RecipeChoice, recipeConfig, recipeData, recipePrep } from './recipes/select.js'
+import { recipeChoice, recipeConfig, recipeData, recipeDataOptions, recipePrep } from './recipes/select.js'
 import { systemsRecipe } from './recipes/systems.js'
 
 export const runCommand = defineCommand({
@@ -19,15 +19,12 @@ export const runCommand = defineCommand({
   }),
   cliOptions: z.object({
     out: z.string().optional().describe('output directory (default for --demo: a ktp-demo folder in the system temp dir)'),
-    data: z.string().optional().describe('corpus folder (default: the bundled FSDD copy)'),
+    ...recipeDataOptions,
     dryRun: z.boolean().default(false).describe('print the plan (what would run and why) and run nothing'),
     from: z.string().optional().describe('run from this step on (earlier steps must be up to date)'),
     until: z.string().optional().describe('run up to this step'),
     jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
     demo: z.boolean().default(false).describe('the README demo: the quick fsdd recipe on the bundled data, then print the table'),
-    testSpeakers: z.string().optional().describe('timit: test speakers (comma-separated or a file), for corpora without TRAIN/TEST'),
-    testFraction: z.number().min(0).max(1).optional().describe('timit: deterministic fraction of speakers for test'),
-    testUtts: z.string().optional().describe('timit: utterances (or sentence ids such as si836) for test'),
   }),
   positionals: (y) => y.positional('recipe', { describe: 'fsdd or timit (built in)', type: 'string' }),
   examples: [
@@ -38,10 +35,7 @@ export const runCommand = defineCommand({
     const log = (l: string) => process.stderr.write(`${l}\n`)
     const recipe = String(argv.recipe)
     const quick = o.quick || Boolean(argv.demo)
-    const choice: RecipeChoice = {
-      quick, seeds: o.seeds, set: o.set, config: o.config, data: argv.data as string | undefined,
-      testSpeakers: argv.testSpeakers as string | undefined, testFraction: argv.testFraction as number | undefined, testUtts: argv.testUtts as string | undefined,
-    }
+    const choice = recipeChoice({ ...o, quick }, argv)
     const cfg = recipeConfig(recipe, choice)
     const out = resolve(argv.out ? String(argv.out) : argv.demo ? join(tmpdir(), 'ktp-demo') : (() => { throw new KtpError('usage', 'give --out DIR') })())
     const plan = systemsRecipe(recipe, recipePrep(recipe, recipeData(recipe, choice), out, cfg), out, cfg)

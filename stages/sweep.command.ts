@@ -5,7 +5,7 @@ import { KtpError } from '../schemas/errors.js'
 import { defineCommand } from '../pipeline/command.js'
 import { runRecipe } from '../pipeline/recipe.js'
 import { OPTIMIZERS, OptimizerName } from './train/optimizer.js'
-import { RecipeChoice, recipeConfig, recipeData, recipePrep } from './recipes/select.js'
+import { recipeChoice, recipeConfig, recipeData, recipeDataOptions, recipePrep } from './recipes/select.js'
 import { SweepAxes, TopK, planSweep } from './recipes/sweep.js'
 import { SYSTEMS } from './recipes/systems.js'
 
@@ -42,12 +42,9 @@ export const sweepCommand = defineCommand({
   }),
   cliOptions: z.object({
     out: z.string().describe('output directory'),
-    data: z.string().optional().describe('corpus folder (default for fsdd: the bundled copy)'),
+    ...recipeDataOptions,
     dryRun: z.boolean().default(false).describe('print the plan and run nothing'),
     jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
-    testSpeakers: z.string().optional().describe('timit: test speakers'),
-    testFraction: z.number().min(0).max(1).optional().describe('timit: deterministic fraction of speakers for test'),
-    testUtts: z.string().optional().describe('timit: utterances (or sentence ids) for test'),
   }),
   positionals: (y) => y.positional('recipe', { describe: 'fsdd or timit', type: 'string' }),
   examples: [
@@ -57,10 +54,7 @@ export const sweepCommand = defineCommand({
   run: async (o, argv) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)
     const recipe = String(argv.recipe)
-    const choice: RecipeChoice = {
-      quick: o.quick, seeds: o.seeds, set: o.set, config: o.config, data: argv.data as string | undefined,
-      testSpeakers: argv.testSpeakers as string | undefined, testFraction: argv.testFraction as number | undefined, testUtts: argv.testUtts as string | undefined,
-    }
+    const choice = recipeChoice(o, argv)
     const cfg = recipeConfig(recipe, choice)
     const axes: SweepAxes = {
       dataFraction: list(o.dataFraction, 'data-fraction', num(0, 1), cfg.student.dataFraction ?? 1),

@@ -138,6 +138,14 @@ export function dense(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, act: Activ
   })(W, b)
 }
 
+/** Row-wise softmax q and log Σ exp of [n, C] logits, shifted by the row max so exp cannot overflow. */
+function softmaxParts(z2: tf.Tensor2D): { q: tf.Tensor2D; lse: tf.Tensor2D } {
+  const m = tf.max(z2, 1, true)
+  const e = tf.exp(tf.sub(z2, m))
+  const s = tf.sum(e, 1, true)
+  return { q: tf.div(e, s), lse: tf.add(tf.log(s), m) }
+}
+
 /**
  * Soft-target cross-entropy on logits, averaged over frames:
  *   loss = Σₙ wₙ · (−Σ_c pₙ,c · log softmax(zₙ)_c) / Σₙ wₙ
@@ -159,11 +167,7 @@ export function softmaxCrossEntropy(logits: tf.Tensor, targets: tf.Tensor, weigh
   const w = weights == null ? null : (tf.reshape(weights, [n, 1]) as tf.Tensor2D)
   const op = custom<tf.Scalar>(([z], save) => {
     const z2 = tf.reshape(z, [n, C]) as tf.Tensor2D
-    const m = tf.max(z2, 1, true)
-    const e = tf.exp(tf.sub(z2, m))
-    const s = tf.sum(e, 1, true)
-    const q = tf.div(e, s) // softmax
-    const lse = tf.add(tf.log(s), m) // log Σ exp z
+    const { q, lse } = softmaxParts(z2)
     const pSum = tf.sum(p, 1, true)
     const perFrame = tf.sub(tf.mul(lse, pSum), tf.sum(tf.mul(p, z2), 1, true)) // −Σ p log q
     // Denominator: number of frames, or the weight total (at least tiny, so an empty mask gives 0).
@@ -222,11 +226,7 @@ export function sparseSoftmaxCrossEntropy(logits: tf.Tensor, ids: tf.Tensor, pro
   const w = weights == null ? null : (tf.reshape(weights, [n, 1]) as tf.Tensor2D)
   const op = custom<tf.Scalar>(([z], save) => {
     const z2 = tf.reshape(z, [n, C]) as tf.Tensor2D
-    const m = tf.max(z2, 1, true)
-    const e = tf.exp(tf.sub(z2, m))
-    const s = tf.sum(e, 1, true)
-    const q = tf.div(e, s) // softmax
-    const lse = tf.add(tf.log(s), m)
+    const { q, lse } = softmaxParts(z2)
     const zk = tf.reshape(tf.gather(tf.reshape(z2, [n * C]), flat), [n, k]) // listed classes' logits
     const dk = tf.sub(pk, r) // listed classes' excess over the shared probability
     const pSum = tf.add(tf.sum(pk, 1, true), tf.mul(r, C - k))

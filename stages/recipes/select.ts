@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { FSDD_FULL, FSDD_QUICK, fsddPrep } from './fsdd.js'
 import { TIMIT_FULL, TIMIT_QUICK, timitPrep } from './timit.js'
@@ -83,4 +84,20 @@ export function recipeData(recipe: string, c: RecipeChoice): string {
 /** The data side of a recipe (its steps and what the systems train on), written under `out`. */
 export function recipePrep(recipe: string, data: string, out: string, cfg: SystemsConfig): Prepared {
   return recipe === 'fsdd' ? fsddPrep(data, resolve(out), cfg as never) : timitPrep(data, resolve(out), cfg as never)
+}
+
+/** CLI options of `ktp run` and `ktp sweep` that choose the data (corpus, timit test split). */
+export const recipeDataOptions = {
+  data: z.string().optional().describe('corpus folder (default for fsdd: the bundled FSDD copy)'),
+  testSpeakers: z.string().optional().describe('timit: test speakers (comma-separated or a file), for corpora without TRAIN/TEST'),
+  testFraction: z.number().min(0).max(1).optional().describe('timit: deterministic fraction of speakers for test'),
+  testUtts: z.string().optional().describe('timit: utterances (or sentence ids such as si836) for test'),
+}
+
+/** The recipe choice from parsed options (`o`: quick/seeds/set/config) and the CLI's data options. */
+export function recipeChoice(o: { quick: boolean; seeds?: number; set: string[]; config?: string }, argv: Record<string, unknown>): RecipeChoice {
+  return {
+    quick: o.quick, seeds: o.seeds, set: o.set, config: o.config, data: argv.data as string | undefined,
+    testSpeakers: argv.testSpeakers as string | undefined, testFraction: argv.testFraction as number | undefined, testUtts: argv.testUtts as string | undefined,
+  }
 }
