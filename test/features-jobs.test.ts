@@ -66,14 +66,19 @@ t.test('kill -9 mid-run, then the same command: the file equals an uninterrupted
   tt.equal(ktp([...base, '-o', ref]).code, 0)
   const out = join(dir, 'killed.arrow')
   const partial = `${out}.partial`
-  // Kill once the run has verifiably written part of its output (its log holds > 64 KB of utterances).
+  // Kill once the run has verifiably written part of its output: its log holds > 64 KB and has not
+  // grown for three polls, so the last unit (many utterances in one write) is whole, not mid-write.
   const logBytes = () => (existsSync(partial) ? readdirSync(partial).reduce((a, f) => a + statSync(join(partial, f)).size, 0) : 0)
   let killedAt = -1
+  let last = -1
+  let stable = 0
   await new Promise<void>((resolve) => {
     const child = spawn(process.execPath, [CLI, ...base, '-o', out, '--jobs', '2'], { stdio: 'ignore' })
     const poll = setInterval(() => {
       const n = logBytes()
-      if (n > 64 * 1024) { killedAt = n; child.kill('SIGKILL') }
+      stable = n === last ? stable + 1 : 0
+      last = n
+      if (n > 64 * 1024 && stable >= 3 && killedAt < 0) { killedAt = n; child.kill('SIGKILL') }
     }, 5)
     child.on('exit', () => (clearInterval(poll), resolve()))
   })
