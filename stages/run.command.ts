@@ -5,18 +5,13 @@ import { z } from 'zod'
 import { KtpError } from '../schemas/errors.js'
 import { defineCommand } from '../pipeline/command.js'
 import { runRecipe } from '../pipeline/recipe.js'
-import { recipeChoice, recipeConfig, recipeData, recipeDataOptions, recipePrep } from './recipes/select.js'
+import { recipeChoice, recipeConfig, recipeConfigOptions, recipeData, recipeDataOptions, recipePrep } from './recipes/select.js'
 import { systemsRecipe } from './recipes/systems.js'
 
 export const runCommand = defineCommand({
   command: 'run <recipe>',
   describe: 'run a recipe (fsdd, or a JSON config) as a DAG of stages, rebuilding only what is stale',
-  options: z.object({
-    quick: z.boolean().default(false).describe('the quick configuration (one seed, a subset of the data, small models)'),
-    seeds: z.number().int().min(1).optional().describe('number of training seeds (1..N)'),
-    set: z.array(z.string()).default([]).describe('override a config field, e.g. --set students.lstm-kt.temperature=4 (repeatable)'),
-    config: z.string().optional().describe('a JSON file with the whole config (instead of the built-in one)'),
-  }),
+  options: z.object(recipeConfigOptions),
   cliOptions: z.object({
     out: z.string().optional().describe('output directory (default for --demo: a ktp-demo folder in the system temp dir)'),
     ...recipeDataOptions,

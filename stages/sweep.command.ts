@@ -5,7 +5,7 @@ import { KtpError } from '../schemas/errors.js'
 import { defineCommand } from '../pipeline/command.js'
 import { runRecipe } from '../pipeline/recipe.js'
 import { OPTIMIZERS, OptimizerName } from './train/optimizer.js'
-import { recipeChoice, recipeConfig, recipeData, recipeDataOptions, recipePrep } from './recipes/select.js'
+import { recipeChoice, recipeConfig, recipeConfigOptions, recipeData, recipeDataOptions, recipePrep } from './recipes/select.js'
 import { SweepAxes, TopK, planSweep } from './recipes/sweep.js'
 import { SYSTEMS } from './recipes/systems.js'
 
@@ -30,10 +30,7 @@ export const sweepCommand = defineCommand({
   command: 'sweep <recipe>',
   describe: 'train a recipe\'s systems over a grid of data fraction, temperature, top-k and optimiser, sharing every common step',
   options: z.object({
-    quick: z.boolean().default(false).describe('start from the quick configuration of the recipe'),
-    seeds: z.number().int().min(1).optional().describe('number of training seeds (1..N) at every point'),
-    set: z.array(z.string()).default([]).describe('override a base config field (see ktp run), e.g. --set optimiserRates.adam.lr=0.001'),
-    config: z.string().optional().describe('a JSON file with the whole base config'),
+    ...recipeConfigOptions,
     dataFraction: z.string().optional().describe('training-data fractions, e.g. 0.1,0.25,0.5,1 (nested subsets, balanced by speaker)'),
     temperature: z.string().optional().describe('KT temperatures, e.g. 1,2,4'),
     topK: z.string().optional().describe('soft-target storage, e.g. 8,32,dense'),

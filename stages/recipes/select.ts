@@ -86,6 +86,14 @@ export function recipePrep(recipe: string, data: string, out: string, cfg: Syste
   return recipe === 'fsdd' ? fsddPrep(data, resolve(out), cfg as never) : timitPrep(data, resolve(out), cfg as never)
 }
 
+/** Options of `ktp run` and `ktp sweep` that choose the recipe's configuration. */
+export const recipeConfigOptions = {
+  quick: z.boolean().default(false).describe('the quick configuration (one seed, a subset of the data, small models)'),
+  seeds: z.number().int().min(1).optional().describe('number of training seeds (1..N)'),
+  set: z.array(z.string()).default([]).describe('override a config field, e.g. --set students.lstm-kt.temperature=4 (repeatable)'),
+  config: z.string().optional().describe('a JSON file with the whole config (instead of the built-in one)'),
+}
+
 /** CLI options of `ktp run` and `ktp sweep` that choose the data (corpus, timit test split). */
 export const recipeDataOptions = {
   data: z.string().optional().describe('corpus folder (default for fsdd: the bundled FSDD copy)'),
