@@ -44,3 +44,22 @@ export function blobSource(data: { x: Float32Array; y: Int32Array }, batch: numb
     },
   }
 }
+
+/**
+ * Stored top-k teacher rows for `frames` frames: per frame a random distribution over C classes
+ * (exp(sharpness·u) weights), its k most likely classes (falling) with their log-probabilities,
+ * and the tail mass of the other C − k. Draws C numbers from `r` per frame.
+ */
+export function randomTopkRows(frames: number, C: number, k: number, r: () => number, sharpness: number): { ids: Uint16Array; logp: Float32Array; tail: Float32Array } {
+  const ids = new Uint16Array(frames * k)
+  const logp = new Float32Array(frames * k)
+  const tail = new Float32Array(frames)
+  for (let f = 0; f < frames; f++) {
+    const raw = Array.from({ length: C }, () => Math.exp(sharpness * r()))
+    const s = raw.reduce((a, b) => a + b)
+    const top = raw.map((_, c) => c).sort((a, b) => raw[b] - raw[a]).slice(0, k)
+    top.forEach((c, j) => ((ids[f * k + j] = c), (logp[f * k + j] = Math.log(raw[c] / s))))
+    tail[f] = 1 - top.reduce((a, c) => a + raw[c] / s, 0)
+  }
+  return { ids, logp, tail }
+}

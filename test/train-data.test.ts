@@ -6,6 +6,7 @@ import { chunkBatches } from '../stages/train/chunk-batches.js'
 import { CorpusUtt } from '../stages/train/corpus.js'
 import { encodeF16, decodeF16, toF16, fromF16 } from '../schemas/float16.js'
 import { epochRandom } from '../stages/train/shuffle.js'
+import { randomTopkRows } from './toy-data.js'
 
 const close = (a: number, b: number, eps = 1e-6) => Math.abs(a - b) <= eps
 
@@ -109,16 +110,7 @@ t.test('chunk batches: padding masked, delay shifts targets, every label once', 
 /** Utterances with top-k soft targets (k of C classes, tail mass) over `utt`'s features and labels. */
 function topkUtt(name: string, frames: number, base: number, C: number, k: number, f16: boolean, seed: number): CorpusUtt {
   const r = epochRandom(seed, 0)
-  const ids = new Uint16Array(frames * k)
-  const logp = new Float32Array(frames * k)
-  const tail = new Float32Array(frames)
-  for (let f = 0; f < frames; f++) {
-    const raw = Array.from({ length: C }, () => Math.exp(4 * r()))
-    const s = raw.reduce((a, b) => a + b)
-    const top = raw.map((_, c) => c).sort((a, b) => raw[b] - raw[a]).slice(0, k)
-    top.forEach((c, j) => ((ids[f * k + j] = c), (logp[f * k + j] = Math.log(raw[c] / s))))
-    tail[f] = 1 - top.reduce((a, c) => a + raw[c] / s, 0)
-  }
+  const { ids, logp, tail } = randomTopkRows(frames, C, k, r, 4)
   return { ...utt(name, frames, 2, base), soft: { kind: 'topk', numClasses: C, width: k, frames, f16, ids, logp: f16 ? encodeF16(logp) : logp, tail } }
 }
 

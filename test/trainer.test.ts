@@ -8,7 +8,7 @@ import { newbobStart, newbobUpdate, DEFAULT_NEWBOB } from '../stages/train/newbo
 import { epochRandom } from '../stages/train/shuffle.js'
 import { loadCheckpoint } from '../stages/train/checkpoint.js'
 import { tmp } from './helpers.js'
-import { blobSource, blobs } from './toy-data.js'
+import { blobSource, blobs, randomTopkRows } from './toy-data.js'
 
 await selectBackend('wasm')
 
@@ -200,16 +200,7 @@ t.test('KT loss and gradient: sparse top-k targets with tail equal the dense tar
   for (const f16 of [false, true]) {
     for (const T of [1, 2, 3.5]) {
       // a stored top-k row per frame: log p of k distinct classes (falling), tail mass τ
-      const ids = new Uint16Array(n * k)
-      const logp = new Float32Array(n * k)
-      const tail = new Float32Array(n)
-      for (let f = 0; f < n; f++) {
-        const raw = Array.from({ length: C }, () => Math.exp(3 * r()))
-        const s = raw.reduce((a, b) => a + b)
-        const order = raw.map((_, c) => c).sort((a, b) => raw[b] - raw[a]).slice(0, k)
-        order.forEach((c, j) => ((ids[f * k + j] = c), (logp[f * k + j] = Math.log(raw[c] / s))))
-        tail[f] = 1 - order.reduce((a, c) => a + raw[c] / s, 0)
-      }
+      const { ids, logp, tail } = randomTopkRows(n, C, k, r, 3)
       const row = { kind: 'topk' as const, numClasses: C, width: k, frames: n, f16, ids, logp: f16 ? encodeF16(logp) : logp, tail }
       // what the feeders write: dense [n, C] (softTargetsAt) and sparse (topkTargetsAt)
       const dense = new Float32Array(n * C)
