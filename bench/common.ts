@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { BatchEncoder } from '../pipeline/arrow-encoder.js'
+import { BatchEncoder } from '../pipeline/io/arrow-encoder.js'
 import { makeSchema } from '../schemas/kinds.js'
 import { makeUttBatch } from '../schemas/utterance.js'
 import { mulberry32 } from '../stages/nn/init.js'
@@ -45,7 +45,7 @@ export function projectRoot(): string {
 }
 
 export const ROOT = projectRoot()
-export const CLI = join(ROOT, 'dist', 'pipeline', 'cli.js')
+export const CLI = join(ROOT, 'dist', 'pipeline', 'cli', 'main.js')
 export const PYTHON = '/usr/bin/python3'
 export const PYTHON_INSTALL_HINT = 'apt-get install python3-torch python3-torchaudio libopenblas0-pthread'
 
@@ -67,10 +67,18 @@ export function pythonReference(): PythonStatus {
   if (!existsSync(PYTHON)) {
     pythonStatus = { ok: false, detail: `${PYTHON} not found` }
   } else {
-    const r = spawnSync(PYTHON, ['-c', 'import torch, torchaudio, numpy; print(torch.__version__, torchaudio.__version__)'], { encoding: 'utf8' })
-    pythonStatus = r.status === 0
-      ? { ok: true, detail: `torch ${r.stdout.trim().split(' ')[0]}, torchaudio ${r.stdout.trim().split(' ')[1]}` }
-      : { ok: false, detail: `${PYTHON} lacks torch/torchaudio/numpy (${(r.stderr || String(r.error)).trim().split('\n').pop()})` }
+    const r = spawnSync(
+      PYTHON,
+      ['-c', 'import torch, torchaudio, numpy; print(torch.__version__, torchaudio.__version__)'],
+      { encoding: 'utf8' },
+    )
+    pythonStatus =
+      r.status === 0
+        ? { ok: true, detail: `torch ${r.stdout.trim().split(' ')[0]}, torchaudio ${r.stdout.trim().split(' ')[1]}` }
+        : {
+            ok: false,
+            detail: `${PYTHON} lacks torch/torchaudio/numpy (${(r.stderr || String(r.error)).trim().split('\n').pop()})`,
+          }
   }
   return pythonStatus
 }
@@ -78,9 +86,12 @@ export function pythonReference(): PythonStatus {
 /** Run a Python reference script; its last stdout line is JSON. */
 export function runPython<T>(script: string, args: string[], env: Record<string, string> = {}): T {
   const r = spawnSync(PYTHON, [refScript(script), ...args], {
-    encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, ...env },
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    env: { ...process.env, ...env },
   })
-  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status}): ${(r.stderr || String(r.error)).trim().slice(-2000)}`)
+  if (r.status !== 0)
+    throw new Error(`${script} failed (exit ${r.status}): ${(r.stderr || String(r.error)).trim().slice(-2000)}`)
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as T
 }
 
@@ -105,11 +116,18 @@ export const hasGnuTime = existsSync(TIME)
  * Run a command to completion, measuring wall time and (when GNU time is installed) peak RSS.
  * stdout is discarded unless `captureStdout`.
  */
-export function runTimed(cmd: string, args: string[], opts: { cwd?: string; captureStdout?: boolean } = {}): Promise<ChildResult> {
+export function runTimed(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; captureStdout?: boolean } = {},
+): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint()
     const [file, argv] = hasGnuTime ? [TIME, ['-f', 'KTPBENCH_MAXRSS_KB=%M', cmd, ...args]] : [cmd, args]
-    const child = spawn(file, argv, { cwd: opts.cwd ?? ROOT, stdio: ['ignore', opts.captureStdout ? 'pipe' : 'ignore', 'pipe'] })
+    const child = spawn(file, argv, {
+      cwd: opts.cwd ?? ROOT,
+      stdio: ['ignore', opts.captureStdout ? 'pipe' : 'ignore', 'pipe'],
+    })
     let stderr = ''
     let stdout = ''
     child.stdout?.setEncoding('utf8')
@@ -120,12 +138,18 @@ export function runTimed(cmd: string, args: string[], opts: { cwd?: string; capt
     child.on('close', (code) => {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9
       const m = /KTPBENCH_MAXRSS_KB=(\d+)/.exec(stderr)
-      resolve({ code, seconds, maxRssBytes: m ? Number(m[1]) * 1024 : null, stderr: stderr.replace(/KTPBENCH_MAXRSS_KB=\d+\n?/, ''), stdout })
+      resolve({
+        code,
+        seconds,
+        maxRssBytes: m ? Number(m[1]) * 1024 : null,
+        stderr: stderr.replace(/KTPBENCH_MAXRSS_KB=\d+\n?/, ''),
+        stdout,
+      })
     })
   })
 }
 
-/** Run `ktp ARGS` (node dist/pipeline/cli.js) and fail with its stderr if it fails. */
+/** Run `ktp ARGS` (node dist/pipeline/cli/main.js) and fail with its stderr if it fails. */
 export async function ktp(args: string[], opts: { cwd?: string } = {}): Promise<ChildResult> {
   const r = await runTimed(process.execPath, [CLI, ...args], opts)
   if (r.code !== 0) throw new Error(`ktp ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim().slice(-2000)}`)
@@ -141,13 +165,22 @@ export const TEACHER = { featDim: 40, context: 5, hidden: [512, 512, 512, 512], 
  * 40-dim features itself (±5); `splice: 'input'` one that takes already spliced 440-dim frames
  * (for a pipe through `ktp splice --context 5`). Same weights either way (same seed).
  */
-export async function writeTeacher(dir: string, splice: 'model' | 'input', o: { hidden?: number[]; classes?: number; seed?: number } = {}): Promise<void> {
+export async function writeTeacher(
+  dir: string,
+  splice: 'model' | 'input',
+  o: { hidden?: number[]; classes?: number; seed?: number } = {},
+): Promise<void> {
   // loaded here, not at the top: tfjs takes seconds to load and the harness' usage path needs none of it
   const { buildModel } = await import('../stages/nn/registry.js')
   const { saveModel } = await import('../stages/train/model-store.js')
   const inDim = TEACHER.featDim * (2 * TEACHER.context + 1)
   const numClasses = o.classes ?? TEACHER.classes
-  const model = buildModel({ model: { type: 'dnn', hidden: o.hidden ?? TEACHER.hidden, activation: 'sigmoid' }, inputDim: inDim, numClasses, seed: o.seed ?? 1 })
+  const model = buildModel({
+    model: { type: 'dnn', hidden: o.hidden ?? TEACHER.hidden, activation: 'sigmoid' },
+    inputDim: inDim,
+    numClasses,
+    seed: o.seed ?? 1,
+  })
   try {
     saveModel(dir, model, {
       splice: splice === 'model' ? { left: TEACHER.context, right: TEACHER.context } : { left: 0, right: 0 },
@@ -182,8 +215,16 @@ export function uttLengths(total: number, seed = 7): number[] {
  * A features@1 file of random frames (uniform in [-1, 1)), plus the same frames as raw float32
  * (`rawPath`, all utterances concatenated) and their lengths (`rawPath`.lens, int32) for Python.
  */
-export function writeRandomFeatures(path: string, lengths: number[], dim: number, opts: { seed?: number; rawPath?: string } = {}): number {
-  const schema = makeSchema('features', { widths: { feats: dim }, metadata: { 'ktp.fingerprint': 'bench-random-features' } })
+export function writeRandomFeatures(
+  path: string,
+  lengths: number[],
+  dim: number,
+  opts: { seed?: number; rawPath?: string } = {},
+): number {
+  const schema = makeSchema('features', {
+    widths: { feats: dim },
+    metadata: { 'ktp.fingerprint': 'bench-random-features' },
+  })
   const enc = new BatchEncoder(schema, 'file')
   const r = mulberry32(opts.seed ?? 1)
   const parts: Uint8Array[] = [...enc.begin()]
@@ -213,4 +254,5 @@ export async function bestOf<T>(n: number, run: () => Promise<T>, score: (t: T) 
   return best as T
 }
 
-export const round = (x: number | null, digits = 3): number | null => (x == null || !Number.isFinite(x) ? x : Number(x.toPrecision(digits + 1)))
+export const round = (x: number | null, digits = 3): number | null =>
+  x == null || !Number.isFinite(x) ? x : Number(x.toPrecision(digits + 1))

@@ -75,8 +75,11 @@ async function profileStep(name: string, model: Model, x: tf.Tensor, p: tf.Tenso
   const t0 = performance.now()
   trainStep(model, x, p, 0.01)
   const wall = performance.now() - t0
-  process.stderr.write(`# ${name}: ${count} kernels, ${total.toFixed(1)} ms kernel time (profiled); unprofiled step ${wall.toFixed(1)} ms\n`)
-  for (const [k, e] of rows.slice(0, 25)) process.stderr.write(`  ${e.ms.toFixed(2).padStart(8)} ms ${String(e.n).padStart(4)}× ${k}\n`)
+  process.stderr.write(
+    `# ${name}: ${count} kernels, ${total.toFixed(1)} ms kernel time (profiled); unprofiled step ${wall.toFixed(1)} ms\n`,
+  )
+  for (const [k, e] of rows.slice(0, 25))
+    process.stderr.write(`  ${e.ms.toFixed(2).padStart(8)} ms ${String(e.n).padStart(4)}× ${k}\n`)
 }
 
 function timeSteps(model: Model, x: tf.Tensor, p: tf.Tensor, frames: number, steps: number, reps: number): number {
@@ -109,8 +112,13 @@ function runReference(steps: number, reps: number): Record<string, number> | nul
     process.stderr.write(`engine_ref.py failed: ${out.stderr ?? out.error}\n`)
     return null
   }
-  const j = JSON.parse(out.stdout.trim().split('\n').pop()!) as Record<string, { best: number; threads: Record<string, number> }>
-  process.stderr.write(`reference (PyTorch ${String(j.torch)}, frames/s by threads): dnn ${JSON.stringify(j['train-dnn'].threads)}, lstm ${JSON.stringify(j['train-lstm'].threads)}\n`)
+  const j = JSON.parse(out.stdout.trim().split('\n').pop()!) as Record<
+    string,
+    { best: number; threads: Record<string, number> }
+  >
+  process.stderr.write(
+    `reference (PyTorch ${String(j.torch)}, frames/s by threads): dnn ${JSON.stringify(j['train-dnn'].threads)}, lstm ${JSON.stringify(j['train-lstm'].threads)}\n`,
+  )
   return { 'train-dnn': j['train-dnn'].best, 'train-lstm': j['train-lstm'].best }
 }
 
@@ -121,11 +129,22 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
   process.stderr.write(`backend: ${backend}\n`)
   const results: EngineBenchResult[] = []
 
-  const dnn = buildModel({ model: { type: 'dnn', hidden: [512, 512, 512, 512], activation: 'sigmoid' }, inputDim: 440, numClasses: 1000, seed: 1 })
+  const dnn = buildModel({
+    model: { type: 'dnn', hidden: [512, 512, 512, 512], activation: 'sigmoid' },
+    inputDim: 440,
+    numClasses: 1000,
+    seed: 1,
+  })
   const xd = randomTensor([256, 440], 2)
   const pd = tf.tidy(() => tf.softmax(randomTensor([256, 1000], 3)))
   if (opts.profile) await profileStep('train-dnn', dnn, xd, pd)
-  results.push({ name: 'train-dnn', ktp: timeSteps(dnn, xd, pd, 256, steps, reps), reference: null, unit: 'frames/s', ratio: null })
+  results.push({
+    name: 'train-dnn',
+    ktp: timeSteps(dnn, xd, pd, 256, steps, reps),
+    reference: null,
+    unit: 'frames/s',
+    ratio: null,
+  })
   tf.dispose([xd, pd])
   dnn.params.dispose()
 
@@ -133,7 +152,13 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
   const xl = randomTensor([16, 20, 40], 4)
   const pl = tf.tidy(() => tf.softmax(randomTensor([16, 20, 1000], 5)))
   if (opts.profile) await profileStep('train-lstm', lstm, xl, pl)
-  results.push({ name: 'train-lstm', ktp: timeSteps(lstm, xl, pl, 320, steps, reps), reference: null, unit: 'frames/s', ratio: null })
+  results.push({
+    name: 'train-lstm',
+    ktp: timeSteps(lstm, xl, pl, 320, steps, reps),
+    reference: null,
+    unit: 'frames/s',
+    ratio: null,
+  })
   tf.dispose([xl, pl])
   lstm.params.dispose()
 
@@ -152,6 +177,9 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
 const isMain = process.argv[1] != null && fileURLToPath(import.meta.url) === process.argv[1]
 if (isMain) {
   const args = process.argv.slice(2)
-  const results = await benchEngine({ profile: args.includes('--profile'), reference: !args.includes('--no-reference') })
-  for (const r of results) process.stdout.write(JSON.stringify(r) + '\n')
+  const results = await benchEngine({
+    profile: args.includes('--profile'),
+    reference: !args.includes('--no-reference'),
+  })
+  for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`)
 }

@@ -80,7 +80,10 @@ export async function benchFeatures(opts: BenchOptions = {}): Promise<BenchLine[
   const root = projectRoot()
   const dir = opts.dir ?? join(root, 'fixtures/fsdd/recordings')
   const bins = opts.numMelBins ?? 40
-  const files = readdirSync(dir).filter((f) => f.endsWith('.wav')).sort().map((f) => join(dir, f))
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.wav'))
+    .sort()
+    .map((f) => join(dir, f))
   // One options object per sample rate, so the plan (window, mel banks, FFT) is built once.
   const byRate = new Map<number, FbankOptions>()
   const optsFor = (rate: number): FbankOptions => {
@@ -91,25 +94,63 @@ export async function benchFeatures(opts: BenchOptions = {}): Promise<BenchLine[
   const repeats = opts.repeats ?? 3
   runKtp(files.slice(0, 50), optsFor)
   let frames = 0
-  const ktpS = fastest(repeats, () => { frames = runKtp(files, optsFor) })
+  const ktpS = fastest(repeats, () => {
+    frames = runKtp(files, optsFor)
+  })
 
-  const out = execFileSync(opts.python ?? '/usr/bin/python3', [join(root, 'bench/features_ref.py'), dir, String(bins), String(repeats)],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  const out = execFileSync(
+    opts.python ?? '/usr/bin/python3',
+    [join(root, 'bench/features_ref.py'), dir, String(bins), String(repeats)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+  )
   const ref = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { seconds: number; frames: number }
   if (ref.frames !== frames) throw new Error(`frame counts differ: ktp ${frames}, reference ${ref.frames}`)
-  const line = (name: string, s: number): BenchLine => ({ name, ktp: s, reference: ref.seconds, unit: 's', ratio: ref.seconds / s, frames })
+  const line = (name: string, s: number): BenchLine => ({
+    name,
+    ktp: s,
+    reference: ref.seconds,
+    unit: 's',
+    ratio: ref.seconds / s,
+    frames,
+  })
   const lines = [line('features', ktpS)]
 
   // The real stage. The first run is untimed: it hashes the audio for the data dir's fingerprint
   // (cached afterwards, as in any rerun) and warms the page cache.
   const data = dataDirOf(files)
   const feats = join(data, 'feats.arrow')
-  const cli = join(root, 'dist/pipeline/cli.js')
-  const stage = (jobs: number) => execFileSync(process.execPath, [cli, 'features', data, '--num-mel-bins', String(bins), '--dither', '0',
-    '--sample-frequency', String(readRate(files[0])), '--jobs', String(jobs), '-o', feats, '--force', '--quiet'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const cli = join(root, 'dist/pipeline/cli/main.js')
+  const stage = (jobs: number) =>
+    execFileSync(
+      process.execPath,
+      [
+        cli,
+        'features',
+        data,
+        '--num-mel-bins',
+        String(bins),
+        '--dither',
+        '0',
+        '--sample-frequency',
+        String(readRate(files[0])),
+        '--jobs',
+        String(jobs),
+        '-o',
+        feats,
+        '--force',
+        '--quiet',
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    )
   try {
     stage(1)
-    for (const jobs of [1, 2]) lines.push(line(`features-stage-jobs${jobs}`, fastest(repeats, () => stage(jobs))))
+    for (const jobs of [1, 2])
+      lines.push(
+        line(
+          `features-stage-jobs${jobs}`,
+          fastest(repeats, () => stage(jobs)),
+        ),
+      )
   } finally {
     rmSync(data, { recursive: true, force: true })
   }
@@ -122,7 +163,12 @@ function readRate(file: string): number {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   benchFeatures().then(
-    (lines) => { for (const l of lines) process.stdout.write(JSON.stringify(l) + '\n') },
-    (e: unknown) => { process.stderr.write(`bench failed: ${String(e)}\n`); process.exitCode = 1 },
+    (lines) => {
+      for (const l of lines) process.stdout.write(`${JSON.stringify(l)}\n`)
+    },
+    (e: unknown) => {
+      process.stderr.write(`bench failed: ${String(e)}\n`)
+      process.exitCode = 1
+    },
   )
 }

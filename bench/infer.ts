@@ -8,12 +8,24 @@
  */
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
-import { openArrow } from '../pipeline/arrow-source.js'
-import { puller } from '../pipeline/pull.js'
+import { openArrow } from '../pipeline/io/arrow-source.js'
+import { puller } from '../pipeline/io/pull.js'
 import { getMatrix } from '../schemas/utterance.js'
 import {
-  BenchLine, HarnessOptions, PYTHON, PYTHON_INSTALL_HINT, TEACHER, ktp, pythonReference, refScript, round, runTimed, tmpDir, uttLengths,
-  writeRandomFeatures, writeTeacher,
+  type BenchLine,
+  type HarnessOptions,
+  PYTHON,
+  PYTHON_INSTALL_HINT,
+  TEACHER,
+  ktp,
+  pythonReference,
+  refScript,
+  round,
+  runTimed,
+  tmpDir,
+  uttLengths,
+  writeRandomFeatures,
+  writeTeacher,
 } from './common.js'
 
 export interface InferBenchOptions {
@@ -55,11 +67,14 @@ export async function benchInfer(h: HarnessOptions, o: InferBenchOptions = {}): 
   const raw = join(dir, 'feats.f32')
   const lengths = uttLengths(totalFrames)
   const frames = writeRandomFeatures(feats, lengths, TEACHER.featDim, { rawPath: raw })
-  h.log(`infer: ${frames} frames in ${lengths.length} utterances, teacher ${h.quick ? '440-32-1000 (quick)' : '440-4×512-1000'}, top-${topK} f16`)
+  h.log(
+    `infer: ${frames} frames in ${lengths.length} utterances, teacher ${h.quick ? '440-32-1000 (quick)' : '440-4×512-1000'}, top-${topK} f16`,
+  )
 
   const py = pythonReference()
   const withRef = h.reference && py.ok
-  if (h.reference && !py.ok) h.log(`infer: Python reference skipped: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`)
+  if (h.reference && !py.ok)
+    h.log(`infer: Python reference skipped: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`)
 
   const out = join(dir, 'soft.arrow')
   let ktpBest = Infinity
@@ -67,14 +82,29 @@ export async function benchInfer(h: HarnessOptions, o: InferBenchOptions = {}): 
   let ref: (RefOut & { wall: number }) | null = null
   const refByThreads: Record<string, number> = {}
   for (let r = 0; r < reps; r++) {
-    const k = await ktp(['infer', '--model', model, feats, '--top-k', String(topK), '--dtype', 'f16', '-o', out, '--force', '--quiet'])
+    const k = await ktp([
+      'infer',
+      '--model',
+      model,
+      feats,
+      '--top-k',
+      String(topK),
+      '--dtype',
+      'f16',
+      '-o',
+      out,
+      '--force',
+      '--quiet',
+    ])
     backend = /tfjs backend (\w+)/.exec(k.stderr)?.[1] ?? backend
     ktpBest = Math.min(ktpBest, k.seconds)
     h.log(`infer: ktp ${k.seconds.toFixed(2)} s (${(frames / k.seconds).toFixed(0)} frames/s, backend ${backend})`)
     if (!withRef) continue
     for (const threads of [1, 2]) {
       const refOut = join(dir, `ref${threads}.bin`)
-      const c = await runTimed(PYTHON, [refScript('infer_ref.py'), model, raw, refOut, String(threads), String(topK)], { captureStdout: true })
+      const c = await runTimed(PYTHON, [refScript('infer_ref.py'), model, raw, refOut, String(threads), String(topK)], {
+        captureStdout: true,
+      })
       if (c.code !== 0) throw new Error(`infer_ref.py failed: ${c.stderr.trim().slice(-1500)}`)
       const j = JSON.parse(c.stdout.trim().split('\n').pop() ?? '{}') as RefOut
       if (j.frames !== frames) throw new Error(`infer_ref.py processed ${j.frames} frames, ktp ${frames}`)

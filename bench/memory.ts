@@ -18,7 +18,17 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BenchLine, CLI, HarnessOptions, ROOT, hasGnuTime, ktp, round, tmpDir, writeTeacher } from './common.js'
+import {
+  type BenchLine,
+  CLI,
+  type HarnessOptions,
+  ROOT,
+  hasGnuTime,
+  ktp,
+  round,
+  tmpDir,
+  writeTeacher,
+} from './common.js'
 
 export interface MemoryBenchOptions {
   /** Repetitions of the corpus (default 1, 4, 16; quick: 1, 2). */
@@ -35,18 +45,27 @@ const STAGES = ['features', 'cmvn', 'splice', 'infer'] as const
 function repeatedDataDir(dir: string, recs: { utt: string; spk: string; wav: string }[], times: number): void {
   mkdirSync(dir, { recursive: true })
   const rows: { utt: string; spk: string; wav: string }[] = []
-  for (let r = 0; r < times; r++) for (const x of recs) rows.push({ ...x, utt: `${x.spk}-r${String(r).padStart(2, '0')}-${x.utt}` })
+  for (let r = 0; r < times; r++)
+    for (const x of recs) rows.push({ ...x, utt: `${x.spk}-r${String(r).padStart(2, '0')}-${x.utt}` })
   rows.sort((a, b) => (a.utt < b.utt ? -1 : a.utt > b.utt ? 1 : 0))
   writeFileSync(join(dir, 'wav.scp'), rows.map((x) => `${x.utt} ${x.wav}\n`).join(''))
   writeFileSync(join(dir, 'utt2spk'), rows.map((x) => `${x.utt} ${x.spk}\n`).join(''))
   const bySpk = new Map<string, string[]>()
   for (const x of rows) bySpk.set(x.spk, [...(bySpk.get(x.spk) ?? []), x.utt])
-  writeFileSync(join(dir, 'spk2utt'), [...bySpk.keys()].sort().map((s) => `${s} ${bySpk.get(s)!.join(' ')}\n`).join(''))
+  writeFileSync(
+    join(dir, 'spk2utt'),
+    [...bySpk.keys()]
+      .sort()
+      .map((s) => `${s} ${bySpk.get(s)!.join(' ')}\n`)
+      .join(''),
+  )
 }
 
 function fsddRecordings(limit: number): { utt: string; spk: string; wav: string }[] {
   const dir = join(ROOT, 'fixtures/fsdd/recordings')
-  const files = readdirSync(dir).filter((f) => f.endsWith('.wav')).sort()
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.wav'))
+    .sort()
   // Spread a limited selection over all speakers and digits (every k-th file).
   const step = Math.max(1, Math.floor(files.length / Math.min(limit, files.length)))
   const picked = files.filter((_, i) => i % step === 0).slice(0, limit)
@@ -60,7 +79,16 @@ const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 
 export async function benchMemory(h: HarnessOptions, o: MemoryBenchOptions = {}): Promise<BenchLine[]> {
   if (!hasGnuTime) {
-    return [{ name: 'memory', ktp: null, reference: null, unit: 'bytes', ratio: null, note: 'not available: needs GNU time (/usr/bin/time; apt-get install time)' }]
+    return [
+      {
+        name: 'memory',
+        ktp: null,
+        reference: null,
+        unit: 'bytes',
+        ratio: null,
+        note: 'not available: needs GNU time (/usr/bin/time; apt-get install time)',
+      },
+    ]
   }
   const dir = tmpDir('ktp-bench-mem-')
   const scales = o.scales ?? (h.quick ? [1, 2] : [1, 4, 16])
@@ -93,23 +121,38 @@ export async function benchMemory(h: HarnessOptions, o: MemoryBenchOptions = {})
     const t0 = Date.now()
     const r = spawnSync('bash', ['-o', 'pipefail', '-c', cmd], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 26 })
     const seconds = (Date.now() - t0) / 1000
-    if (r.status !== 0) throw new Error(`memory ×${n}: the pipe failed (exit ${r.status}): ${r.stderr.trim().slice(-1500)}`)
+    if (r.status !== 0)
+      throw new Error(`memory ×${n}: the pipe failed (exit ${r.status}): ${r.stderr.trim().slice(-1500)}`)
     const peaks: Record<string, number> = {}
     for (const s of STAGES) peaks[s] = Number(readFileSync(rss(s), 'utf8').trim().split('\n').pop()) * 1024
     const info = spawnSync(node, [CLI, 'info', out], { encoding: 'utf8' })
     const frames = Number(/frames\s+(\d+)/.exec(info.stdout)?.[1] ?? NaN)
     const utts = Number(/utterances\s+(\d+)/.exec(info.stdout)?.[1] ?? NaN)
-    if (utts !== recs.length * n) throw new Error(`memory ×${n}: ${utts} utterances came out of the pipe, expected ${recs.length * n}`)
+    if (utts !== recs.length * n)
+      throw new Error(`memory ×${n}: ${utts} utterances came out of the pipe, expected ${recs.length * n}`)
     base ??= peaks
     const worst = Math.max(...STAGES.map((s) => peaks[s]))
     const growth = Object.fromEntries(STAGES.map((s) => [s, round(peaks[s] / base![s])]))
     const maxGrowth = Math.max(...STAGES.map((s) => peaks[s] / base![s]))
     lines.push({
-      name: 'memory', variant: `x${n}`, scale: n, ktp: worst, reference: null, unit: 'bytes', ratio: round(1 / maxGrowth),
+      name: 'memory',
+      variant: `x${n}`,
+      scale: n,
+      ktp: worst,
+      reference: null,
+      unit: 'bytes',
+      ratio: round(1 / maxGrowth),
       ratio_of: 'largest per-process peak at 1× / at this scale (goal >= 0.83: within 1.2×)',
-      peaks, growth, utterances: utts, frames, seconds: round(seconds), frames_per_second: round(frames / seconds),
+      peaks,
+      growth,
+      utterances: utts,
+      frames,
+      seconds: round(seconds),
+      frames_per_second: round(frames / seconds),
     })
-    h.log(`memory ×${n}: ${frames} frames in ${seconds.toFixed(1)} s; peaks MB ${STAGES.map((s) => `${s} ${(peaks[s] / 2 ** 20).toFixed(0)}`).join(', ')}`)
+    h.log(
+      `memory ×${n}: ${frames} frames in ${seconds.toFixed(1)} s; peaks MB ${STAGES.map((s) => `${s} ${(peaks[s] / 2 ** 20).toFixed(0)}`).join(', ')}`,
+    )
   }
   return lines
 }

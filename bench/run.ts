@@ -20,14 +20,19 @@
  * are reported without a reference (or skipped where ktp's side cannot run alone).
  */
 import { pathToFileURL } from 'node:url'
-import { BenchLine, HarnessOptions, PYTHON_INSTALL_HINT, pythonReference, round } from './common.js'
+import { type BenchLine, type HarnessOptions, PYTHON_INSTALL_HINT, pythonReference, round } from './common.js'
 
 export const BENCHMARKS = ['features', 'train-dnn', 'train-lstm', 'infer', 'soft-read', 'memory', 'decode'] as const
 export type BenchName = (typeof BENCHMARKS)[number]
 
 const UNITS: Record<BenchName, string> = {
-  features: 'frames/s', 'train-dnn': 'frames/s', 'train-lstm': 'frames/s', infer: 'frames/s',
-  'soft-read': 'frames/s', memory: 'bytes', decode: 'RTF',
+  features: 'frames/s',
+  'train-dnn': 'frames/s',
+  'train-lstm': 'frames/s',
+  infer: 'frames/s',
+  'soft-read': 'frames/s',
+  memory: 'bytes',
+  decode: 'RTF',
 }
 
 function unavailable(name: BenchName, why: string): BenchLine {
@@ -38,13 +43,19 @@ async function runFeatures(h: HarnessOptions): Promise<BenchLine[]> {
   const py = pythonReference()
   if (!h.reference || !py.ok) {
     // bench/features.ts times both sides in one call and needs the reference for its frame check
-    const why = !h.reference ? 'skipped (--no-reference; bench/features.ts always runs torchaudio)' : `needs the torchaudio reference: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`
+    const why = !h.reference
+      ? 'skipped (--no-reference; bench/features.ts always runs torchaudio)'
+      : `needs the torchaudio reference: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`
     return [unavailable('features', why)]
   }
   const mod = (await import('./features.js')) as Record<string, unknown>
-  if (typeof mod.benchFeatures !== 'function') return [unavailable('features', 'bench/features.ts exports no benchFeatures()')]
+  if (typeof mod.benchFeatures !== 'function')
+    return [unavailable('features', 'bench/features.ts exports no benchFeatures()')]
   type Old = { ktp_s: number; reference_s: number; frames: number; ratio: number } & Record<string, unknown>
-  type Line = { name: string; ktp: number; reference: number; unit: string; ratio: number; frames: number } & Record<string, unknown>
+  type Line = { name: string; ktp: number; reference: number; unit: string; ratio: number; frames: number } & Record<
+    string,
+    unknown
+  >
   const benchFeatures = mod.benchFeatures as (o: Record<string, unknown>) => Promise<Old | Line[]>
   const r = await benchFeatures({ numMelBins: 40, repeats: h.quick ? 1 : 3 })
   // bench/features.ts reports seconds per pass (a list of lines), or, in its first version, one
@@ -56,10 +67,16 @@ async function runFeatures(h: HarnessOptions): Promise<BenchLine[]> {
     const { name, ktp, reference, unit, ratio, frames, ...rest } = l
     const perSecond = unit === 's'
     return {
-      name: 'features', variant: name === 'features' ? 'loop-1-thread' : name.replace(/^features-/, ''),
-      ktp: perSecond ? round(frames / ktp) : ktp, reference: perSecond ? round(frames / reference) : reference,
-      unit: perSecond ? 'frames/s' : unit, ratio: round(ratio), frames,
-      ...(perSecond ? { ktp_seconds: round(ktp), reference_seconds: round(reference) } : {}), goal: 'ratio >= 2', ...rest,
+      name: 'features',
+      variant: name === 'features' ? 'loop-1-thread' : name.replace(/^features-/, ''),
+      ktp: perSecond ? round(frames / ktp) : ktp,
+      reference: perSecond ? round(frames / reference) : reference,
+      unit: perSecond ? 'frames/s' : unit,
+      ratio: round(ratio),
+      frames,
+      ...(perSecond ? { ktp_seconds: round(ktp), reference_seconds: round(reference) } : {}),
+      goal: 'ratio >= 2',
+      ...rest,
     }
   })
 }
@@ -71,9 +88,11 @@ async function runEngine(h: HarnessOptions, which: BenchName[]): Promise<BenchLi
   } catch (e) {
     return which.map((n) => unavailable(n, `bench/engine.ts did not load (${(e as Error).message})`))
   }
-  if (typeof mod.benchEngine !== 'function') return which.map((n) => unavailable(n, 'bench/engine.ts exports no benchEngine()'))
+  if (typeof mod.benchEngine !== 'function')
+    return which.map((n) => unavailable(n, 'bench/engine.ts exports no benchEngine()'))
   const py = pythonReference()
-  if (h.reference && !py.ok) h.log(`train-*: PyTorch reference skipped: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`)
+  if (h.reference && !py.ok)
+    h.log(`train-*: PyTorch reference skipped: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`)
   const benchEngine = mod.benchEngine as (o: Record<string, unknown>) => Promise<BenchLine[]>
   const res = await benchEngine({ reference: h.reference && py.ok, ...(h.quick ? { steps: 2, reps: 1 } : {}) })
   return res.filter((r) => which.includes(r.name as BenchName)).map((r) => ({ ...r }))
@@ -109,11 +128,25 @@ export function table(lines: BenchLine[]): string {
   const rows = [['benchmark', 'ktp', 'reference', 'unit', 'ratio', 'note']]
   for (const l of lines) {
     const variant = [l.variant, l.storage, l.scale != null ? `×${String(l.scale)}` : null].filter(Boolean).join(' ')
-    const note = (l.error ? `error: ${String(l.error)}` : l.note ?? l.reference_note ?? '') as string
-    rows.push([variant ? `${l.name} ${variant}` : l.name, fmt(l.ktp), fmt(l.reference), l.unit, l.ratio == null ? '—' : `${fmt(l.ratio)}×`, note.slice(0, 90)])
+    const note = (l.error ? `error: ${String(l.error)}` : (l.note ?? l.reference_note ?? '')) as string
+    rows.push([
+      variant ? `${l.name} ${variant}` : l.name,
+      fmt(l.ktp),
+      fmt(l.reference),
+      l.unit,
+      l.ratio == null ? '—' : `${fmt(l.ratio)}×`,
+      note.slice(0, 90),
+    ])
   }
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-  return rows.map((r) => r.map((v, c) => (c === 0 || c === 3 || c === 5 ? v.padEnd(w[c]) : v.padStart(w[c]))).join('  ').trimEnd()).join('\n') + '\n'
+  return `${rows
+    .map((r) =>
+      r
+        .map((v, c) => (c === 0 || c === 3 || c === 5 ? v.padEnd(w[c]) : v.padStart(w[c])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`
 }
 
 export interface RunArgs {
@@ -133,21 +166,30 @@ export function parseArgs(argv: string[]): RunArgs {
     else if (a === '--quick') quick = true
     else if (a === '--no-reference') reference = false
     else if (a === '--help' || a === '-h') {
-      throw new UsageError(`usage: npm run bench [-- NAME…] [--json] [--quick] [--no-reference]\n  NAME: ${BENCHMARKS.join(', ')} (default: all)\n` +
-        '  --json          only the JSON lines (stdout), no table or progress on stderr\n' +
-        '  --quick         small sizes (a smoke run; the figures mean nothing)\n' +
-        '  --no-reference  skip the Python/PyTorch references\n', 0)
+      throw new UsageError(
+        `usage: npm run bench [-- NAME…] [--json] [--quick] [--no-reference]\n  NAME: ${BENCHMARKS.join(', ')} (default: all)\n` +
+          '  --json          only the JSON lines (stdout), no table or progress on stderr\n' +
+          '  --quick         small sizes (a smoke run; the figures mean nothing)\n' +
+          '  --no-reference  skip the Python/PyTorch references\n',
+        0,
+      )
     } else if ((BENCHMARKS as readonly string[]).includes(a)) {
       if (!names.includes(a as BenchName)) names.push(a as BenchName)
     } else {
-      throw new UsageError(`unknown benchmark or option '${a}'; expected one of ${BENCHMARKS.join(', ')}, --json, --quick, --no-reference`, 2)
+      throw new UsageError(
+        `unknown benchmark or option '${a}'; expected one of ${BENCHMARKS.join(', ')}, --json, --quick, --no-reference`,
+        2,
+      )
     }
   }
   return { names: names.length ? BENCHMARKS.filter((n) => names.includes(n)) : [...BENCHMARKS], json, quick, reference }
 }
 
 class UsageError extends Error {
-  constructor(message: string, readonly code: number) {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
     super(message)
   }
 }
@@ -167,7 +209,11 @@ export async function main(argv: string[]): Promise<number> {
   const h: HarnessOptions = { quick: args.quick, reference: args.reference, log }
   if (args.reference) {
     const py = pythonReference()
-    log(py.ok ? `Python reference: /usr/bin/python3, ${py.detail}` : `Python reference unavailable (${py.detail}); install: ${PYTHON_INSTALL_HINT}`)
+    log(
+      py.ok
+        ? `Python reference: /usr/bin/python3, ${py.detail}`
+        : `Python reference unavailable (${py.detail}); install: ${PYTHON_INSTALL_HINT}`,
+    )
   }
   const all: BenchLine[] = []
   let failed = 0
@@ -181,12 +227,21 @@ export async function main(argv: string[]): Promise<number> {
     const t0 = Date.now()
     log(`${name}: running`)
     try {
-      const lines = name === 'train-dnn' || name === 'train-lstm' ? await runEngine(h, engineNames) : await runOne(name, h)
+      const lines =
+        name === 'train-dnn' || name === 'train-lstm' ? await runEngine(h, engineNames) : await runOne(name, h)
       for (const l of lines) emit(l)
     } catch (e) {
       failed++
       const names = name === 'train-dnn' || name === 'train-lstm' ? engineNames : [name]
-      for (const n of names) emit({ name: n, ktp: null, reference: null, unit: UNITS[n], ratio: null, error: (e as Error).message.slice(0, 2000) })
+      for (const n of names)
+        emit({
+          name: n,
+          ktp: null,
+          reference: null,
+          unit: UNITS[n],
+          ratio: null,
+          error: (e as Error).message.slice(0, 2000),
+        })
     }
     log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
   }

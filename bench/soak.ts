@@ -16,15 +16,15 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFil
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { openArrow } from '../pipeline/arrow-source.js'
-import { puller } from '../pipeline/pull.js'
+import { openArrow } from '../pipeline/io/arrow-source.js'
+import { puller } from '../pipeline/io/pull.js'
 import { numFrames, uttId } from '../schemas/utterance.js'
 import { mulberry32 } from '../stages/nn/init.js'
 
 const ROOT = [dirname(fileURLToPath(import.meta.url)), join(dirname(fileURLToPath(import.meta.url)), '..')]
   .map((d) => join(d, '..'))
-  .find((d) => existsSync(join(d, 'dist', 'pipeline', 'cli.js')))!
-const CLI = join(ROOT, 'dist', 'pipeline', 'cli.js')
+  .find((d) => existsSync(join(d, 'dist', 'pipeline', 'cli', 'main.js')))!
+const CLI = join(ROOT, 'dist', 'pipeline', 'cli', 'main.js')
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`)
   return i > 0 ? process.argv[i + 1] : dflt
@@ -38,7 +38,13 @@ const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('
 const log = (s: string) => process.stderr.write(`${s}\n`)
 const readdirSafe = (d: string) => (existsSync(d) ? readdirSync(d) : [])
 
-interface Done { code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number; running: boolean }
+interface Done {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stderr: string
+  ms: number
+  running: boolean
+}
 
 /** Run ktp; optionally send `signal` after `at` ms. `running` says whether the signal hit a live process. */
 function run(args: string[], kill?: { at: number; signal: NodeJS.Signals }): Promise<Done> {
@@ -48,10 +54,12 @@ function run(args: string[], kill?: { at: number; signal: NodeJS.Signals }): Pro
     let stderr = ''
     let running = false
     child.stderr.on('data', (c) => (stderr += c))
-    const timer = kill && setTimeout(() => {
-      running = child.exitCode === null && child.signalCode === null
-      child.kill(kill.signal)
-    }, kill.at)
+    const timer =
+      kill &&
+      setTimeout(() => {
+        running = child.exitCode === null && child.signalCode === null
+        child.kill(kill.signal)
+      }, kill.at)
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer)
       resolve({ code, signal, stderr, ms: Date.now() - t0, running })
@@ -70,9 +78,18 @@ async function must(args: string[]): Promise<Done> {
 function wav16(samples: Int16Array, rate: number): Buffer {
   const data = Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength)
   const h = Buffer.alloc(44)
-  h.write('RIFF', 0); h.writeUInt32LE(36 + data.length, 4); h.write('WAVEfmt ', 8); h.writeUInt32LE(16, 16)
-  h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22); h.writeUInt32LE(rate, 24); h.writeUInt32LE(rate * 2, 28)
-  h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34); h.write('data', 36); h.writeUInt32LE(data.length, 40)
+  h.write('RIFF', 0)
+  h.writeUInt32LE(36 + data.length, 4)
+  h.write('WAVEfmt ', 8)
+  h.writeUInt32LE(16, 16)
+  h.writeUInt16LE(1, 20)
+  h.writeUInt16LE(1, 22)
+  h.writeUInt32LE(rate, 24)
+  h.writeUInt32LE(rate * 2, 28)
+  h.writeUInt16LE(2, 32)
+  h.writeUInt16LE(16, 34)
+  h.write('data', 36)
+  h.writeUInt32LE(data.length, 40)
   return Buffer.concat([h, data])
 }
 
@@ -97,7 +114,15 @@ writeFileSync(join(data, 'utt2spk'), `${utt2spk.sort().join('\n')}\n`)
 
 // ------------------------------------------------------------------ trials
 
-interface Trial { stage: string; kind: 'SIGKILL' | 'SIGINT' | 'SIGTERM'; at: number; hit: boolean; identical: boolean; resumed: string; note: string }
+interface Trial {
+  stage: string
+  kind: 'SIGKILL' | 'SIGINT' | 'SIGTERM'
+  at: number
+  hit: boolean
+  identical: boolean
+  resumed: string
+  note: string
+}
 const trials: Trial[] = []
 const refDur = new Map<string, number>()
 
@@ -105,8 +130,13 @@ const refDur = new Map<string, number>()
  * One stage: the uninterrupted reference (args with OUT), then `kills` SIGKILL trials each into a
  * fresh output, followed by the same command. `compare` names the file compared within an output.
  */
-async function stage(name: string, args: (out: string) => string[], out: (k: string) => string, kills: number,
-  opts: { compare?: (o: string) => string; rerunArgs?: (o: string) => string[] } = {}): Promise<void> {
+async function stage(
+  name: string,
+  args: (out: string) => string[],
+  out: (k: string) => string,
+  kills: number,
+  opts: { compare?: (o: string) => string; rerunArgs?: (o: string) => string[] } = {},
+): Promise<void> {
   const cmp = opts.compare ?? ((o: string) => o)
   const ref = out('ref')
   const r0 = await must(args(ref))
@@ -122,19 +152,38 @@ async function stage(name: string, args: (out: string) => string[], out: (k: str
     const o = out(`k${attempts}`)
     const at = Math.round(base * (0.15 + 0.85 * rand()))
     const killed = await run(args(o), { at, signal: 'SIGKILL' })
-    if (!killed.running) { base = Math.min(base, killed.ms); continue } // finished before the kill: not a trial
+    if (!killed.running) {
+      base = Math.min(base, killed.ms)
+      continue
+    } // finished before the kill: not a trial
     k++
     const ck = opts.compare ? readdirSafe(o).filter((f) => f.startsWith('checkpoint')).length : 0
     const again = await run((opts.rerunArgs ?? args)(o))
     const m = /resuming, (\d+) utterances/.exec(again.stderr) ?? (ck ? ['', `checkpoint`] : null)
     const identical = again.code === 0 && existsSync(cmp(o)) && sha(cmp(o)) === refHash && !existsSync(`${o}.partial`)
-    trials.push({ stage: name, kind: 'SIGKILL', at, hit: true, identical, resumed: m ? m[1] : '0', note: again.code === 0 ? '' : again.stderr.slice(-300) })
-    log(`${name}: SIGKILL at ${at} ms → rerun ${identical ? 'identical' : 'DIFFERENT'} (${m ? `resumed ${m[1]}` : 'nothing kept'})`)
+    trials.push({
+      stage: name,
+      kind: 'SIGKILL',
+      at,
+      hit: true,
+      identical,
+      resumed: m ? m[1] : '0',
+      note: again.code === 0 ? '' : again.stderr.slice(-300),
+    })
+    log(
+      `${name}: SIGKILL at ${at} ms → rerun ${identical ? 'identical' : 'DIFFERENT'} (${m ? `resumed ${m[1]}` : 'nothing kept'})`,
+    )
   }
 }
 
-async function signalTrial(name: string, sig: 'SIGINT' | 'SIGTERM', args: (out: string) => string[], out: (k: string) => string,
-  refMs: number, opts: { compare?: (o: string) => string; rerunArgs?: (o: string) => string[] } = {}): Promise<void> {
+async function signalTrial(
+  name: string,
+  sig: 'SIGINT' | 'SIGTERM',
+  args: (out: string) => string[],
+  out: (k: string) => string,
+  refMs: number,
+  opts: { compare?: (o: string) => string; rerunArgs?: (o: string) => string[] } = {},
+): Promise<void> {
   const cmp = opts.compare ?? ((o: string) => o)
   const refHash = sha(cmp(out('ref')))
   let base = refMs
@@ -142,17 +191,32 @@ async function signalTrial(name: string, sig: 'SIGINT' | 'SIGTERM', args: (out: 
     const o = out(`${sig.toLowerCase()}${attempt}`)
     const at = Math.round(base * (0.35 + 0.3 * rand()))
     const r = await run(args(o), { at, signal: sig })
-    if (!r.running) { base = Math.min(base, r.ms); continue }
+    if (!r.running) {
+      base = Math.min(base, r.ms)
+      continue
+    }
     const clean = r.signal === null && /received, stopping|interrupted/.test(r.stderr)
     const again = await run((opts.rerunArgs ?? args)(o))
     const identical = again.code === 0 && sha(cmp(o)) === refHash
     const m = /resuming, (\d+) utterances/.exec(again.stderr)
     trials.push({
-      stage: name, kind: sig, at, hit: true, identical, resumed: m ? m[1] : '0',
-      note: clean ? `clean stop, exit ${r.code}: ${r.stderr.trim().split('\n').filter((l) => /stopping|interrupted/.test(l)).join(' | ')}`
+      stage: name,
+      kind: sig,
+      at,
+      hit: true,
+      identical,
+      resumed: m ? m[1] : '0',
+      note: clean
+        ? `clean stop, exit ${r.code}: ${r.stderr
+            .trim()
+            .split('\n')
+            .filter((l) => /stopping|interrupted/.test(l))
+            .join(' | ')}`
         : `no clean stop: exit ${r.code}, signal ${r.signal}`,
     })
-    log(`${name}: ${sig} at ${at} ms → ${clean ? `clean stop (exit ${r.code})` : `killed by ${r.signal ?? `exit ${r.code}`}`}; rerun ${identical ? 'identical' : 'DIFFERENT'}`)
+    log(
+      `${name}: ${sig} at ${at} ms → ${clean ? `clean stop (exit ${r.code})` : `killed by ${r.signal ?? `exit ${r.code}`}`}; rerun ${identical ? 'identical' : 'DIFFERENT'}`,
+    )
     return
   }
 }
@@ -176,15 +240,56 @@ const frames = new Map<string, number>()
   const next = puller(a.stream())
   for (let b = await next(); b; b = await next()) frames.set(uttId(b), numFrames(b))
 }
-writeFileSync(E('ali.txt'), [...frames].map(([u, n]) => `${u} ${Array.from({ length: n }, (_, t) => Math.floor((4 * t) / n)).join(' ')}`).join('\n') + '\n')
+writeFileSync(
+  E('ali.txt'),
+  `${[...frames]
+    .map(([u, n]) => `${u} ${Array.from({ length: n }, (_, t) => Math.floor((4 * t) / n)).join(' ')}`)
+    .join('\n')}\n`,
+)
 writeFileSync(E('inv.txt'), 'a 0\nb 1\nc 2\nd 3\n')
-const labArgs = (o: string) => ['labels', '--ali', E('ali.txt'), '--inventory', E('inv.txt'), '--feats', norm, '-o', o, '--quiet']
+const labArgs = (o: string) => [
+  'labels',
+  '--ali',
+  E('ali.txt'),
+  '--inventory',
+  E('inv.txt'),
+  '--feats',
+  norm,
+  '-o',
+  o,
+  '--quiet',
+]
 await stage('labels', labArgs, (k) => E(`labels.${k}.arrow`), 3)
 const labels = E('labels.ref.arrow')
 
-const trainArgs = (o: string) => ['train', '--feats', norm, '--labels', labels, '--model', '{"type":"dnn","hidden":[48,48]}',
-  '--context', '2', '--batch-size', '64', '--max-epochs', '3', '--fixed-lr', '--lr', '0.05', '--checkpoint-minutes', '0.01', '--backend', 'wasm', '-o', o]
-await stage('train --resume', trainArgs, (k) => E(`model.${k}`), 3, { compare: (o) => join(o, 'params.bin'), rerunArgs: (o) => [...trainArgs(o), '--resume'] })
+const trainArgs = (o: string) => [
+  'train',
+  '--feats',
+  norm,
+  '--labels',
+  labels,
+  '--model',
+  '{"type":"dnn","hidden":[48,48]}',
+  '--context',
+  '2',
+  '--batch-size',
+  '64',
+  '--max-epochs',
+  '3',
+  '--fixed-lr',
+  '--lr',
+  '0.05',
+  '--checkpoint-minutes',
+  '0.01',
+  '--backend',
+  'wasm',
+  '-o',
+  o,
+]
+await stage('train --resume', trainArgs, (k) => E(`model.${k}`), 3, {
+  compare: (o) => join(o, 'params.bin'),
+  rerunArgs: (o) => [...trainArgs(o), '--resume'],
+})
 const model = E('model.ref')
 
 const inferArgs = (o: string) => ['infer', '--model', model, norm, '-o', o, '--quiet']
@@ -201,21 +306,38 @@ await stage('merge', mergeArgs, (k) => E(`merged.${k}.arrow`), 2)
 const refMs = (name: string) => refDur.get(name) ?? 2000
 await signalTrial('features', 'SIGINT', featArgs, (k) => E(`feats.${k}.arrow`), refMs('features'))
 await signalTrial('cmvn apply', 'SIGTERM', cmvnArgs, (k) => E(`cmvn.${k}.arrow`), refMs('cmvn apply'))
-await signalTrial('train --resume', 'SIGTERM', trainArgs, (k) => E(`model.${k}`), refMs('train --resume'),
-  { compare: (o) => join(o, 'params.bin'), rerunArgs: (o) => [...trainArgs(o), '--resume'] })
+await signalTrial('train --resume', 'SIGTERM', trainArgs, (k) => E(`model.${k}`), refMs('train --resume'), {
+  compare: (o) => join(o, 'params.bin'),
+  rerunArgs: (o) => [...trainArgs(o), '--resume'],
+})
 
 const kills = trials.filter((x) => x.kind === 'SIGKILL')
 const same = kills.filter((x) => x.identical).length
 const summary = {
   command: 'node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/soak.ts',
-  seed: SEED, utterances: N_UTTS, date: new Date().toISOString(), seconds: Math.round((Date.now() - t0) / 1000),
-  sigkill: { trials: kills.length, identical: same, resumedWithWorkKept: kills.filter((x) => x.resumed !== '0').length },
+  seed: SEED,
+  utterances: N_UTTS,
+  date: new Date().toISOString(),
+  seconds: Math.round((Date.now() - t0) / 1000),
+  sigkill: {
+    trials: kills.length,
+    identical: same,
+    resumedWithWorkKept: kills.filter((x) => x.resumed !== '0').length,
+  },
   signals: trials.filter((x) => x.kind !== 'SIGKILL'),
-  perStage: Object.fromEntries([...new Set(kills.map((x) => x.stage))].map((s) => [s, `${kills.filter((x) => x.stage === s && x.identical).length}/${kills.filter((x) => x.stage === s).length}`])),
-  trials, work,
+  perStage: Object.fromEntries(
+    [...new Set(kills.map((x) => x.stage))].map((s) => [
+      s,
+      `${kills.filter((x) => x.stage === s && x.identical).length}/${kills.filter((x) => x.stage === s).length}`,
+    ]),
+  ),
+  trials,
+  work,
 }
 writeFileSync(SUMMARY, `${JSON.stringify(summary, null, 1)}\n`)
-console.log(`${same}/${kills.length} identical resumes after SIGKILL (${summary.sigkill.resumedWithWorkKept} of them resumed kept work); ` +
-  `signals: ${summary.signals.map((x) => `${x.stage} ${x.kind} ${x.identical ? 'identical' : 'DIFFERENT'} (${x.note.split(':')[0]})`).join('; ')}`)
+console.log(
+  `${same}/${kills.length} identical resumes after SIGKILL (${summary.sigkill.resumedWithWorkKept} of them resumed kept work); ` +
+    `signals: ${summary.signals.map((x) => `${x.stage} ${x.kind} ${x.identical ? 'identical' : 'DIFFERENT'} (${x.note.split(':')[0]})`).join('; ')}`,
+)
 console.log(`summary: ${SUMMARY}`)
 process.exitCode = same === kills.length && summary.signals.every((x) => x.identical) ? 0 : 1

@@ -20,17 +20,25 @@
  */
 import { statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BatchEncoder } from '../pipeline/arrow-encoder.js'
+import { BatchEncoder } from '../pipeline/io/arrow-encoder.js'
 import { encodeF16 } from '../schemas/float16.js'
 import { makeUttBatch } from '../schemas/utterance.js'
-import { inferSchema } from '../stages/infer.js'
+import { inferSchema } from '../stages/infer/stage.js'
 import { mulberry32 } from '../stages/nn/init.js'
 import { readCorpus, type CorpusUtt } from '../stages/train/corpus.js'
 import { chunkBatches } from '../stages/train/chunk-batches.js'
 import { frameBatches } from '../stages/train/frame-batches.js'
 import type { ModelMeta } from '../stages/train/model-store.js'
 import { softTargetsAt, topkTargetsAt } from '../stages/train/soft-targets.js'
-import { BenchLine, HarnessOptions, TEACHER, round, tmpDir, uttLengths, writeRandomFeatures } from './common.js'
+import {
+  type BenchLine,
+  type HarnessOptions,
+  TEACHER,
+  round,
+  tmpDir,
+  uttLengths,
+  writeRandomFeatures,
+} from './common.js'
 
 export interface SoftReadOptions {
   frames?: number
@@ -75,7 +83,13 @@ function teacherLogp(frames: number, C: number, r: () => number): Float32Array {
 }
 
 /** Write one soft-target file per storage mode from the same log-probabilities (also used by tests). */
-export function writeSoftFiles(dir: string, lengths: number[], C: number, modes: Mode[] = SOFT_MODES, seed = 11): Map<string, string> {
+export function writeSoftFiles(
+  dir: string,
+  lengths: number[],
+  C: number,
+  modes: Mode[] = SOFT_MODES,
+  seed = 11,
+): Map<string, string> {
   const meta = { numClasses: C, fingerprint: 'bench-teacher', inventory: null, priors: null } as unknown as ModelMeta
   const encs = modes.map((m) => {
     const schema = inferSchema(meta, { topK: m.topK, dtype: m.dtype, batchUtts: 32 }, 'bench-random-features')
@@ -91,7 +105,11 @@ export function writeSoftFiles(dir: string, lengths: number[], C: number, modes:
     const sorted: number[][] = []
     for (let t = 0; maxK > 0 && t < frames; t++) {
       const row = lp.subarray(t * C, (t + 1) * C)
-      sorted.push(Array.from({ length: C }, (_, c) => c).sort((a, b) => row[b] - row[a]).slice(0, maxK))
+      sorted.push(
+        Array.from({ length: C }, (_, c) => c)
+          .sort((a, b) => row[b] - row[a])
+          .slice(0, maxK),
+      )
     }
     for (const e of encs) {
       if (!e.m.topK) {
@@ -114,7 +132,9 @@ export function writeSoftFiles(dir: string, lengths: number[], C: number, modes:
         }
         tail[t] = Math.max(0, 1 - mass)
       }
-      e.parts.push(...e.enc.encode(makeUttBatch(e.schema, { utt, ids, logp: e.m.dtype === 'f16' ? encodeF16(vals) : vals, tail })))
+      e.parts.push(
+        ...e.enc.encode(makeUttBatch(e.schema, { utt, ids, logp: e.m.dtype === 'f16' ? encodeF16(vals) : vals, tail })),
+      )
     }
   })
   const paths = new Map<string, string>()
@@ -132,16 +152,34 @@ const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9
 /** The recurrent student's feeder as speech-source.ts configures it (defaults of ktp train-student). */
 function chunkFeeder(utts: AsyncIterable<CorpusUtt>, T: number, C: number, sparse: boolean) {
   return chunkBatches(utts, {
-    chunksPerBatch: 16, chunkLength: 20, bufferChunks: 4096, delay: 0, rand: mulberry32(3),
-    hard: false, soft: true, temperature: T, numClasses: C, sparse, reuse: true,
+    chunksPerBatch: 16,
+    chunkLength: 20,
+    bufferChunks: 4096,
+    delay: 0,
+    rand: mulberry32(3),
+    hard: false,
+    soft: true,
+    temperature: T,
+    numClasses: C,
+    sparse,
+    reuse: true,
   })
 }
 
 /** The DNN student's feeder (batch 256, ±5 splice) as speech-source.ts configures it. */
 function frameFeeder(utts: AsyncIterable<CorpusUtt>, T: number, C: number) {
   return frameBatches(utts, {
-    batchSize: 256, bufferFrames: 100_000, left: TEACHER.context, right: TEACHER.context, rand: mulberry32(3),
-    hard: false, soft: true, temperature: T, numClasses: C, sparse: true, reuse: true,
+    batchSize: 256,
+    bufferFrames: 100_000,
+    left: TEACHER.context,
+    right: TEACHER.context,
+    rand: mulberry32(3),
+    hard: false,
+    soft: true,
+    temperature: T,
+    numClasses: C,
+    sparse: true,
+    reuse: true,
   })
 }
 
@@ -150,7 +188,12 @@ function touch(b: { soft?: Float32Array; sparse?: { probs: Float32Array; rest: F
   return b.sparse ? b.sparse.probs[0] + b.sparse.rest[0] : b.soft![0]
 }
 
-async function timeChunks(utts: () => AsyncIterable<CorpusUtt>, T: number, C: number, sparse: boolean): Promise<{ seconds: number; frames: number }> {
+async function timeChunks(
+  utts: () => AsyncIterable<CorpusUtt>,
+  T: number,
+  C: number,
+  sparse: boolean,
+): Promise<{ seconds: number; frames: number }> {
   const t0 = process.hrtime.bigint()
   let frames = 0
   let check = 0
@@ -162,7 +205,12 @@ async function timeChunks(utts: () => AsyncIterable<CorpusUtt>, T: number, C: nu
   return { seconds: seconds(t0), frames }
 }
 
-async function timeFrames(feats: string, soft: string, T: number, C: number): Promise<{ seconds: number; frames: number }> {
+async function timeFrames(
+  feats: string,
+  soft: string,
+  T: number,
+  C: number,
+): Promise<{ seconds: number; frames: number }> {
   const t0 = process.hrtime.bigint()
   let frames = 0
   let check = 0
@@ -175,7 +223,11 @@ async function timeFrames(feats: string, soft: string, T: number, C: number): Pr
 }
 
 /** Best (shortest) of a warm-up plus `reps` timed runs; checks the frame count every time. */
-async function best(reps: number, frames: number, run: () => Promise<{ seconds: number; frames: number }>): Promise<number> {
+async function best(
+  reps: number,
+  frames: number,
+  run: () => Promise<{ seconds: number; frames: number }>,
+): Promise<number> {
   await run()
   let b = Infinity
   for (let r = 0; r < reps; r++) {
@@ -227,22 +279,42 @@ export async function benchSoftRead(h: HarnessOptions, o: SoftReadOptions = {}):
     const soft = paths.get(m.storage)!
     const fps = await best(reps, frames, () => timeChunks(() => readCorpus({ feats, soft }), T, C, true))
     const framesFps = await best(reps, frames, () => timeFrames(feats, soft, T, C))
-    const denseFps = m.topK ? await best(reps, frames, () => timeChunks(() => readCorpus({ feats, soft }), T, C, false)) : null
+    const denseFps = m.topK
+      ? await best(reps, frames, () => timeChunks(() => readCorpus({ feats, soft }), T, C, false))
+      : null
     const { seconds: readS, utts } = await readAll(feats, soft)
     const batchingFps = await best(reps, frames, () => timeChunks(() => inMemory(utts), T, C, true))
-    const denseBatchingFps = m.topK ? await best(reps, frames, () => timeChunks(() => inMemory(utts), T, C, false)) : null
+    const denseBatchingFps = m.topK
+      ? await best(reps, frames, () => timeChunks(() => inMemory(utts), T, C, false))
+      : null
     const targetsFps = timeTargets(utts, T, C)
     const bpf = statSync(soft).size / frames
     lines.push({
-      name: 'soft-read', variant: m.storage, ktp: round(fps), reference: null, unit: 'frames/s', ratio: round(fps / GOAL),
-      ratio_of: 'goal 1M frames/s', bytes_per_frame: round(bpf), frames, temperature: T,
-      targets: m.topK ? 'sparse' : 'dense', layout: 'chunks 16×20', frames_fps: round(framesFps), frames_layout: 'batch 256, ±5 splice',
-      dense_targets_fps: denseFps === null ? null : round(denseFps), batching_fps: round(batchingFps),
-      dense_batching_fps: denseBatchingFps === null ? null : round(denseBatchingFps), read_fps: round(frames / readS), targets_fps: round(targetsFps),
+      name: 'soft-read',
+      variant: m.storage,
+      ktp: round(fps),
+      reference: null,
+      unit: 'frames/s',
+      ratio: round(fps / GOAL),
+      ratio_of: 'goal 1M frames/s',
+      bytes_per_frame: round(bpf),
+      frames,
+      temperature: T,
+      targets: m.topK ? 'sparse' : 'dense',
+      layout: 'chunks 16×20',
+      frames_fps: round(framesFps),
+      frames_layout: 'batch 256, ±5 splice',
+      dense_targets_fps: denseFps === null ? null : round(denseFps),
+      batching_fps: round(batchingFps),
+      dense_batching_fps: denseBatchingFps === null ? null : round(denseBatchingFps),
+      read_fps: round(frames / readS),
+      targets_fps: round(targetsFps),
     })
-    h.log(`soft-read ${m.storage}: ${fps.toFixed(0)} frames/s (chunks, ${m.topK ? 'sparse' : 'dense'} targets), ${bpf.toFixed(0)} B/frame; ` +
-      `frames ±5: ${framesFps.toFixed(0)}${denseFps === null ? '' : `, dense targets from top-k: ${denseFps.toFixed(0)}`}; ` +
-      `batching alone ${batchingFps.toFixed(0)}${denseBatchingFps === null ? '' : ` (dense targets ${denseBatchingFps.toFixed(0)})`}, read alone ${(frames / readS).toFixed(0)}, targets alone ${targetsFps.toFixed(0)} frames/s`)
+    h.log(
+      `soft-read ${m.storage}: ${fps.toFixed(0)} frames/s (chunks, ${m.topK ? 'sparse' : 'dense'} targets), ${bpf.toFixed(0)} B/frame; ` +
+        `frames ±5: ${framesFps.toFixed(0)}${denseFps === null ? '' : `, dense targets from top-k: ${denseFps.toFixed(0)}`}; ` +
+        `batching alone ${batchingFps.toFixed(0)}${denseBatchingFps === null ? '' : ` (dense targets ${denseBatchingFps.toFixed(0)})`}, read alone ${(frames / readS).toFixed(0)}, targets alone ${targetsFps.toFixed(0)} frames/s`,
+    )
   }
   return lines
 }

@@ -16,7 +16,8 @@ import { mulberry32 } from '../stages/nn/init.js'
 import type { ModelSpecInput } from '../stages/nn/config.js'
 import { buildModel } from '../stages/nn/registry.js'
 import { DEFAULT_NEWBOB } from '../stages/train/newbob.js'
-import { DataSource, TrainBatch, train } from '../stages/train/trainer.js'
+import { type TrainBatch } from '../stages/train/loss.js'
+import { type DataSource, train } from '../stages/train/trainer.js'
 
 export interface WorkersBenchResult {
   name: 'train-dnn' | 'train-lstm'
@@ -39,8 +40,12 @@ function source(shape: number[], classes: number, steps: number, seed: number): 
         // fresh tensors every batch, as the speech source makes them
         const labels = tf.tensor(y, rowShape, 'int32')
         const b: TrainBatch = {
-          x: tf.tensor(x, shape), labels, rows,
-          terms: [{ targets: tf.tidy(() => tf.cast(tf.oneHot(labels, classes), 'float32')), temperature: 1, weight: 1 }],
+          x: tf.tensor(x, shape),
+          labels,
+          rows,
+          terms: [
+            { targets: tf.tidy(() => tf.cast(tf.oneHot(labels, classes), 'float32')), temperature: 1, weight: 1 },
+          ],
         }
         if (rowShape.length === 2) b.mask = tf.ones(rowShape)
         yield b
@@ -49,20 +54,40 @@ function source(shape: number[], classes: number, steps: number, seed: number): 
   }
 }
 
-async function one(name: WorkersBenchResult['name'], spec: ModelSpecInput, shape: number[], workers: number, steps: number, epochs: number): Promise<WorkersBenchResult> {
+async function one(
+  name: WorkersBenchResult['name'],
+  spec: ModelSpecInput,
+  shape: number[],
+  workers: number,
+  steps: number,
+  epochs: number,
+): Promise<WorkersBenchResult> {
   const model = buildModel(spec)
   const classes = spec.numClasses
   const r = await train(model, source(shape, classes, steps, 2), source([1, ...shape.slice(1)], classes, 1, 3), {
-    optimizer: { name: 'sgd' }, clip: 5, maxBadBatches: 1000, logEvery: 10, phase: 'bench', workers,
+    optimizer: { name: 'sgd' },
+    clip: 5,
+    maxBadBatches: 1000,
+    logEvery: 10,
+    phase: 'bench',
+    workers,
     schedule: { ...DEFAULT_NEWBOB, initialLr: 1e-3, maxEpochs: epochs, minEpochs: epochs, fixed: true },
   })
   model.params.dispose()
   const per = r.epochs.map((e) => e.rows_per_s)
   // The first epoch includes XNNPACK operator creation and heap growth: report the best of the rest.
-  return { name, workers, frames_per_s: Math.max(...(per.length > 1 ? per.slice(1) : per)), epochs: per, unit: 'frames/s' }
+  return {
+    name,
+    workers,
+    frames_per_s: Math.max(...(per.length > 1 ? per.slice(1) : per)),
+    epochs: per,
+    unit: 'frames/s',
+  }
 }
 
-export async function benchWorkers(opts: { workers?: number[]; steps?: number; epochs?: number; only?: string } = {}): Promise<WorkersBenchResult[]> {
+export async function benchWorkers(
+  opts: { workers?: number[]; steps?: number; epochs?: number; only?: string } = {},
+): Promise<WorkersBenchResult[]> {
   const workers = opts.workers ?? [1, 2]
   const steps = opts.steps ?? 30
   const epochs = opts.epochs ?? 3
@@ -71,12 +96,22 @@ export async function benchWorkers(opts: { workers?: number[]; steps?: number; e
   const out: WorkersBenchResult[] = []
   for (const n of workers) {
     if (opts.only !== 'lstm') {
-      const dnn: ModelSpecInput = { model: { type: 'dnn', hidden: [512, 512, 512, 512], activation: 'sigmoid' }, inputDim: 440, numClasses: 1000, seed: 1 }
+      const dnn: ModelSpecInput = {
+        model: { type: 'dnn', hidden: [512, 512, 512, 512], activation: 'sigmoid' },
+        inputDim: 440,
+        numClasses: 1000,
+        seed: 1,
+      }
       out.push(await one('train-dnn', dnn, [256, 440], n, steps, epochs))
       process.stderr.write(`${JSON.stringify(out[out.length - 1])}\n`)
     }
     if (opts.only !== 'dnn') {
-      const lstm: ModelSpecInput = { model: { type: 'lstm', layers: 1, cells: 256 }, inputDim: 40, numClasses: 1000, seed: 1 }
+      const lstm: ModelSpecInput = {
+        model: { type: 'lstm', layers: 1, cells: 256 },
+        inputDim: 40,
+        numClasses: 1000,
+        seed: 1,
+      }
       out.push(await one('train-lstm', lstm, [16, 20, 40], n, steps, epochs))
       process.stderr.write(`${JSON.stringify(out[out.length - 1])}\n`)
     }
@@ -97,5 +132,5 @@ if (isMain) {
     epochs: arg('--epochs') ? Number(arg('--epochs')) : undefined,
     only: arg('--only'),
   })
-  for (const r of results) process.stdout.write(JSON.stringify(r) + '\n')
+  for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`)
 }

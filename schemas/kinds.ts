@@ -1,5 +1,16 @@
 import {
-  DataType, Field, Schema, Utf8, Float32, Float16, Float64, Int32, Uint16, Uint32, List, FixedSizeList,
+  DataType,
+  Field,
+  Schema,
+  Utf8,
+  Float32,
+  Float16,
+  Float64,
+  Int32,
+  Uint16,
+  Uint32,
+  List,
+  FixedSizeList,
 } from 'apache-arrow'
 import { KtpError } from './errors.js'
 import { META, formatKindVersion, readMeta } from './metadata.js'
@@ -38,9 +49,27 @@ export const KINDS: Record<string, KindSpec> = {
       { name: 'utt', shape: 'scalar', types: ['utf8'], doc: 'utterance id (unique, no spaces)' },
       { name: 'speaker', shape: 'scalar', types: ['utf8'], doc: 'speaker id' },
       { name: 'audio', shape: 'scalar', types: ['utf8'], doc: 'path, or a command ending in | (Kaldi wav.scp)' },
-      { name: 'channel', shape: 'scalar', types: ['i32'], nullable: true, doc: 'channel to take (0-based); null = mono' },
-      { name: 'start', shape: 'scalar', types: ['f64'], nullable: true, doc: 'segment start in seconds (Kaldi segments)' },
-      { name: 'end', shape: 'scalar', types: ['f64'], nullable: true, doc: 'segment end in seconds; null = to the end' },
+      {
+        name: 'channel',
+        shape: 'scalar',
+        types: ['i32'],
+        nullable: true,
+        doc: 'channel to take (0-based); null = mono',
+      },
+      {
+        name: 'start',
+        shape: 'scalar',
+        types: ['f64'],
+        nullable: true,
+        doc: 'segment start in seconds (Kaldi segments)',
+      },
+      {
+        name: 'end',
+        shape: 'scalar',
+        types: ['f64'],
+        nullable: true,
+        doc: 'segment end in seconds; null = to the end',
+      },
       { name: 'text', shape: 'scalar', types: ['utf8'], nullable: true, doc: 'transcript' },
     ],
   },
@@ -74,7 +103,7 @@ export const KINDS: Record<string, KindSpec> = {
   'soft-topk': {
     kind: 'soft-topk',
     version: 1,
-    doc: 'The teacher\'s k most probable classes per frame with their log-probabilities at T = 1, and the tail mass.',
+    doc: "The teacher's k most probable classes per frame with their log-probabilities at T = 1, and the tail mass.",
     columns: [
       { name: 'utt', shape: 'scalar', types: ['utf8'], doc: 'utterance id' },
       { name: 'ids', shape: 'matrix', types: ['u16', 'u32'], doc: 'frames × k class ids, most probable first' },
@@ -86,13 +115,20 @@ export const KINDS: Record<string, KindSpec> = {
 
 export function elemArrowType(t: ElemType): DataType {
   switch (t) {
-    case 'f32': return new Float32()
-    case 'f16': return new Float16()
-    case 'f64': return new Float64()
-    case 'i32': return new Int32()
-    case 'u16': return new Uint16()
-    case 'u32': return new Uint32()
-    case 'utf8': return new Utf8()
+    case 'f32':
+      return new Float32()
+    case 'f16':
+      return new Float16()
+    case 'f64':
+      return new Float64()
+    case 'i32':
+      return new Int32()
+    case 'u16':
+      return new Uint16()
+    case 'u32':
+      return new Uint32()
+    case 'utf8':
+      return new Utf8()
   }
 }
 
@@ -173,7 +209,10 @@ export function elemTypeName(t: DataType): ElemType | string {
 export function validateSchema(schema: Schema, accept: string[], source: string): KindSpec {
   const meta = readMeta(schema)
   if (!meta.kind) {
-    throw new KtpError('not-ktp', `${source}: no ktp.schema metadata; expected one of ${accept.join(', ')} (is this a ktp Arrow file?)`)
+    throw new KtpError(
+      'not-ktp',
+      `${source}: no ktp.schema metadata; expected one of ${accept.join(', ')} (is this a ktp Arrow file?)`,
+    )
   }
   const { kind, version } = meta.kind
   const spec = KINDS[kind]
@@ -181,7 +220,10 @@ export function validateSchema(schema: Schema, accept: string[], source: string)
     throw new KtpError('wrong-kind', `${source}: schema kind is '${kind}', expected ${accept.join(' or ')}`)
   }
   if (version !== spec.version) {
-    throw new KtpError('wrong-version', `${source}: ${kind}@${version} is not supported; this ktp reads ${kind}@${spec.version}`)
+    throw new KtpError(
+      'wrong-version',
+      `${source}: ${kind}@${version} is not supported; this ktp reads ${kind}@${spec.version}`,
+    )
   }
   for (const c of spec.columns) {
     const f = schema.fields.find((x) => x.name === c.name)
@@ -189,8 +231,10 @@ export function validateSchema(schema: Schema, accept: string[], source: string)
     const shape = shapeOf(f.type)
     const elem = elemTypeName(f.type)
     if (shape !== c.shape || !c.types.includes(elem as ElemType)) {
-      throw new KtpError('wrong-columns',
-        `${source}: column '${c.name}' is ${shape}<${elem}>, expected ${c.shape}<${c.types.join('|')}>`)
+      throw new KtpError(
+        'wrong-columns',
+        `${source}: column '${c.name}' is ${shape}<${elem}>, expected ${c.shape}<${c.types.join('|')}>`,
+      )
     }
   }
   return spec

@@ -1,5 +1,14 @@
 import {
-  Data, DataType, Field, FixedSizeList, List, RecordBatch, Schema, Struct, Utf8, makeData,
+  type Data,
+  type DataType,
+  type Field,
+  FixedSizeList,
+  List,
+  RecordBatch,
+  type Schema,
+  Struct,
+  Utf8,
+  makeData,
 } from 'apache-arrow'
 import { KtpError } from './errors.js'
 
@@ -85,8 +94,12 @@ function scalarData(type: DataType, v: CellValue, name: string): Data {
     // built directly: vectorFromArray's builder costs ~0.5 ms per call, per utterance
     const bytes = v === null ? new Uint8Array(0) : UTF8.encode(v)
     return makeData({
-      type, length: 1, nullCount: v === null ? 1 : 0, nullBitmap: v === null ? Uint8Array.of(0) : undefined,
-      valueOffsets: Int32Array.of(0, bytes.length), data: bytes,
+      type,
+      length: 1,
+      nullCount: v === null ? 1 : 0,
+      nullBitmap: v === null ? Uint8Array.of(0) : undefined,
+      valueOffsets: Int32Array.of(0, bytes.length),
+      data: bytes,
     } as never)
   }
   if (v !== null && typeof v !== 'number') throw new KtpError('bad-value', `column '${name}' takes a number`)
@@ -106,15 +119,30 @@ function listData(field: Field, v: CellValue): Data {
   if (inner instanceof FixedSizeList) {
     const width = inner.listSize
     if (v.length % width !== 0) {
-      throw new KtpError('bad-shape', `column '${field.name}': ${v.length} values is not a whole number of ${width}-wide frames`)
+      throw new KtpError(
+        'bad-shape',
+        `column '${field.name}': ${v.length} values is not a whole number of ${width}-wide frames`,
+      )
     }
     const frames = v.length / width
     const values = makeData({ type: inner.children[0].type, length: v.length, nullCount: 0, data: v } as never)
     const fsl = makeData({ type: inner, length: frames, nullCount: 0, child: values } as never)
-    return makeData({ type: list, length: 1, nullCount: 0, valueOffsets: Int32Array.of(0, frames), child: fsl } as never)
+    return makeData({
+      type: list,
+      length: 1,
+      nullCount: 0,
+      valueOffsets: Int32Array.of(0, frames),
+      child: fsl,
+    } as never)
   }
   const values = makeData({ type: inner, length: v.length, nullCount: 0, data: v } as never)
-  return makeData({ type: list, length: 1, nullCount: 0, valueOffsets: Int32Array.of(0, v.length), child: values } as never)
+  return makeData({
+    type: list,
+    length: 1,
+    nullCount: 0,
+    valueOffsets: Int32Array.of(0, v.length),
+    child: values,
+  } as never)
 }
 
 /**

@@ -7,9 +7,9 @@ import { join } from 'node:path'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { makeSchema } from '../schemas/kinds.js'
 import { getVector, makeUttBatch, uttId } from '../schemas/utterance.js'
-import { drain } from '../pipeline/run-stage.js'
-import { BatchEncoder } from '../pipeline/arrow-encoder.js'
-import { openArrow } from '../pipeline/arrow-source.js'
+import { drain } from '../pipeline/io/run-stage.js'
+import { BatchEncoder } from '../pipeline/io/arrow-encoder.js'
+import { openArrow } from '../pipeline/io/arrow-source.js'
 import { KTP, ktp, rng, sh, tmp, writeFeatures } from './helpers.js'
 
 const dir = tmp('ktp-align-')
@@ -17,16 +17,30 @@ const hmm = join(dir, 'hmm.json')
 // pdfs: sil_0 sil_1 | one_0..2 | two_0..2 | three_0..2
 const WORDS = ['one', 'two', 'three']
 const C = 11
-const wordPdfs = (w: string) => { const o = 2 + 3 * WORDS.indexOf(w); return [o, o + 1, o + 2] }
+const wordPdfs = (w: string) => {
+  const o = 2 + 3 * WORDS.indexOf(w)
+  return [o, o + 1, o + 2]
+}
 
-interface Truth { utt: string; words: string[]; pdfs: number[]; spans: [string, number, number][] }
+interface Truth {
+  utt: string
+  words: string[]
+  pdfs: number[]
+  spans: [string, number, number][]
+}
 
 /** A state sequence: optional silences around/between words, 2–5 frames per state. */
 function makeTruth(utt: string, words: string[], r: () => number): Truth {
   const pdfs: number[] = []
   const spans: [string, number, number][] = []
-  const stay = (p: number) => { const n = 2 + Math.floor(r() * 4); for (let i = 0; i < n; i++) pdfs.push(p) }
-  const sil = () => { stay(0); stay(1) }
+  const stay = (p: number) => {
+    const n = 2 + Math.floor(r() * 4)
+    for (let i = 0; i < n; i++) pdfs.push(p)
+  }
+  const sil = () => {
+    stay(0)
+    stay(1)
+  }
   sil()
   words.forEach((w, i) => {
     if (i > 0 && r() < 0.5) sil()
@@ -44,7 +58,9 @@ function posteriors(pdfs: number[], r: () => number): Float32Array {
   pdfs.forEach((p, f) => {
     const z = Array.from({ length: C }, (_, c) => (c === p ? 3 : 0) + (r() * 1.6 - 0.8))
     const lse = Math.log(z.reduce((a, v) => a + Math.exp(v), 0))
-    z.forEach((v, c) => { out[f * C + c] = v - lse })
+    z.forEach((v, c) => {
+      out[f * C + c] = v - lse
+    })
   })
   return out
 }
@@ -61,7 +77,13 @@ function writeSoftDense(path: string, utts: { utt: string; logp: Float32Array }[
 async function readLabels(path: string): Promise<{ meta: Map<string, string>; rows: Map<string, number[]> }> {
   const src = await openArrow(path, ['labels'])
   const rows = new Map<string, number[]>()
-  await drain(src.stream(), (b) => { rows.set(uttId(b), [...getVector(b, 'labels')]) }, () => false)
+  await drain(
+    src.stream(),
+    (b) => {
+      rows.set(uttId(b), [...getVector(b, 'labels')])
+    },
+    () => false,
+  )
   return { meta: src.schema.metadata, rows }
 }
 
@@ -73,7 +95,7 @@ const truths = [
   makeTruth('spk2-u2', ['three'], r),
 ]
 const text = join(dir, 'text')
-writeFileSync(text, truths.map((u) => `${u.utt} ${u.words.join(' ')}\n`).join('') + 'spk3-short one two three\n')
+writeFileSync(text, `${truths.map((u) => `${u.utt} ${u.words.join(' ')}\n`).join('')}spk3-short one two three\n`)
 const scores = join(dir, 'logp.arrow')
 const short = { utt: 'spk3-short', logp: posteriors([2, 3, 4, 5, 6], r) } // 5 frames for 9 word states
 writeSoftDense(scores, [...truths.map((u) => ({ utt: u.utt, logp: posteriors(u.pdfs, r) })), short])
@@ -81,7 +103,19 @@ const ref = join(dir, 'ref.trn')
 writeFileSync(ref, truths.map((u) => `${u.words.join(' ')} (${u.utt})\n`).join(''))
 
 t.test('hmm-init writes the model and the pdf inventory', async (t) => {
-  const res = ktp(['hmm-init', '--words', 'one,two,three', '--states', '3', '--silence', 'sil', '--silence-states', '2', '-o', hmm])
+  const res = ktp([
+    'hmm-init',
+    '--words',
+    'one,two,three',
+    '--states',
+    '3',
+    '--silence',
+    'sil',
+    '--silence-states',
+    '2',
+    '-o',
+    hmm,
+  ])
   t.equal(res.code, 0, res.stderr)
   t.match(res.stderr, /3 words, 4 units, 11 pdfs, silence unit sil/)
   const inv = readFileSync(join(dir, 'hmm.pdfs.txt'), 'utf8').trim().split('\n')
@@ -103,10 +137,15 @@ t.test('Viterbi align recovers the state sequences and word boundaries; the shor
   const { meta, rows } = await readLabels(out)
   t.equal(meta.get('ktp.num_classes'), '11')
   t.same(JSON.parse(meta.get('ktp.inventory')!).slice(0, 3), ['sil_0', 'sil_1', 'one_0'])
-  t.same([...rows.keys()], truths.map((u) => u.utt))
+  t.same(
+    [...rows.keys()],
+    truths.map((u) => u.utt),
+  )
   for (const u of truths) t.same(rows.get(u.utt), u.pdfs, `${u.utt}: every frame's pdf`)
   const lines = readFileSync(ctm, 'utf8').trim().split('\n')
-  const expected = truths.flatMap((u) => u.spans.map(([w, s, e]) => `${u.utt} 1 ${(s / 100).toFixed(2)} ${((e - s) / 100).toFixed(2)} ${w}`))
+  const expected = truths.flatMap((u) =>
+    u.spans.map(([w, s, e]) => `${u.utt} 1 ${(s / 100).toFixed(2)} ${((e - s) / 100).toFixed(2)} ${w}`),
+  )
   t.same(lines, expected, 'word boundaries in seconds (10 ms frames)')
   const again = ktp(['align', '--hmm', hmm, '--text', text, scores, '-o', out])
   t.match(again.stderr, /up to date/)
@@ -114,7 +153,15 @@ t.test('Viterbi align recovers the state sequences and word boundaries; the shor
 
 t.test('flat start divides frames evenly, over the utterance or inside CTM spans', async (t) => {
   const feats = join(dir, 'feats.arrow')
-  writeFeatures(feats, [{ utt: 'spk1-a', frames: 12 }, { utt: 'spk1-b', frames: 14 }, { utt: 'spk1-c', frames: 4 }], 3)
+  writeFeatures(
+    feats,
+    [
+      { utt: 'spk1-a', frames: 12 },
+      { utt: 'spk1-b', frames: 14 },
+      { utt: 'spk1-c', frames: 4 },
+    ],
+    3,
+  )
   const ftext = join(dir, 'ftext')
   writeFileSync(ftext, 'spk1-a one two\nspk1-b three\nspk1-c two two\n')
   const out = join(dir, 'flat.arrow')
@@ -131,7 +178,23 @@ t.test('flat start divides frames evenly, over the utterance or inside CTM spans
   writeFileSync(ctm, 'spk1-a 1 0.02 0.06 one\nspk1-a 1 0.09 0.03 two\n')
   const out2 = join(dir, 'flat2.arrow')
   const ctmOut = join(dir, 'flat2.ctm')
-  const res2 = ktp(['align', '--hmm', hmm, '--text', ftext, '--flat-start', '--feats', feats, '--ctm', ctm, '-o', out2, '--ctm-out', ctmOut, '--quiet'])
+  const res2 = ktp([
+    'align',
+    '--hmm',
+    hmm,
+    '--text',
+    ftext,
+    '--flat-start',
+    '--feats',
+    feats,
+    '--ctm',
+    ctm,
+    '-o',
+    out2,
+    '--ctm-out',
+    ctmOut,
+    '--quiet',
+  ])
   t.equal(res2.code, 1, 'spk1-b and spk1-c have no spans')
   t.match(res2.stderr, /spk1-b: no word spans in --ctm/)
   const { rows: rows2 } = await readLabels(out2)
@@ -149,8 +212,12 @@ t.test('hmm-update: priors and transitions counted from the alignment', async (t
   const count = (p: number) => all.filter((x) => x === p).length
   for (const p of [0, 2, 10]) t.ok(Math.abs(j.priors[p] - count(p) / all.length) < 1e-9, `prior of pdf ${p}`)
   // self-loop of one_0: (stays + 1) / (stays + leaves + 2) over the true sequences
-  let stay = 0, leave = 0
-  for (const u of truths) u.pdfs.forEach((p, i) => { if (p === 2) (u.pdfs[i + 1] === 2 ? stay++ : leave++) })
+  let stay = 0,
+    leave = 0
+  for (const u of truths)
+    u.pdfs.forEach((p, i) => {
+      if (p === 2) u.pdfs[i + 1] === 2 ? stay++ : leave++
+    })
   t.ok(Math.abs(Math.exp(j.transitions.self_logp[2]) - (stay + 1) / (stay + leave + 2)) < 1e-9)
   const bad = ktp(['hmm-update', '--hmm', hmm, join(dir, 'feats.arrow'), '-o', hmm1])
   t.equal(bad.code, 2)
@@ -161,16 +228,41 @@ t.test('decode recovers the words; score gives 0% WER, and the hand-counted erro
   const hyp = join(dir, 'hyp.trn')
   const ctm = join(dir, 'hyp.ctm')
   // acoustic scale 1: these synthetic frames are independent, unlike real ones (hence Kaldi's 0.1 default)
-  const res = ktp(['decode', '--hmm', join(dir, 'hmm1.json'), '--lm', 'bigram', '--lm-text', text, '--acoustic-scale', '1', scores, '-o', hyp, '--ctm-out', ctm])
+  const res = ktp([
+    'decode',
+    '--hmm',
+    join(dir, 'hmm1.json'),
+    '--lm',
+    'bigram',
+    '--lm-text',
+    text,
+    '--acoustic-scale',
+    '1',
+    scores,
+    '-o',
+    hyp,
+    '--ctm-out',
+    ctm,
+  ])
   t.equal(res.code, 0, res.stderr)
   t.match(res.stderr, /real-time factor [0-9.e-]+ \(search alone/)
   const lines = readFileSync(hyp, 'utf8').split('\n')
-  t.same(lines.slice(0, 4), truths.map((u) => `${u.words.join(' ')} (${u.utt})`))
-  const wordsInCtm = readFileSync(ctm, 'utf8').trim().split('\n').filter((l) => l.startsWith('spk1-u1')).map((l) => l.split(' ').slice(2))
-  t.same(wordsInCtm, truths[0]!.spans.map(([w, s, e]) => [(s / 100).toFixed(2), ((e - s) / 100).toFixed(2), w]))
+  t.same(
+    lines.slice(0, 4),
+    truths.map((u) => `${u.words.join(' ')} (${u.utt})`),
+  )
+  const wordsInCtm = readFileSync(ctm, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('spk1-u1'))
+    .map((l) => l.split(' ').slice(2))
+  t.same(
+    wordsInCtm,
+    truths[0]!.spans.map(([w, s, e]) => [(s / 100).toFixed(2), ((e - s) / 100).toFixed(2), w]),
+  )
 
   const hypOk = join(dir, 'hyp-ok.trn')
-  writeFileSync(hypOk, lines.slice(0, 4).join('\n') + '\n')
+  writeFileSync(hypOk, `${lines.slice(0, 4).join('\n')}\n`)
   const sc = ktp(['score', '--ref', ref, '--hyp', hypOk, '--json'])
   t.equal(sc.code, 0, sc.stderr)
   const j = JSON.parse(sc.stdout.toString())
@@ -183,14 +275,22 @@ t.test('decode recovers the words; score gives 0% WER, and the hand-counted erro
   const p = JSON.parse(sp.stdout.toString())
   t.same([p.overall.corr, p.overall.sub, p.overall.del, p.overall.ins], [6, 1, 1, 1])
   t.equal(p.overall.pct.err, 37.5)
-  t.same(p.speakers.map((s: { speaker: string; errors: number; words: number }) => [s.speaker, s.errors, s.words]), [['spk1', 2, 5], ['spk2', 1, 3]])
+  t.same(
+    p.speakers.map((s: { speaker: string; errors: number; words: number }) => [s.speaker, s.errors, s.words]),
+    [
+      ['spk1', 2, 5],
+      ['spk2', 1, 3],
+    ],
+  )
   const table = ktp(['score', '--ref', ref, '--hyp', pert]).stdout.toString()
   t.match(table, /\| Sum\/Avg\|\s+4\s+8 \| 75\.0\s+12\.5\s+12\.5\s+12\.5\s+37\.5\s+75\.0 \|/)
   t.match(table, /hyp-pert\.trn/, 'titled by the hypothesis file, as sclite')
 })
 
 t.test('a real pipe: ktp cat logp.arrow | ktp decode --hmm … -', async (t) => {
-  const res = sh(`${KTP} cat ${scores} --utts spk1-u1,spk2-u1 | ${KTP} decode --hmm ${join(dir, 'hmm1.json')} --lm uniform --acoustic-scale 1 --insertion-penalty -1 - --quiet`)
+  const res = sh(
+    `${KTP} cat ${scores} --utts spk1-u1,spk2-u1 | ${KTP} decode --hmm ${join(dir, 'hmm1.json')} --lm uniform --acoustic-scale 1 --insertion-penalty -1 - --quiet`,
+  )
   t.equal(res.code, 0, res.stderr)
   t.equal(res.stdout.toString(), 'one two (spk1-u1)\ntwo two (spk2-u1)\n')
 })
@@ -199,7 +299,10 @@ t.test('decode: a bad utterance is reported and the others decoded; a failed run
   const nan = join(dir, 'nan.arrow')
   const bad = posteriors(truths[0]!.pdfs, r)
   bad[7] = NaN
-  writeSoftDense(nan, [{ utt: 'spk9-nan', logp: bad }, { utt: 'spk1-u1', logp: posteriors(truths[0]!.pdfs, r) }])
+  writeSoftDense(nan, [
+    { utt: 'spk9-nan', logp: bad },
+    { utt: 'spk1-u1', logp: posteriors(truths[0]!.pdfs, r) },
+  ])
   const res = ktp(['decode', '--hmm', hmm, '--lm', 'uniform', '--acoustic-scale', '1', nan])
   t.equal(res.code, 1)
   t.match(res.stderr, /WARNING spk9-nan: logp is NaN at frame 0, class 7/)

@@ -23,13 +23,25 @@ function chunk(id: string, body: Uint8Array, sizeOverride?: number): Uint8Array 
 function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
   let o = 0
-  for (const p of parts) { out.set(p, o); o += p.length }
+  for (const p of parts) {
+    out.set(p, o)
+    o += p.length
+  }
   return out
 }
 
 interface WavSpec {
-  tag?: number; channels?: number; rate?: number; bits?: number; extensible?: number
-  blockAlign?: number; data: Uint8Array; dataSize?: number; before?: Uint8Array[]; noFmt?: boolean; noData?: boolean
+  tag?: number
+  channels?: number
+  rate?: number
+  bits?: number
+  extensible?: number
+  blockAlign?: number
+  data: Uint8Array
+  dataSize?: number
+  before?: Uint8Array[]
+  noFmt?: boolean
+  noData?: boolean
 }
 
 function wav(s: WavSpec): Uint8Array {
@@ -75,8 +87,14 @@ function sphere(fields: string[], data: Uint8Array, headerSize = 1024): Uint8Arr
   return concat(head, data)
 }
 
-const sph16 = (n: number, order: string, extra: string[] = []): string[] =>
-  ['channel_count -i 1', `sample_count -i ${n}`, 'sample_rate -i 16000', 'sample_n_bytes -i 2', `sample_byte_format -s2 ${order}`, ...extra]
+const sph16 = (n: number, order: string, extra: string[] = []): string[] => [
+  'channel_count -i 1',
+  `sample_count -i ${n}`,
+  'sample_rate -i 16000',
+  'sample_n_bytes -i 2',
+  `sample_byte_format -s2 ${order}`,
+  ...extra,
+]
 
 function decodeCode(bytes: Uint8Array, opts: DecodeOptions = {}): string {
   try {
@@ -98,25 +116,52 @@ t.test('RIFF PCM 16/24/32-bit and float 32/64, Kaldi scale', async (tt) => {
 
   const v24 = [0, 256, -256, 8388607, -8388608]
   const b24 = new Uint8Array(v24.length * 3)
-  v24.forEach((v, i) => { b24[3 * i] = v & 0xff; b24[3 * i + 1] = (v >> 8) & 0xff; b24[3 * i + 2] = (v >> 16) & 0xff })
-  tt.same(Array.from(decodeAudio(wav({ bits: 24, data: b24 })).samples), [0, 1, -1, 8388607 / 256, -32768], '24-bit / 256')
+  v24.forEach((v, i) => {
+    b24[3 * i] = v & 0xff
+    b24[3 * i + 1] = (v >> 8) & 0xff
+    b24[3 * i + 2] = (v >> 16) & 0xff
+  })
+  tt.same(
+    Array.from(decodeAudio(wav({ bits: 24, data: b24 })).samples),
+    [0, 1, -1, 8388607 / 256, -32768],
+    '24-bit / 256',
+  )
 
   const v32 = [65536, -65536, 2147483647, -2147483648]
   const b32 = new Uint8Array(16)
   v32.forEach((v, i) => new DataView(b32.buffer).setInt32(4 * i, v, true))
-  tt.same(Array.from(decodeAudio(wav({ bits: 32, data: b32 })).samples), [1, -1, Math.fround(2147483647 / 65536), -32768], '32-bit / 65536')
+  tt.same(
+    Array.from(decodeAudio(wav({ bits: 32, data: b32 })).samples),
+    [1, -1, Math.fround(2147483647 / 65536), -32768],
+    '32-bit / 65536',
+  )
 
   const f = new Float32Array([0.5, -1, 0.25, 0])
-  tt.same(Array.from(decodeAudio(wav({ tag: 3, bits: 32, data: new Uint8Array(f.buffer) })).samples), [16384, -32768, 8192, 0], 'float32 × 32768')
+  tt.same(
+    Array.from(decodeAudio(wav({ tag: 3, bits: 32, data: new Uint8Array(f.buffer) })).samples),
+    [16384, -32768, 8192, 0],
+    'float32 × 32768',
+  )
   const d = new Float64Array([0.5, -0.125])
-  tt.same(Array.from(decodeAudio(wav({ tag: 3, bits: 64, data: new Uint8Array(d.buffer) })).samples), [16384, -4096], 'float64 × 32768')
+  tt.same(
+    Array.from(decodeAudio(wav({ tag: 3, bits: 64, data: new Uint8Array(d.buffer) })).samples),
+    [16384, -4096],
+    'float64 × 32768',
+  )
 })
 
 t.test('WAVE_FORMAT_EXTENSIBLE (PCM and float sub-formats)', async (tt) => {
   tt.same(Array.from(decodeAudio(wav({ extensible: 1, data: pcm16([5, -7]) })).samples), [5, -7])
   const f = new Float32Array([0.5, -0.5])
-  tt.same(Array.from(decodeAudio(wav({ extensible: 3, bits: 32, data: new Uint8Array(f.buffer) })).samples), [16384, -16384])
-  tt.equal(decodeCode(wav({ extensible: 7, bits: 8, data: new Uint8Array(4) })), 'unsupported-encoding', 'extensible µ-law refused')
+  tt.same(
+    Array.from(decodeAudio(wav({ extensible: 3, bits: 32, data: new Uint8Array(f.buffer) })).samples),
+    [16384, -16384],
+  )
+  tt.equal(
+    decodeCode(wav({ extensible: 7, bits: 8, data: new Uint8Array(4) })),
+    'unsupported-encoding',
+    'extensible µ-law refused',
+  )
 })
 
 t.test('stereo: choose a channel', async (tt) => {
@@ -150,9 +195,21 @@ t.test('NIST SPHERE, both byte orders', async (tt) => {
   tt.same([le.sampleRate, ...le.samples], [16000, ...v], 'sample_byte_format 01 (little endian)')
   const be = decodeAudio(sphere(sph16(5, '10'), pcm16(v, false)))
   tt.same(Array.from(be.samples), v, 'sample_byte_format 10 (big endian)')
-  const noCount = sphere(sph16(5, '01').filter((l) => !l.startsWith('sample_count')), pcm16(v))
+  const noCount = sphere(
+    sph16(5, '01').filter((l) => !l.startsWith('sample_count')),
+    pcm16(v),
+  )
   tt.same(Array.from(decodeAudio(noCount).samples), v, 'without sample_count the data runs to EOF')
-  const stereo = sphere(['channel_count -i 2', 'sample_count -i 2', 'sample_rate -i 8000', 'sample_n_bytes -i 2', 'sample_byte_format -s2 01'], pcm16([1, 2, 3, 4]))
+  const stereo = sphere(
+    [
+      'channel_count -i 2',
+      'sample_count -i 2',
+      'sample_rate -i 8000',
+      'sample_n_bytes -i 2',
+      'sample_byte_format -s2 01',
+    ],
+    pcm16([1, 2, 3, 4]),
+  )
   tt.same(Array.from(decodeAudio(stereo, { channel: 1 }).samples), [2, 4], 'SPHERE channel 1')
   tt.equal(decodeCode(stereo), 'needs-channel')
 })
@@ -171,8 +228,20 @@ t.test('every error code, with the file named', async (tt) => {
     ['bad-header', wav({ channels: 0, data: pcm16([1]) })],
     ['bad-header', wav({ rate: 0, data: pcm16([1]) })],
     ['bad-header', wav({ blockAlign: 3, data: pcm16([1]) })],
-    ['bad-header', sphere(sph16(1, '01').filter((l) => !l.startsWith('sample_byte_format')), pcm16([1]))],
-    ['bad-header', sphere(sph16(1, '01').filter((l) => !l.startsWith('sample_rate')), pcm16([1]))],
+    [
+      'bad-header',
+      sphere(
+        sph16(1, '01').filter((l) => !l.startsWith('sample_byte_format')),
+        pcm16([1]),
+      ),
+    ],
+    [
+      'bad-header',
+      sphere(
+        sph16(1, '01').filter((l) => !l.startsWith('sample_rate')),
+        pcm16([1]),
+      ),
+    ],
     ['missing-chunk', wav({ noFmt: true, data: pcm16([1]) })],
     ['missing-chunk', wav({ noData: true, data: pcm16([1]) })],
     ['data-beyond-eof', wav({ data: pcm16([1, 2]), dataSize: 400 })],
@@ -183,7 +252,10 @@ t.test('every error code, with the file named', async (tt) => {
     ['no-samples', sphere(sph16(0, '01'), new Uint8Array(0))],
     ['unsupported-bits', wav({ bits: 8, data: new Uint8Array([128, 129]) })],
     ['unsupported-bits', wav({ tag: 3, bits: 16, data: new Uint8Array(4) })],
-    ['unsupported-bits', sphere(['sample_rate -i 8000', 'sample_n_bytes -i 1', 'sample_byte_format -s1 1'], new Uint8Array(4))],
+    [
+      'unsupported-bits',
+      sphere(['sample_rate -i 8000', 'sample_n_bytes -i 1', 'sample_byte_format -s1 1'], new Uint8Array(4)),
+    ],
     ['unsupported-encoding', wav({ tag: 7, bits: 16, data: new Uint8Array(4) })],
     ['unsupported-encoding', sphere(sph16(2, '01', ['sample_coding -s4 ulaw']), new Uint8Array(4))],
     ['needs-channel', wav({ channels: 2, data: pcm16([1, 2]) })],
@@ -195,15 +267,20 @@ t.test('every error code, with the file named', async (tt) => {
   ]
   for (const [code, bytes, opts] of cases) {
     let err: unknown
-    try { decodeAudio(bytes, { name: 'corpus/x.wav', ...opts }) } catch (e) { err = e }
+    try {
+      decodeAudio(bytes, { name: 'corpus/x.wav', ...opts })
+    } catch (e) {
+      err = e
+    }
     tt.ok(err instanceof AudioError, `${code}: throws AudioError`)
     const e = err as AudioError
     tt.equal(e.code, code, `${code}: ${e.message}`)
     tt.ok(e.message.startsWith('corpus/x.wav: '), 'message names the file')
   }
   const shorten = sphere(sph16(2, '01', ['sample_coding -s26 pcm,embedded-shorten-v2.00']), new Uint8Array(4))
-  tt.throws(() => decodeAudio(shorten, { name: 's.sph' }),
-    { message: 's.sph: shorten-compressed SPHERE is not supported; decompress with sph2pipe' })
+  tt.throws(() => decodeAudio(shorten, { name: 's.sph' }), {
+    message: 's.sph: shorten-compressed SPHERE is not supported; decompress with sph2pipe',
+  })
 })
 
 t.test('property: any bytes → samples or AudioError, nothing else', async (tt) => {
@@ -217,20 +294,42 @@ t.test('property: any bytes → samples or AudioError, nothing else', async (tt)
       return e instanceof AudioError && typeof e.code === 'string' && e.message.startsWith('fuzz: ')
     }
   }
-  const mutate = (base: Uint8Array) => fc.record({
-    edits: fc.array(fc.record({ pos: fc.nat(base.length - 1), byte: fc.oneof(fc.integer({ min: 0, max: 255 }), fc.constantFrom(0, 0xff, 0x80, 0x7f)) }), { maxLength: 8 }),
-    cut: fc.option(fc.nat(base.length), { nil: undefined }),
-    channel: fc.option(fc.integer({ min: -1, max: 3 }), { nil: undefined }),
-  }).map(({ edits, cut, channel }) => {
-    const b = Uint8Array.from(base)
-    for (const { pos, byte } of edits) b[pos] = byte
-    return { bytes: cut === undefined ? b : b.subarray(0, cut), channel }
-  })
-  const header = (magic: string) => fc.uint8Array({ maxLength: 200 }).map((b) => concat(Buffer.from(magic, 'latin1'), b))
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (b) => check(b)), { numRuns: 60, seed: 1 })
-  fc.assert(fc.property(fc.oneof(header('RIFF'), header('NIST_1A\n')), (b) => check(b)), { numRuns: 60, seed: 2 })
-  fc.assert(fc.property(mutate(validWav), ({ bytes, channel }) => check(bytes, channel)), { numRuns: 90, seed: 3 })
-  fc.assert(fc.property(mutate(validSph), ({ bytes, channel }) => check(bytes, channel)), { numRuns: 90, seed: 4 })
+  const mutate = (base: Uint8Array) =>
+    fc
+      .record({
+        edits: fc.array(
+          fc.record({
+            pos: fc.nat(base.length - 1),
+            byte: fc.oneof(fc.integer({ min: 0, max: 255 }), fc.constantFrom(0, 0xff, 0x80, 0x7f)),
+          }),
+          { maxLength: 8 },
+        ),
+        cut: fc.option(fc.nat(base.length), { nil: undefined }),
+        channel: fc.option(fc.integer({ min: -1, max: 3 }), { nil: undefined }),
+      })
+      .map(({ edits, cut, channel }) => {
+        const b = Uint8Array.from(base)
+        for (const { pos, byte } of edits) b[pos] = byte
+        return { bytes: cut === undefined ? b : b.subarray(0, cut), channel }
+      })
+  const header = (magic: string) =>
+    fc.uint8Array({ maxLength: 200 }).map((b) => concat(Buffer.from(magic, 'latin1'), b))
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (b) => check(b)),
+    { numRuns: 60, seed: 1 },
+  )
+  fc.assert(
+    fc.property(fc.oneof(header('RIFF'), header('NIST_1A\n')), (b) => check(b)),
+    { numRuns: 60, seed: 2 },
+  )
+  fc.assert(
+    fc.property(mutate(validWav), ({ bytes, channel }) => check(bytes, channel)),
+    { numRuns: 90, seed: 3 },
+  )
+  fc.assert(
+    fc.property(mutate(validSph), ({ bytes, channel }) => check(bytes, channel)),
+    { numRuns: 90, seed: 4 },
+  )
   tt.pass('300 runs: decodeAudio only ever returned samples or threw AudioError')
 })
 
@@ -243,19 +342,23 @@ t.test('real files: FSDD RIFF', async (tt) => {
 })
 
 const timitDir = join(root, '../shared/data/timit-format/dr1-fvmh0')
-t.test('real files: TIMIT-format RIFF + SPHERE', { skip: existsSync(timitDir) ? false : `${timitDir} not present` }, async (tt) => {
-  const dir = timitDir
-  const sph = readFileSync(join(dir, 'si836.wav'))
-  const s = decodeAudio(sph, { name: 'si836.wav' })
-  const head = sph.subarray(0, 1024).toString('latin1')
-  const field = (k: string): number => Number(new RegExp(`${k} -i (-?\\d+)`).exec(head)![1])
-  tt.same([s.sampleRate, s.samples.length], [16000, field('sample_count')], 'SPHERE rate and sample_count')
-  tt.equal(Math.min(...s.samples), field('sample_min'), 'decoded minimum = header sample_min')
-  tt.equal(Math.max(...s.samples), field('sample_max'), 'decoded maximum = header sample_max')
-  const r = decodeAudio(readFileSync(join(dir, 'sa1.wav')), { name: 'sa1.wav' })
-  tt.equal(r.sampleRate, 16000)
-  tt.ok(r.samples.length > 16000, 'sa1 is more than a second long')
-})
+t.test(
+  'real files: TIMIT-format RIFF + SPHERE',
+  { skip: existsSync(timitDir) ? false : `${timitDir} not present` },
+  async (tt) => {
+    const dir = timitDir
+    const sph = readFileSync(join(dir, 'si836.wav'))
+    const s = decodeAudio(sph, { name: 'si836.wav' })
+    const head = sph.subarray(0, 1024).toString('latin1')
+    const field = (k: string): number => Number(new RegExp(`${k} -i (-?\\d+)`).exec(head)![1])
+    tt.same([s.sampleRate, s.samples.length], [16000, field('sample_count')], 'SPHERE rate and sample_count')
+    tt.equal(Math.min(...s.samples), field('sample_min'), 'decoded minimum = header sample_min')
+    tt.equal(Math.max(...s.samples), field('sample_max'), 'decoded maximum = header sample_max')
+    const r = decodeAudio(readFileSync(join(dir, 'sa1.wav')), { name: 'sa1.wav' })
+    tt.equal(r.sampleRate, 16000)
+    tt.ok(r.samples.length > 16000, 'sa1 is more than a second long')
+  },
+)
 
 // ---------------------------------------------------------------- resample
 
@@ -296,11 +399,16 @@ function zeroCrossingFreq(x: Float32Array, rate: number): number {
   return (count * rate) / (last - first)
 }
 
-t.test('resample keeps a sine\'s frequency and amplitude, removes what is above Nyquist', async (tt) => {
-  for (const [from, to, f] of [[16000, 8000, 440], [8000, 16000, 1000], [44100, 16000, 3000], [22050, 16000, 6000]]) {
+t.test("resample keeps a sine's frequency and amplitude, removes what is above Nyquist", async (tt) => {
+  for (const [from, to, f] of [
+    [16000, 8000, 440],
+    [8000, 16000, 1000],
+    [44100, 16000, 3000],
+    [22050, 16000, 6000],
+  ]) {
     // pass band: the width-6 Hann sinc (as torchaudio's) droops 1.5% at 0.75·Nyquist, ~2 dB at 0.875
     const y = resample(sine(f, from, 1), from, to)
-    tt.equal(y.length, Math.ceil(to * 1 * from / from), `${from}→${to}: length ceil(n·to/from)`)
+    tt.equal(y.length, Math.ceil((to * 1 * from) / from), `${from}→${to}: length ceil(n·to/from)`)
     const zf = zeroCrossingFreq(y, to)
     tt.ok(Math.abs(zf - f) < 0.5, `${from}→${to}: ${f} Hz stays ${zf.toFixed(2)} Hz`)
     const amp = amplitudeAt(y, to, f)

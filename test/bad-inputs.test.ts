@@ -13,13 +13,20 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import {
-  chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
 } from 'node:fs'
 import { basename, dirname, join, relative } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { CLI, ROOT, tmp } from './helpers.js'
-import { openArrow } from '../pipeline/arrow-source.js'
-import { puller } from '../pipeline/pull.js'
+import { openArrow } from '../pipeline/io/arrow-source.js'
+import { puller } from '../pipeline/io/pull.js'
 import { KtpError } from '../schemas/errors.js'
 import { uttId } from '../schemas/utterance.js'
 import { parseKaldiIntVectors, parseKaldiMatrices } from '../stages/formats/kaldi-text.js'
@@ -66,7 +73,8 @@ function materialise(work: string, vars: Record<string, string>): void {
     const src = join(BAD, name)
     if (name.startsWith('dd-') && statSync(src).isDirectory()) {
       mkdirSync(join(work, name))
-      for (const f of readdirSync(src)) writeFileSync(join(work, name, f), fill(readFileSync(join(src, f), 'utf8'), vars))
+      for (const f of readdirSync(src))
+        writeFileSync(join(work, name, f), fill(readFileSync(join(src, f), 'utf8'), vars))
     } else if (name.endsWith('.tmpl')) {
       writeFileSync(join(work, basename(name, '.tmpl')), fill(readFileSync(src, 'utf8'), vars))
     }
@@ -129,8 +137,11 @@ function prepare(c: Case): Prepared {
     chmodSync(p, 0o000)
     try {
       readFileSync(p)
-      skip = 'chmod 000 does not stop this user from reading (running as root?): the unreadable-file case cannot be staged here'
-    } catch { /* unreadable, as wanted */ }
+      skip =
+        'chmod 000 does not stop this user from reading (running as root?): the unreadable-file case cannot be staged here'
+    } catch {
+      /* unreadable, as wanted */
+    }
   }
   return { c, vars, args: c.command!.map((a) => fill(a, vars)), before: listFiles(work), skip }
 }
@@ -144,8 +155,8 @@ const DRIVER = `
 import { readFileSync, writeFileSync } from 'node:fs'
 const [jobsFile, resultsFile, root] = process.argv.slice(1)
 const yargs = (await import(root + '/node_modules/yargs/index.mjs')).default
-const { commands } = await import(root + '/dist/pipeline/commands.js')
-const { STDIO_ARG } = await import(root + '/dist/pipeline/command.js')
+const { commands } = await import(root + '/dist/pipeline/cli/commands.js')
+const { STDIO_ARG } = await import(root + '/dist/pipeline/io/command.js')
 const jobs = JSON.parse(readFileSync(jobsFile, 'utf8'))
 const results = []
 const realOut = process.stdout.write, realErr = process.stderr.write
@@ -184,7 +195,10 @@ function runKtp(args: string[], cwd: string): Promise<Outcome> {
     child.stdout.on('data', (c) => (stdout += c))
     child.stderr.on('data', (c) => (stderr += c))
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
-    child.on('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr, ms: Date.now() - t0 })))
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr, ms: Date.now() - t0 })
+    })
   })
 }
 
@@ -195,12 +209,18 @@ async function runInDriver(ps: Prepared[]): Promise<Outcome[]> {
   const resultsFile = join(dir, 'results.json')
   writeFileSync(jobsFile, JSON.stringify(ps.map((p) => ({ args: p.args, cwd: p.vars.tmp }))))
   const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', DRIVER, jobsFile, resultsFile, pathToFileURL(ROOT).href],
-      { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', DRIVER, jobsFile, resultsFile, pathToFileURL(ROOT).href],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+    )
     let stderr = ''
     child.stderr.on('data', (c) => (stderr += c))
     const timer = setTimeout(() => child.kill('SIGKILL'), 300_000)
-    child.on('close', (code) => (clearTimeout(timer), resolve({ code, stderr })))
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stderr })
+    })
   })
   if (!existsSync(resultsFile)) throw new Error(`the helper process died (exit ${r.code}): ${r.stderr}`)
   return JSON.parse(readFileSync(resultsFile, 'utf8')) as Outcome[]
@@ -213,7 +233,17 @@ async function execute(ps: Prepared[]): Promise<Run[]> {
     runs[i] = { vars: ps[i].vars, ...r, before: ps[i].before, after: listFiles(ps[i].vars.tmp) }
   }
   ps.forEach((p, i) => {
-    if (p.skip) runs[i] = { vars: p.vars, code: null, stdout: '', stderr: '', ms: 0, before: p.before, after: p.before, skip: p.skip }
+    if (p.skip)
+      runs[i] = {
+        vars: p.vars,
+        code: null,
+        stdout: '',
+        stderr: '',
+        ms: 0,
+        before: p.before,
+        after: p.before,
+        skip: p.skip,
+      }
   })
   const procs = ps.map((_, i) => i).filter((i) => !ps[i].skip && ps[i].c.process)
   const inDriver = ps.map((_, i) => i).filter((i) => !ps[i].skip && !ps[i].c.process)
@@ -262,8 +292,13 @@ t.test('command cases', async (t) => {
   const t0 = Date.now()
   const runs = await execute(groups.map((g) => prepare(g[0])))
   const nproc = groups.filter((g, i) => g[0].process && !runs[i].skip).length
-  t.comment(`${groups.length} runs (${nproc} ktp processes + 1 helper process) for ${cases.filter((c) => c.command).length} cases in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
-  const slow = groups.map((g, i) => [g[0].name, runs[i].ms] as const).sort((a, b) => b[1] - a[1]).slice(0, 5)
+  t.comment(
+    `${groups.length} runs (${nproc} ktp processes + 1 helper process) for ${cases.filter((c) => c.command).length} cases in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  )
+  const slow = groups
+    .map((g, i) => [g[0].name, runs[i].ms] as const)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
   t.comment(`slowest: ${slow.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(1)} s`).join(', ')}`)
   for (let g = 0; g < groups.length; g++) {
     const run = runs[g]
@@ -284,16 +319,27 @@ t.test('command cases', async (t) => {
         if (e.outputUtts) {
           const out = f(e.outputUtts.file)
           t.notOk(existsSync(`${out}.partial`), 'finished: no partial state left')
-          t.same(await readUtts(out), e.outputUtts.utts.map(f), 'the good utterances are written, in order, and only they')
+          t.same(
+            await readUtts(out),
+            e.outputUtts.utts.map(f),
+            'the good utterances are written, in order, and only they',
+          )
         }
         for (const [file, path, want] of e.jsonEquals ?? []) {
           const j = JSON.parse(readFileSync(f(file), 'utf8'))
-          t.same(path.split('.').reduce((o: any, k) => o?.[k], j), want, `${basename(f(file))}: ${path} = ${JSON.stringify(want)}`)
+          t.same(
+            path.split('.').reduce((o: any, k) => o?.[k], j),
+            want,
+            `${basename(f(file))}: ${path} = ${JSON.stringify(want)}`,
+          )
         }
         if (e.writesOnlyUnder) {
           const under = relative(run.vars.tmp, f(e.writesOnlyUnder))
-          const fresh = run.after.filter((p) => !run.before.includes(p))
-            .filter((p) => !(p === under || p.startsWith(`${under}/`)) && !/^dd-[^/]+\/\.ktp-audio-hashes\.json$/.test(p))
+          const fresh = run.after
+            .filter((p) => !run.before.includes(p))
+            .filter(
+              (p) => !(p === under || p.startsWith(`${under}/`)) && !/^dd-[^/]+\/\.ktp-audio-hashes\.json$/.test(p),
+            )
           t.same(fresh, [], `nothing written outside ${under}/ (besides the data dir's audio-hash cache)`)
         }
       })

@@ -14,24 +14,33 @@ function bench(args: string[]) {
   return spawnSync(process.execPath, [RUN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
 }
 
-t.test('npm run bench -- infer soft-read --quick --no-reference emits one JSON line per result, the table on stderr', async (t) => {
-  const r = bench(['infer', 'soft-read', '--quick', '--no-reference'])
-  t.equal(r.status, 0, r.stderr)
-  const lines = r.stdout.trim().split('\n')
-  const rows = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
-  t.same([...new Set(rows.map((x) => x.name))], ['infer', 'soft-read'], 'benchmarks in the order asked')
-  t.equal(rows.filter((x) => x.name === 'soft-read').length, 5, 'one soft-read line per storage mode')
-  for (const x of rows) {
-    t.ok(['name', 'ktp', 'reference', 'unit', 'ratio'].every((k) => k in x), `${String(x.name)} has the common keys`)
-    t.type(x.unit, 'string')
-    t.ok(typeof x.ktp === 'number' && (x.ktp as number) > 0, `${String(x.name)} ${String(x.variant ?? '')}: ktp is a positive number`)
-    t.equal(x.error, undefined)
-  }
-  const infer = rows.find((x) => x.name === 'infer')!
-  t.equal(infer.reference, null, 'reference skipped')
-  t.equal(infer.ratio, null)
-  t.match(r.stderr, /benchmark\s+ktp\s+reference\s+unit\s+ratio/, 'human table on stderr')
-})
+t.test(
+  'npm run bench -- infer soft-read --quick --no-reference emits one JSON line per result, the table on stderr',
+  async (t) => {
+    const r = bench(['infer', 'soft-read', '--quick', '--no-reference'])
+    t.equal(r.status, 0, r.stderr)
+    const lines = r.stdout.trim().split('\n')
+    const rows = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+    t.same([...new Set(rows.map((x) => x.name))], ['infer', 'soft-read'], 'benchmarks in the order asked')
+    t.equal(rows.filter((x) => x.name === 'soft-read').length, 5, 'one soft-read line per storage mode')
+    for (const x of rows) {
+      t.ok(
+        ['name', 'ktp', 'reference', 'unit', 'ratio'].every((k) => k in x),
+        `${String(x.name)} has the common keys`,
+      )
+      t.type(x.unit, 'string')
+      t.ok(
+        typeof x.ktp === 'number' && (x.ktp as number) > 0,
+        `${String(x.name)} ${String(x.variant ?? '')}: ktp is a positive number`,
+      )
+      t.equal(x.error, undefined)
+    }
+    const infer = rows.find((x) => x.name === 'infer')!
+    t.equal(infer.reference, null, 'reference skipped')
+    t.equal(infer.ratio, null)
+    t.match(r.stderr, /benchmark\s+ktp\s+reference\s+unit\s+ratio/, 'human table on stderr')
+  },
+)
 
 t.test('an unknown benchmark name is a usage error (exit 2) naming the choices', async (t) => {
   const r = bench(['nonsense'])

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { CLI, KTP, ktp, sh, tmp, uttList, writeFeatures } from './helpers.js'
 import { parseKaldiMatrices } from '../stages/formats/kaldi-text.js'
-import { shardOf } from '../pipeline/shard.js'
+import { shardOf } from '../pipeline/io/shard.js'
 
 const dir = tmp()
 const feats = join(dir, 'feats.arrow')
@@ -47,7 +47,10 @@ t.test('a pipe through real processes: ktp cat a | ktp cat - --shard 1/2 | ktp i
   const expected = utts.filter((u) => shardOf(u.utt, 2) === 1)
   t.ok(expected.length > 5 && expected.length < 35, 'the hash splits the ids')
   t.equal(j.utterances, expected.length)
-  t.equal(j.frames, expected.reduce((a, u) => a + u.frames, 0))
+  t.equal(
+    j.frames,
+    expected.reduce((a, u) => a + u.frames, 0),
+  )
   t.equal(j.fingerprint, 'fp-abc')
 })
 
@@ -57,10 +60,17 @@ t.test('large utterances (messages spanning many pipe chunks) survive a pipe int
   writeFeatures(big, bigUtts, 40, 9, 'fp-big')
   const r = sh(`${KTP} cat ${big} | ${KTP} cat - | ${KTP} info - --json && cat ${big} | ${KTP} info - --json`)
   t.equal(r.code, 0, r.stderr)
-  const [viaStream, viaFile] = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l))
+  const [viaStream, viaFile] = r.stdout
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
   for (const j of [viaStream, viaFile]) {
     t.equal(j.utterances, 11)
-    t.equal(j.frames, bigUtts.reduce((a, u) => a + u.frames, 0))
+    t.equal(
+      j.frames,
+      bigUtts.reduce((a, u) => a + u.frames, 0),
+    )
   }
 })
 
@@ -68,7 +78,13 @@ t.test('reading a stream from a pipe holds no memory per record batch', async (t
   // 40k small utterances through `ktp cat - | ktp cat -` with a 64 MB heap: reading a Node stream
   // through apache-arrow kept ~2 KB per batch (80 MB here: out of memory); the reader must be flat
   const many = join(dir, 'many.arrow')
-  writeFeatures(many, uttList(40000, () => 2), 4, 3, 'fp-many')
+  writeFeatures(
+    many,
+    uttList(40000, () => 2),
+    4,
+    3,
+    'fp-many',
+  )
   const small = `node --max-old-space-size=64 ${CLI}`
   const r = sh(`${KTP} cat ${many} --quiet | ${small} cat - --quiet | ${small} info - --json`)
   t.equal(r.code, 0, r.code === 0 ? 'exit 0' : r.stderr.slice(-600))
@@ -79,13 +95,21 @@ t.test('shards partition the input and merge restores it', async (t) => {
   const parts = [1, 2, 3].map((i) => join(dir, `part${i}.arrow`))
   parts.forEach((p, i) => t.equal(ktp(['cat', feats, '--shard', `${i + 1}/3`, '-o', p, '--quiet']).code, 0))
   const counts = parts.map((p) => info([p]).utterances)
-  t.equal(counts.reduce((a, b) => a + b, 0), 40, 'no utterance lost or duplicated')
+  t.equal(
+    counts.reduce((a, b) => a + b, 0),
+    40,
+    'no utterance lost or duplicated',
+  )
   const merged = join(dir, 'merged.arrow')
   const m = ktp(['merge', ...parts, '-o', merged, '--quiet'])
   t.equal(m.code, 0, m.stderr)
   const text = ktp(['cat', merged, '--format', 'kaldi-text'])
   const mats = parseKaldiMatrices(text.stdout.toString(), 'merged')
-  t.same(mats.map((x) => x.utt), utts.map((u) => u.utt), 'sorted back into the original order')
+  t.same(
+    mats.map((x) => x.utt),
+    utts.map((u) => u.utt),
+    'sorted back into the original order',
+  )
   for (const mat of mats) {
     const orig = data.get(mat.utt)!
     let maxd = 0

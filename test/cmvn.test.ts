@@ -4,12 +4,21 @@ import { join } from 'node:path'
 import { RecordBatchReader } from 'apache-arrow'
 import { KTP, ktp, sh, tmp, uttList, writeFeatures } from './helpers.js'
 import {
-  accumulate, applyCmvn, cmvnApplyOptions, cmvnApplyStage, cmvnComputeOptions, computeCmvn, newAccum, normalizer, parseStats,
-  planApply, statsToJson, type CmvnStats,
-} from '../stages/cmvn.js'
-import { arrowInput, runStage } from '../pipeline/run-stage.js'
+  accumulate,
+  applyCmvn,
+  cmvnApplyOptions,
+  cmvnApplyStage,
+  cmvnComputeOptions,
+  computeCmvn,
+  newAccum,
+  normalizer,
+  parseStats,
+  planApply,
+  statsToJson,
+} from '../stages/cmvn/stage.js'
+import { arrowInput, runStage } from '../pipeline/io/run-stage.js'
 import { makeSchema } from '../schemas/kinds.js'
-import { UttError } from '../schemas/errors.js'
+import type { UttError } from '../schemas/errors.js'
 import { getMatrix, uttId } from '../schemas/utterance.js'
 
 const dir = tmp('ktp-cmvn-')
@@ -20,7 +29,8 @@ const data = writeFeatures(feats, utts, 5, 3, 'feat-fp')
 function readAll(buf: Buffer) {
   const out = new Map<string, Float32Array>()
   for (const b of RecordBatchReader.from(buf).readAll()) {
-    for (let r = 0; r < b.numRows; r++) out.set(uttId(b.slice(r, r + 1)), getMatrix(b.slice(r, r + 1), 'feats').data.slice())
+    for (let r = 0; r < b.numRows; r++)
+      out.set(uttId(b.slice(r, r + 1)), getMatrix(b.slice(r, r + 1), 'feats').data.slice())
   }
   return out
 }
@@ -38,7 +48,9 @@ function moments(mats: Float32Array[], dim: number) {
 /** In-process compute (the CLI path is covered by the global test; subprocesses are slow here). */
 async function compute(opts: Record<string, unknown>) {
   const errors: UttError[] = []
-  const r = await computeCmvn(await arrowInput(feats, ['features']), 5, cmvnComputeOptions.parse(opts), (e) => errors.push(e))
+  const r = await computeCmvn(await arrowInput(feats, ['features']), 5, cmvnComputeOptions.parse(opts), (e) =>
+    errors.push(e),
+  )
   return { ...r, errors }
 }
 
@@ -46,8 +58,14 @@ async function compute(opts: Record<string, unknown>) {
 async function apply(opts: Record<string, unknown>, statsText: string | null, output: string) {
   const plan = planApply(cmvnApplyOptions.parse(opts), statsText)
   const r = await runStage({
-    stage: 'cmvn-apply', options: plan.fingerprintOptions, input: await arrowInput(feats, ['features']),
-    schema: makeSchema('features', { widths: { feats: 5 } }), transform: cmvnApplyStage(plan, 5), output, quiet: true, log: () => {},
+    stage: 'cmvn-apply',
+    options: plan.fingerprintOptions,
+    input: await arrowInput(feats, ['features']),
+    schema: makeSchema('features', { widths: { feats: 5 } }),
+    transform: cmvnApplyStage(plan, 5),
+    output,
+    quiet: true,
+    log: () => {},
   })
   return { out: readAll(readFileSync(output)), fingerprint: r.fingerprint }
 }
@@ -55,7 +73,10 @@ async function apply(opts: Record<string, unknown>, statsText: string | null, ou
 t.test('by hand: stats and normalisation of a 3-frame, 2-dim matrix', async (t) => {
   const acc = newAccum(2)
   accumulate(acc, [1, 10, 2, 20, 6, 30], 3, 2)
-  t.same({ count: acc.count, sum: Array.from(acc.sum), sumsq: Array.from(acc.sumsq) }, { count: 3, sum: [9, 60], sumsq: [41, 1400] })
+  t.same(
+    { count: acc.count, sum: Array.from(acc.sum), sumsq: Array.from(acc.sumsq) },
+    { count: 3, sum: [9, 60], sumsq: [41, 1400] },
+  )
   const n = normalizer(acc, true, 1e-20)
   t.same(Array.from(n.mean), [3, 20])
   // var = 41/3 − 9 = 14/3 and 1400/3 − 400 = 200/3
@@ -64,7 +85,11 @@ t.test('by hand: stats and normalisation of a 3-frame, 2-dim matrix', async (t) 
   t.same(Array.from(out), [-2, -10, -1, 0, 3, 10], 'mean only')
   const flat = newAccum(1)
   accumulate(flat, [4, 4, 4], 3, 1)
-  t.same(Array.from(applyCmvn([4, 4, 4], 3, 1, normalizer(flat, true, 1e-20))), [0, 0, 0], 'a constant dimension hits the floor and stays finite')
+  t.same(
+    Array.from(applyCmvn([4, 4, 4], 3, 1, normalizer(flat, true, 1e-20))),
+    [0, 0, 0],
+    'a constant dimension hits the floor and stays finite',
+  )
 })
 
 t.test('global: compute → apply gives mean 0 and variance 1 over all frames', async (t) => {
@@ -75,7 +100,10 @@ t.test('global: compute → apply gives mean 0 and variance 1 over all frames', 
   const s = parseStats(readFileSync(stats, 'utf8'), stats)
   t.equal(s.mode, 'global')
   t.equal(s.features_fingerprint, 'feat-fp')
-  t.equal(s.stats.global.count, utts.reduce((a, u) => a + u.frames, 0))
+  t.equal(
+    s.stats.global.count,
+    utts.reduce((a, u) => a + u.frames, 0),
+  )
   const r = sh(`${KTP} cmvn apply --stats ${stats} ${feats} --quiet`)
   t.equal(r.code, 0, r.stderr)
   const out = readAll(r.stdout)
@@ -87,7 +115,7 @@ t.test('global: compute → apply gives mean 0 and variance 1 over all frames', 
   }
 })
 
-t.test('per speaker: stats equal hand sums over that speaker\'s utterances; apply centres each speaker', async (t) => {
+t.test("per speaker: stats equal hand sums over that speaker's utterances; apply centres each speaker", async (t) => {
   const u2s = join(dir, 'utt2spk')
   writeFileSync(u2s, utts.map((u, i) => `${u.utt} ${i % 3 === 0 ? 'alice' : 'bob'}\n`).join(''))
   const { stats: s } = await compute({ mode: 'speaker', utt2spk: u2s })
@@ -95,13 +123,22 @@ t.test('per speaker: stats equal hand sums over that speaker\'s utterances; appl
   const alice = utts.filter((_, i) => i % 3 === 0).map((u) => data.get(u.utt)!)
   const sum0 = alice.reduce((a, m) => a + m.filter((_, i) => i % 5 === 0).reduce((x, y) => x + y, 0), 0)
   const sq2 = alice.reduce((a, m) => a + m.filter((_, i) => i % 5 === 2).reduce((x, y) => x + y * y, 0), 0)
-  t.equal(s.stats.alice.count, alice.reduce((a, m) => a + m.length / 5, 0))
+  t.equal(
+    s.stats.alice.count,
+    alice.reduce((a, m) => a + m.length / 5, 0),
+  )
   t.ok(Math.abs(s.stats.alice.sum[0] - sum0) < 1e-9, `sum ${s.stats.alice.sum[0]} vs ${sum0}`)
   t.ok(Math.abs(s.stats.alice.sumsq[2] - sq2) < 1e-9)
   t.equal(s.utt2spk![utts[3].utt], 'alice', 'the mapping travels in the stats file')
   const { out } = await apply({}, statsToJson(s), join(dir, 'spk.arrow'))
-  const m = moments(utts.filter((_, i) => i % 3 === 0).map((u) => out.get(u.utt)!), 5).mean
-  t.ok(m.every((x) => Math.abs(x) < 1e-5), 'alice is centred on her own mean')
+  const m = moments(
+    utts.filter((_, i) => i % 3 === 0).map((u) => out.get(u.utt)!),
+    5,
+  ).mean
+  t.ok(
+    m.every((x) => Math.abs(x) < 1e-5),
+    'alice is centred on her own mean',
+  )
 
   const missing = join(dir, 'u2s-part')
   writeFileSync(missing, `${utts[0].utt} alice\n`)
@@ -128,8 +165,14 @@ t.test('per utterance on the fly; stats JSON round trip; fingerprint carries the
   const f2 = (await apply({}, g2, join(dir, 'b.arrow'))).fingerprint
   t.not(f1, f2, 'different stats content → different output fingerprint')
   t.throws(() => planApply(cmvnApplyOptions.parse({}), null), /give --stats STATS\.json/)
-  t.throws(() => planApply(cmvnApplyOptions.parse({ mode: 'speaker' }), g1), /--mode speaker but .* holds global statistics/)
-  writeFileSync(join(dir, 'd3.json'), statsToJson({ ...s, mode: 'global', dim: 3, stats: { global: { count: 1, sum: [0, 0, 0], sumsq: [1, 1, 1] } } }))
+  t.throws(
+    () => planApply(cmvnApplyOptions.parse({ mode: 'speaker' }), g1),
+    /--mode speaker but .* holds global statistics/,
+  )
+  writeFileSync(
+    join(dir, 'd3.json'),
+    statsToJson({ ...s, mode: 'global', dim: 3, stats: { global: { count: 1, sum: [0, 0, 0], sumsq: [1, 1, 1] } } }),
+  )
   const bad = ktp(['cmvn', 'apply', '--stats', join(dir, 'd3.json'), feats])
   t.equal(bad.code, 2)
   t.match(bad.stderr, /holds 3-dimensional statistics but .* has 5-dimensional features/)

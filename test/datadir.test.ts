@@ -1,13 +1,20 @@
 import t from 'tap'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { RecordBatch } from 'apache-arrow'
+import type { RecordBatch } from 'apache-arrow'
 import { tmp } from './helpers.js'
 import {
-  dataDirInput, formatCtm, parseCtm, readAudioBytes, readDataDir, spk2utt, uttIds, writeDataDir,
+  dataDirInput,
+  formatCtm,
+  parseCtm,
+  readAudioBytes,
+  readDataDir,
+  spk2utt,
+  uttIds,
+  writeDataDir,
 } from '../stages/formats/kaldi-datadir.js'
 import { cCompare } from '../stages/formats/kaldi-tables.js'
-import { drain } from '../pipeline/run-stage.js'
+import { drain } from '../pipeline/io/run-stage.js'
 import { getNumber, getString, uttId } from '../schemas/utterance.js'
 import { UttError } from '../schemas/errors.js'
 
@@ -21,7 +28,15 @@ async function collect(dir: string, allowCommands = false) {
   const input = await dataDirInput(dir, { allowCommands })
   const rows: RecordBatch[] = []
   const errors: UttError[] = []
-  await drain(input.stream(), (b) => void rows.push(b), (e) => (e instanceof UttError ? (errors.push(e), true) : false))
+  await drain(
+    input.stream(),
+    (b) => void rows.push(b),
+    (e) => {
+      if (!(e instanceof UttError)) return false
+      errors.push(e)
+      return true
+    },
+  )
   return { input, rows, errors }
 }
 
@@ -41,7 +56,13 @@ t.test('reads an unsorted data dir with segments; writes it sorted with spk2utt 
   })
   const { data, warnings } = readDataDir(d)
   t.same(uttIds(data), ['s1-a', 's1-b', 's2-a'])
-  t.same([...spk2utt(data.utt2spk)], [['s1', ['s1-a', 's1-b']], ['s2', ['s2-a']]])
+  t.same(
+    [...spk2utt(data.utt2spk)],
+    [
+      ['s1', ['s1-a', 's1-b']],
+      ['s2', ['s2-a']],
+    ],
+  )
   t.same(data.segments!.get('s2-a'), { rec: 'r2', start: 0, end: null }, 'end -1 means to the end')
   t.match(warnings.join('\n'), /text: 1 utterance\(s\) have no entry, e.g. 's2-a'/)
   const out = tmp('ktp-datadir-out-')
@@ -59,7 +80,10 @@ t.test('reads an unsorted data dir with segments; writes it sorted with spk2utt 
   t.equal(errors.length, 0)
   t.equal(input.total, 3)
   t.equal(input.schema.metadata.get('ktp.schema'), 'manifest@1')
-  t.same(rows.map((b) => uttId(b)), ['s1-a', 's1-b', 's2-a'])
+  t.same(
+    rows.map((b) => uttId(b)),
+    ['s1-a', 's1-b', 's2-a'],
+  )
   t.equal(getString(rows[1], 'speaker'), 's1')
   t.equal(getString(rows[1], 'audio'), join(audio, 'r1.wav'))
   t.equal(getNumber(rows[1], 'start'), 1.5)
@@ -74,7 +98,11 @@ t.test('the fingerprint follows tables and audio bytes, not whitespace or order'
   writeFileSync(wav, 'first bytes')
   const d = mkdir({ 'wav.scp': `u1 ${wav}\n`, utt2spk: 'u1 s\n' })
   const fp1 = (await dataDirInput(d)).fingerprint
-  t.equal((await dataDirInput(d, { hashCache: false })).fingerprint, fp1, 'same content, same fingerprint (cached or not)')
+  t.equal(
+    (await dataDirInput(d, { hashCache: false })).fingerprint,
+    fp1,
+    'same content, same fingerprint (cached or not)',
+  )
   const d2 = mkdir({ 'wav.scp': `u1   ${wav}  \n`, utt2spk: 'u1 s\n\n' })
   t.equal((await dataDirInput(d2)).fingerprint, fp1, 'whitespace does not matter')
   writeFileSync(wav, 'other bytes!')
@@ -95,10 +123,16 @@ t.test('errors name the file and the line', async (t) => {
     return 'no error'
   }
   t.match(err({ 'wav.scp': 'a /x.wav\nb /y.wav\na /z.wav\n' }), /wav\.scp:3: duplicate id 'a' \(first on line 1\)/)
-  t.match(err({ utt2spk: 'a s\nb s t\n' }), /utt2spk:2: expected 'utt speaker', got an id with spaces or extra fields: 'b s t'/)
+  t.match(
+    err({ utt2spk: 'a s\nb s t\n' }),
+    /utt2spk:2: expected 'utt speaker', got an id with spaces or extra fields: 'b s t'/,
+  )
   t.match(err({ utt2spk: 'a s\n' }), /utt2spk: utterance 'b' \(from wav\.scp\) has no speaker/)
   t.match(err({ utt2spk: 'a s\nb s\nc s\n' }), /utt2spk: utterance 'c' is not in wav\.scp/)
-  t.match(err({ segments: 'u1 zz 0 1\n', utt2spk: 'u1 s\n' }), /segments: utterance 'u1' names recording 'zz', which is not in wav\.scp/)
+  t.match(
+    err({ segments: 'u1 zz 0 1\n', utt2spk: 'u1 s\n' }),
+    /segments: utterance 'u1' names recording 'zz', which is not in wav\.scp/,
+  )
   t.match(err({ segments: 'u1 a 2 1\n', utt2spk: 'u1 s\n' }), /expected 0 ≤ start < end, got start 2, end 1/)
   t.match(err({ segments: 'u1 a x 1\n', utt2spk: 'u1 s\n' }), /segments:1: start 'x' is not a number/)
   t.match(err({ spk2utt: 's a\n' }), /spk2utt:1: speaker 's' lists \[a\] but utt2spk gives \[a b\]/)
@@ -106,8 +140,17 @@ t.test('errors name the file and the line', async (t) => {
   t.throws(() => readDataDir('/nonexistent/dir'), /no such data directory/)
   const noSpk = mkdir({ 'wav.scp': 'a /x.wav\n' })
   t.throws(() => readDataDir(noSpk), /utt2spk: missing/)
-  t.throws(() => writeDataDir(tmp(), { wav: new Map([['a b', '/x']]), segments: null, utt2spk: new Map([['a b', 's']]), text: null, utt2dur: null }),
-    /recording id "a b" is empty or contains whitespace/)
+  t.throws(
+    () =>
+      writeDataDir(tmp(), {
+        wav: new Map([['a b', '/x']]),
+        segments: null,
+        utt2spk: new Map([['a b', 's']]),
+        text: null,
+        utt2dur: null,
+      }),
+    /recording id "a b" is empty or contains whitespace/,
+  )
 })
 
 t.test('wav.scp commands: refused per utterance unless allowed, then run as written with sh -c', async (t) => {
@@ -119,30 +162,55 @@ t.test('wav.scp commands: refused per utterance unless allowed, then run as writ
     utt2spk: 'c1 s\nc2 s\nf1 s\n',
   })
   const refused = await collect(d)
-  t.same(refused.rows.map((b) => uttId(b)), ['f1'], 'the plain file still flows')
-  t.same(refused.errors.map((e) => [e.utt, e.code]), [['c1', 'command-refused'], ['c2', 'command-refused']])
+  t.same(
+    refused.rows.map((b) => uttId(b)),
+    ['f1'],
+    'the plain file still flows',
+  )
+  t.same(
+    refused.errors.map((e) => [e.utt, e.code]),
+    [
+      ['c1', 'command-refused'],
+      ['c2', 'command-refused'],
+    ],
+  )
   t.match(refused.errors[0].message, /--allow-commands/)
   await t.rejects(readAudioBytes("printf 'x' |", { utt: 'c1' }), { code: 'command-refused' })
 
   const allowed = await collect(d, true)
   t.equal(allowed.rows.length, 3)
   t.equal((await readAudioBytes("printf 'from-cmd' |", { utt: 'c1', allowCommands: true })).toString(), 'from-cmd')
-  await t.rejects(readAudioBytes(`touch ${marker}; echo oops >&2; exit 3 |`, { utt: 'c2', allowCommands: true }),
-    { code: 'command-failed', message: /c2 \(wav\.scp\): wav\.scp command .* exited with code 3: oops/ })
+  await t.rejects(readAudioBytes(`touch ${marker}; echo oops >&2; exit 3 |`, { utt: 'c2', allowCommands: true }), {
+    code: 'command-failed',
+    message: /c2 \(wav\.scp\): wav\.scp command .* exited with code 3: oops/,
+  })
   t.equal((await readAudioBytes(join(audio, 'f.wav'), { utt: 'f1' })).toString(), 'plain')
-  await t.rejects(readAudioBytes(join(audio, 'missing.wav'), { utt: 'm' }), { code: 'no-audio', message: /m \(wav\.scp\): audio file .*missing\.wav does not exist/ })
+  await t.rejects(readAudioBytes(join(audio, 'missing.wav'), { utt: 'm' }), {
+    code: 'no-audio',
+    message: /m \(wav\.scp\): audio file .*missing\.wav does not exist/,
+  })
   // The id is never put into the command: a variable named like it stays unexpanded.
-  t.equal((await readAudioBytes("printf '%s' \"${UTT:-none}\" |", { utt: 'c1', allowCommands: true })).toString(), 'none')
+  t.equal(
+    (await readAudioBytes('printf \'%s\' "${UTT:-none}" |', { utt: 'c1', allowCommands: true })).toString(),
+    'none',
+  )
 })
 
 t.test('CTM read/write round trip; bad lines name the line', async (t) => {
   const text = 'u2 1 0.5 0.25 b\nu1 A 0.1 0.2 x 0.9\nu2 1 0 0.5 a\n'
   const ctm = parseCtm(text, 'x.ctm')
-  t.same(ctm.get('u2')!.map((s) => s.label), ['a', 'b'], 'sorted by start')
+  t.same(
+    ctm.get('u2')!.map((s) => s.label),
+    ['a', 'b'],
+    'sorted by start',
+  )
   t.equal(ctm.get('u1')![0].conf, 0.9)
   t.equal(formatCtm(ctm), 'u1 A 0.1 0.2 x 0.9\nu2 1 0 0.5 a\nu2 1 0.5 0.25 b\n')
   t.same(parseCtm(formatCtm(ctm), 'y'), ctm)
-  t.throws(() => parseCtm('u 1 0 0.1\n', 'x.ctm'), /x\.ctm:1: expected 'utt channel start dur label \[conf\]', got 4 fields/)
+  t.throws(
+    () => parseCtm('u 1 0 0.1\n', 'x.ctm'),
+    /x\.ctm:1: expected 'utt channel start dur label \[conf\]', got 4 fields/,
+  )
   t.throws(() => parseCtm('\nu 1 -1 0.1 a\n', 'x.ctm'), /x\.ctm:2: utterance 'u': expected start ≥ 0/)
 })
 
@@ -153,16 +221,26 @@ t.test('an empty data dir is valid and yields nothing', async (t) => {
 })
 
 t.test('arrayStream (the data dir source): every item once, in order, one per pull', async (t) => {
-  const { arrayStream } = await import('../pipeline/pull.js')
+  const { arrayStream } = await import('../pipeline/io/pull.js')
   const seen: number[] = []
-  const s = arrayStream(Array.from({ length: 5000 }, (_, i) => i)).map((x) => (seen.push(x), x * 2))
+  const s = arrayStream(Array.from({ length: 5000 }, (_, i) => i)).map((x) => {
+    seen.push(x)
+    return x * 2
+  })
   const first = await new Promise((ok) => s.pull((_e, x) => ok(x)))
   t.equal(first, 0)
   t.same(seen, [0], 'nothing read ahead of the consumer')
   const rest: number[] = []
-  await drain(s, (x) => void rest.push(x as number), () => false)
+  await drain(
+    s,
+    (x) => void rest.push(x as number),
+    () => false,
+  )
   t.equal(rest.length, 4999)
   t.equal(rest[4998], 9998)
-  t.ok(rest.every((x, i) => x === 2 * (i + 1)), 'in order')
+  t.ok(
+    rest.every((x, i) => x === 2 * (i + 1)),
+    'in order',
+  )
   t.same(await new Promise((ok) => arrayStream([]).toArray(ok)), [], 'an empty array ends at once')
 })

@@ -10,14 +10,24 @@ import { CLI, ROOT, ktp, tmp } from './helpers.js'
 const FSDD = join(ROOT, 'fixtures/fsdd/recordings')
 const SHARED_FSDD = join(ROOT, '../shared/data/fsdd')
 const dir = tmp('ktp-features-jobs-')
-const sha = (b: Buffer | string) => createHash('sha256').update(typeof b === 'string' ? readFileSync(b) : b).digest('hex')
+const sha = (b: Buffer | string) =>
+  createHash('sha256')
+    .update(typeof b === 'string' ? readFileSync(b) : b)
+    .digest('hex')
 
 /** A data dir of the first `n` FSDD fixture recordings (sorted), ids speaker-digit-take. */
 function fsddDir(name: string, n: number): string {
   const d = join(dir, name)
   mkdirSync(d, { recursive: true })
-  const files = readdirSync(FSDD).filter((f) => f.endsWith('.wav')).sort().slice(0, n)
-  const rows = files.map((f) => { const [dg, s, k] = f.replace(/\.wav$/, '').split('_'); return { utt: `${s}-${dg}-${k}`, spk: s, path: join(FSDD, f) } })
+  const files = readdirSync(FSDD)
+    .filter((f) => f.endsWith('.wav'))
+    .sort()
+    .slice(0, n)
+  const rows = files
+    .map((f) => {
+      const [dg, s, k] = f.replace(/\.wav$/, '').split('_')
+      return { utt: `${s}-${dg}-${k}`, spk: s, path: join(FSDD, f) }
+    })
     .sort((a, b) => (a.utt < b.utt ? -1 : 1))
   writeFileSync(join(d, 'wav.scp'), rows.map((r) => `${r.utt} ${r.path}\n`).join(''))
   writeFileSync(join(d, 'utt2spk'), rows.map((r) => `${r.utt} ${r.spk}\n`).join(''))
@@ -68,7 +78,8 @@ t.test('kill -9 mid-run, then the same command: the file equals an uninterrupted
   const partial = `${out}.partial`
   // Kill once the run has verifiably written part of its output: its log holds > 64 KB and has not
   // grown for three polls, so the last unit (many utterances in one write) is whole, not mid-write.
-  const logBytes = () => (existsSync(partial) ? readdirSync(partial).reduce((a, f) => a + statSync(join(partial, f)).size, 0) : 0)
+  const logBytes = () =>
+    existsSync(partial) ? readdirSync(partial).reduce((a, f) => a + statSync(join(partial, f)).size, 0) : 0
   let killedAt = -1
   let last = -1
   let stable = 0
@@ -78,9 +89,15 @@ t.test('kill -9 mid-run, then the same command: the file equals an uninterrupted
       const n = logBytes()
       stable = n === last ? stable + 1 : 0
       last = n
-      if (n > 64 * 1024 && stable >= 3 && killedAt < 0) { killedAt = n; child.kill('SIGKILL') }
+      if (n > 64 * 1024 && stable >= 3 && killedAt < 0) {
+        killedAt = n
+        child.kill('SIGKILL')
+      }
     }, 5)
-    child.on('exit', () => (clearInterval(poll), resolve()))
+    child.on('exit', () => {
+      clearInterval(poll)
+      resolve()
+    })
   })
   tt.ok(killedAt > 0, `killed mid-run with ${killedAt} bytes of finished utterances in ${partial}`)
   tt.notOk(existsSync(out), 'no output file yet')
@@ -90,15 +107,19 @@ t.test('kill -9 mid-run, then the same command: the file equals an uninterrupted
   tt.equal(sha(out), sha(ref), 'identical to the uninterrupted run')
 })
 
-t.test('all of FSDD: ktp prepare fsdd, then ktp features: 3,000 utterances', { skip: existsSync(SHARED_FSDD) ? false : `skipped: ${SHARED_FSDD} not found (needs ../shared)` }, async (tt) => {
-  const prep = join(dir, 'fsdd-all')
-  const p = ktp(['prepare', 'fsdd', SHARED_FSDD, '-o', prep])
-  tt.equal(p.code, 0, p.stderr)
-  const out = join(dir, 'fsdd-all.arrow')
-  const r = ktp(['features', prep, '--dither', '0', '-o', out, '--jobs', '2', '--quiet'])
-  tt.equal(r.code, 0, r.stderr)
-  tt.match(r.stderr, /done 3000, failed 0/)
-  const info = JSON.parse(ktp(['info', out, '--json']).stdout.toString())
-  tt.equal(info.utterances, 3000)
-  tt.equal(info.frames, 125237, 'the frame count torchaudio gives (bench/features_ref.py)')
-})
+t.test(
+  'all of FSDD: ktp prepare fsdd, then ktp features: 3,000 utterances',
+  { skip: existsSync(SHARED_FSDD) ? false : `skipped: ${SHARED_FSDD} not found (needs ../shared)` },
+  async (tt) => {
+    const prep = join(dir, 'fsdd-all')
+    const p = ktp(['prepare', 'fsdd', SHARED_FSDD, '-o', prep])
+    tt.equal(p.code, 0, p.stderr)
+    const out = join(dir, 'fsdd-all.arrow')
+    const r = ktp(['features', prep, '--dither', '0', '-o', out, '--jobs', '2', '--quiet'])
+    tt.equal(r.code, 0, r.stderr)
+    tt.match(r.stderr, /done 3000, failed 0/)
+    const info = JSON.parse(ktp(['info', out, '--json']).stdout.toString())
+    tt.equal(info.utterances, 3000)
+    tt.equal(info.frames, 125237, 'the frame count torchaudio gives (bench/features_ref.py)')
+  },
+)

@@ -5,11 +5,11 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { makeSchema } from '../schemas/kinds.js'
 import { makeUttBatch } from '../schemas/utterance.js'
-import { BatchEncoder } from '../pipeline/arrow-encoder.js'
+import { BatchEncoder } from '../pipeline/io/arrow-encoder.js'
 import { mulberry32 } from '../stages/nn/init.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-export const CLI = join(ROOT, 'dist', 'pipeline', 'cli.js')
+export const CLI = join(ROOT, 'dist', 'pipeline', 'cli', 'main.js')
 
 export function tmp(prefix = 'ktp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
@@ -24,7 +24,13 @@ export interface FakeUtt {
 }
 
 /** Write a features@1 Arrow file of random values; returns the matrices written. */
-export function writeFeatures(path: string, utts: FakeUtt[], dim: number, seed = 1, fp = 'test-fingerprint'): Map<string, Float32Array> {
+export function writeFeatures(
+  path: string,
+  utts: FakeUtt[],
+  dim: number,
+  seed = 1,
+  fp = 'test-fingerprint',
+): Map<string, Float32Array> {
   const schema = makeSchema('features', { widths: { feats: dim }, metadata: { 'ktp.fingerprint': fp } })
   const enc = new BatchEncoder(schema, 'file')
   const r = rng(seed)
@@ -53,14 +59,20 @@ export interface RunResult {
 
 /** Run `ktp ARGS` synchronously (a real child process). */
 export function ktp(args: string[], opts: { input?: Buffer; cwd?: string } = {}): RunResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { input: opts.input, cwd: opts.cwd ?? ROOT, maxBuffer: 1 << 30 })
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    input: opts.input,
+    cwd: opts.cwd ?? ROOT,
+    maxBuffer: 1 << 30,
+  })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString() }
 }
 
 /** Run a shell pipeline in which `ktp` is the CLI under test. */
 export function sh(cmd: string, cwd = ROOT): RunResult {
   const r = spawnSync('bash', ['-o', 'pipefail', '-c', cmd], {
-    cwd, maxBuffer: 1 << 30, env: { ...process.env, PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}` },
+    cwd,
+    maxBuffer: 1 << 30,
+    env: { ...process.env, PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}` },
   })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString() }
 }

@@ -15,8 +15,15 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { decodeAudio } from '../stages/audio/decode.js'
 import {
-  computeFbank, computeMfcc, FeatureOptionsError, numFrames, parseFbankOptions, parseMfccOptions, seedFor,
-  fbankOptionsSchema, type Features,
+  computeFbank,
+  computeMfcc,
+  FeatureOptionsError,
+  numFrames,
+  parseFbankOptions,
+  parseMfccOptions,
+  seedFor,
+  fbankOptionsSchema,
+  type Features,
 } from '../stages/dsp/kaldi-features.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -25,8 +32,13 @@ const timitDir = join(root, '../shared/data/timit-format/dr1-fvmh0')
 const TOL = 1e-3
 
 interface GoldenCase {
-  name: string; audio: string; kind: 'fbank' | 'mfcc'; options: Record<string, unknown>
-  numFrames: number; dim: number; data: string
+  name: string
+  audio: string
+  kind: 'fbank' | 'mfcc'
+  options: Record<string, unknown>
+  numFrames: number
+  dim: number
+  data: string
 }
 
 function f32(b64: string): Float32Array {
@@ -59,13 +71,18 @@ function checkCases(tt: Test, cases: GoldenCase[], dir: string): void {
       max = Math.max(max, relative ? d / Math.max(1, Math.abs(want[i])) : d)
     }
     tt.ok(max <= TOL, `${c.name}: max ${relative ? 'relative ' : ''}|Δ| ${max.toExponential(2)} ≤ ${TOL}`)
-    if (!relative && max > worst) { worst = max; worstName = c.name }
+    if (!relative && max > worst) {
+      worst = max
+      worstName = c.name
+    }
   }
   tt.comment(`max |Δ| over ${cases.length} cases (log features): ${worst.toExponential(3)} (${worstName})`)
 }
 
 t.test('FSDD goldens (torchaudio.compliance.kaldi)', async (tt) => {
-  const doc = JSON.parse(readFileSync(join(root, 'fixtures/golden/kaldi-features.json'), 'utf8')) as { cases: GoldenCase[] }
+  const doc = JSON.parse(readFileSync(join(root, 'fixtures/golden/kaldi-features.json'), 'utf8')) as {
+    cases: GoldenCase[]
+  }
   tt.ok(doc.cases.length >= 40, 'golden set is complete')
   checkCases(tt, doc.cases, fsdd)
 })
@@ -75,14 +92,20 @@ function timitSkipReason(): string | false {
   const py = '/usr/bin/python3'
   if (!existsSync(timitDir)) return `TIMIT goldens skipped: ${timitDir} not found`
   if (!existsSync(py)) return `TIMIT goldens skipped: ${py} not found`
-  try { execFileSync(py, ['-c', 'import torchaudio'], { stdio: 'ignore' }) } catch { return `TIMIT goldens skipped: ${py} has no torchaudio` }
+  try {
+    execFileSync(py, ['-c', 'import torchaudio'], { stdio: 'ignore' })
+  } catch {
+    return `TIMIT goldens skipped: ${py} has no torchaudio`
+  }
   return false
 }
 
 t.test('TIMIT-format goldens (RIFF sa1, SPHERE si836), made at test time', { skip: timitSkipReason() }, async (tt) => {
   const py = '/usr/bin/python3'
   const out = join(mkdtempSync(join(tmpdir(), 'ktp-golden-')), 'timit.json')
-  execFileSync(py, [join(root, 'fixtures/golden/make_golden.py'), '--timit', timitDir, '--out', out], { stdio: ['ignore', 'ignore', 'inherit'] })
+  execFileSync(py, [join(root, 'fixtures/golden/make_golden.py'), '--timit', timitDir, '--out', out], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
   const doc = JSON.parse(readFileSync(out, 'utf8')) as { cases: GoldenCase[] }
   tt.equal(doc.cases.length, 4)
   checkCases(tt, doc.cases, timitDir)
@@ -127,7 +150,10 @@ t.test('frame counts follow Kaldi', async (tt) => {
   const short = computeFbank(new Float32Array(100), o)
   tt.same([short.numFrames, short.dim, short.data.length], [0, 23, 0], 'too short for one frame: no frames')
   // snipEdges false on a signal shorter than a frame reflects repeatedly and still works
-  const tiny = computeFbank(Float32Array.from([1, -2, 3, 5, 0, 7]), parseFbankOptions({ dither: 0, snipEdges: false, frameShift: 0.25 }))
+  const tiny = computeFbank(
+    Float32Array.from([1, -2, 3, 5, 0, 7]),
+    parseFbankOptions({ dither: 0, snipEdges: false, frameShift: 0.25 }),
+  )
   tt.equal(tiny.numFrames, 2, '(6 + 4/2) / 4 = 2 frames')
   tt.ok(tiny.data.every(Number.isFinite), 'finite features from a reflected 6-sample signal')
 })
@@ -135,10 +161,26 @@ t.test('frame counts follow Kaldi', async (tt) => {
 t.test('options: defaults, schema descriptions, errors naming option and value', async (tt) => {
   const d = parseFbankOptions()
   tt.match(d, {
-    frameLength: 25, frameShift: 10, preemphasisCoefficient: 0.97, windowType: 'povey', removeDcOffset: true,
-    dither: 1, numMelBins: 23, lowFreq: 20, highFreq: 0, snipEdges: true, useEnergy: false, energyFloor: 0,
-    rawEnergy: true, usePower: true, useLogFbank: true, roundToPowerOfTwo: true, sampleFrequency: 16000,
-    blackmanCoeff: 0.42, htkCompat: false, seed: 0,
+    frameLength: 25,
+    frameShift: 10,
+    preemphasisCoefficient: 0.97,
+    windowType: 'povey',
+    removeDcOffset: true,
+    dither: 1,
+    numMelBins: 23,
+    lowFreq: 20,
+    highFreq: 0,
+    snipEdges: true,
+    useEnergy: false,
+    energyFloor: 0,
+    rawEnergy: true,
+    usePower: true,
+    useLogFbank: true,
+    roundToPowerOfTwo: true,
+    sampleFrequency: 16000,
+    blackmanCoeff: 0.42,
+    htkCompat: false,
+    seed: 0,
   })
   tt.match(parseMfccOptions(), { numCeps: 13, cepstralLifter: 22, numMelBins: 23 })
   for (const [key, field] of Object.entries(fbankOptionsSchema.shape)) {
@@ -146,7 +188,11 @@ t.test('options: defaults, schema descriptions, errors naming option and value',
   }
   const bad = (fn: () => unknown, option: string, value: unknown, re: RegExp): void => {
     let err: unknown
-    try { fn() } catch (e) { err = e }
+    try {
+      fn()
+    } catch (e) {
+      err = e
+    }
     tt.ok(err instanceof FeatureOptionsError, `${option}=${String(value)} rejected with FeatureOptionsError`)
     const e = err as FeatureOptionsError
     tt.same([e.option, e.value], [option, value], `error names ${option} and its value`)
@@ -158,9 +204,17 @@ t.test('options: defaults, schema descriptions, errors naming option and value',
   bad(() => parseFbankOptions({ sampleFrequency: 8000, highFreq: 5000 }), 'highFreq', 5000, /Nyquist/)
   bad(() => parseFbankOptions({ frameLength: 0.1 }), 'frameLength', 0.1, /window/)
   bad(() => parseMfccOptions({ numCeps: 30 }), 'numCeps', 30, /numMelBins/)
-  bad(() => parseFbankOptions({ preemphasisCoefficient: 1.5 }), 'preemphasisCoefficient', 1.5, /preemphasisCoefficient=1.5/)
+  bad(
+    () => parseFbankOptions({ preemphasisCoefficient: 1.5 }),
+    'preemphasisCoefficient',
+    1.5,
+    /preemphasisCoefficient=1.5/,
+  )
   tt.throws(() => parseFbankOptions({ frameLenght: 20 }), /unknown option\(s\) frameLenght/)
-  tt.throws(() => computeFbank({ sampleRate: 8000, samples: new Float32Array(800) }, d), /8000 Hz but sampleFrequency is 16000/)
+  tt.throws(
+    () => computeFbank({ sampleRate: 8000, samples: new Float32Array(800) }, d),
+    /8000 Hz but sampleFrequency is 16000/,
+  )
 })
 
 t.test('mfcc C0 relates to the fbank; htkCompat moves it last', async (tt) => {

@@ -6,7 +6,14 @@ import * as tf from '@tensorflow/tfjs'
 import { selectBackend } from '../stages/nn/backend.js'
 import { gradCheck } from '../stages/nn/gradcheck.js'
 import { mulberry32 } from '../stages/nn/init.js'
-import { activation, custom, dense, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, type Activation } from '../stages/nn/ops.js'
+import {
+  activation,
+  custom,
+  dense,
+  softmaxCrossEntropy,
+  sparseSoftmaxCrossEntropy,
+  type Activation,
+} from '../stages/nn/ops.js'
 import { gruRecurrence, lstmRecurrence, rnnRecurrence } from '../stages/nn/recurrence.js'
 import { buildModel, lossAndGrads } from '../stages/nn/registry.js'
 import { sgdStep } from '../stages/nn/params.js'
@@ -17,7 +24,10 @@ t.equal(await selectBackend('wasm'), 'wasm')
 
 const r = mulberry32(3)
 const rand = (shape: number[], s = 1) =>
-  tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * r() - 1) * s), shape)
+  tf.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * r() - 1) * s),
+    shape,
+  )
 const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0])
 
 t.test('dense and activations', async (t) => {
@@ -27,9 +37,15 @@ t.test('dense and activations', async (t) => {
   for (const act of ['linear', 'sigmoid', 'tanh', 'relu'] as Activation[]) {
     // relu: a small step so no pre-activation crosses its kink
     const eps = act === 'relu' ? 1e-3 : 1e-2
-    const full = gradCheck((x, W, b) => dense(x as tf.Tensor2D, W as tf.Tensor2D, b as tf.Tensor1D, act), [x, W, b], { eps })
+    const full = gradCheck((x, W, b) => dense(x as tf.Tensor2D, W as tf.Tensor2D, b as tf.Tensor1D, act), [x, W, b], {
+      eps,
+    })
     t.ok(full.maxRelError <= TOL, `dense ${act}: ${full.maxRelError.toExponential(2)}`)
-    const noX = gradCheck((W, b) => dense(x as tf.Tensor2D, W as tf.Tensor2D, b as tf.Tensor1D, act, { inputGrad: false }), [W, b], { eps })
+    const noX = gradCheck(
+      (W, b) => dense(x as tf.Tensor2D, W as tf.Tensor2D, b as tf.Tensor1D, act, { inputGrad: false }),
+      [W, b],
+      { eps },
+    )
     t.ok(noX.maxRelError <= TOL, `dense ${act} without dX: ${noX.maxRelError.toExponential(2)}`)
     const a = gradCheck((x) => activation(x, act), [x], { eps })
     t.ok(a.maxRelError <= TOL, `activation ${act}: ${a.maxRelError.toExponential(2)}`)
@@ -89,7 +105,10 @@ t.test('one-frame chunks (no recurrent step)', async (t) => {
   const B = 2
   const H = 3
   const o = { T: 1, B, H, reverse: false }
-  const lstm = gradCheck((a, u, q) => lstmRecurrence(a, u, q, null, { ...o, peepholes: true }), [rand([B, 4 * H]), rand([H, 4 * H]), rand([3, H])])
+  const lstm = gradCheck(
+    (a, u, q) => lstmRecurrence(a, u, q, null, { ...o, peepholes: true }),
+    [rand([B, 4 * H]), rand([H, 4 * H]), rand([3, H])],
+  )
   t.ok(lstm.maxRelError <= TOL, `lstm T=1: ${lstm.maxRelError.toExponential(2)}`)
   const gru = gradCheck((a, u) => gruRecurrence(a, u, o), [rand([B, 3 * H]), rand([H, 3 * H])])
   t.ok(gru.maxRelError <= TOL, `gru T=1: ${gru.maxRelError.toExponential(2)}`)
@@ -99,7 +118,16 @@ t.test('one-frame chunks (no recurrent step)', async (t) => {
 })
 
 /** LSTM with stock tfjs ops (stock autodiff): the reference the custom BPTT must equal. */
-function refLstm(xp: tf.Tensor, U: tf.Tensor, peep: tf.Tensor | null, Wp: tf.Tensor | null, T: number, B: number, H: number, reverse: boolean) {
+function refLstm(
+  xp: tf.Tensor,
+  U: tf.Tensor,
+  peep: tf.Tensor | null,
+  Wp: tf.Tensor | null,
+  T: number,
+  B: number,
+  H: number,
+  reverse: boolean,
+) {
   const R = Wp ? Wp.shape[1]! : H
   let h: tf.Tensor = tf.zeros([B, R])
   let c: tf.Tensor = tf.zeros([B, H])
@@ -109,7 +137,8 @@ function refLstm(xp: tf.Tensor, U: tf.Tensor, peep: tf.Tensor | null, Wp: tf.Ten
   const col = (m: tf.Tensor, k: number) => tf.slice(m, [0, k * H], [B, H])
   for (const t of ts) {
     const z = tf.add(tf.slice(xp, [t * B, 0], [B, 4 * H]), tf.matMul(h, U))
-    const pr = (k: number) => (peep ? tf.mul(tf.reshape(tf.slice(peep, [k, 0], [1, H]), [H]), k === 2 ? c : c) : tf.zeros([B, H]))
+    const pr = (k: number) =>
+      peep ? tf.mul(tf.reshape(tf.slice(peep, [k, 0], [1, H]), [H]), k === 2 ? c : c) : tf.zeros([B, H])
     const i = tf.sigmoid(tf.add(col(z, 0), pr(0)))
     const f = tf.sigmoid(tf.add(col(z, 1), pr(1)))
     const g = tf.tanh(col(z, 3))
@@ -133,7 +162,9 @@ function refGru(xp: tf.Tensor, U: tf.Tensor, T: number, B: number, H: number, re
     const zr = tf.sigmoid(tf.add(tf.slice(xt, [0, 0], [B, 2 * H]), tf.matMul(h, tf.slice(U, [0, 0], [H, 2 * H]))))
     const z = tf.slice(zr, [0, 0], [B, H])
     const rr = tf.slice(zr, [0, H], [B, H])
-    const hh = tf.tanh(tf.add(tf.slice(xt, [0, 2 * H], [B, H]), tf.matMul(tf.mul(rr, h), tf.slice(U, [0, 2 * H], [H, H]))))
+    const hh = tf.tanh(
+      tf.add(tf.slice(xt, [0, 2 * H], [B, H]), tf.matMul(tf.mul(rr, h), tf.slice(U, [0, 2 * H], [H, H]))),
+    )
     h = tf.add(tf.mul(z, h), tf.mul(tf.sub(1, z), hh))
     outs[t] = h
   }
@@ -152,10 +183,20 @@ t.test('custom BPTT equals stock autodiff', async (t) => {
     const Up = rand([P, 4 * H])
     const dy = rand([T * B, P])
     const opts = { T, B, H, reverse, peepholes: true, projection: P }
-    const mine = tf.grads((a: tf.Tensor, u: tf.Tensor, q: tf.Tensor, w: tf.Tensor) => lstmRecurrence(a, u, q, w, opts))([xp, Up, peep, Wp], dy)
-    const ref = tf.grads((a: tf.Tensor, u: tf.Tensor, q: tf.Tensor, w: tf.Tensor) => refLstm(a, u, q, w, T, B, H, reverse))([xp, Up, peep, Wp], dy)
-    t.ok(maxAbsDiff(lstmRecurrence(xp, Up, peep, Wp, opts), refLstm(xp, Up, peep, Wp, T, B, H, reverse)) < 1e-6, `lstmp+peep forward, reverse=${reverse}`)
-    mine.forEach((g, i) => t.ok(maxAbsDiff(g, ref[i]) < 1e-5, `lstmp+peep grad ${i}, reverse=${reverse}: ${maxAbsDiff(g, ref[i])}`))
+    const mine = tf.grads((a: tf.Tensor, u: tf.Tensor, q: tf.Tensor, w: tf.Tensor) => lstmRecurrence(a, u, q, w, opts))(
+      [xp, Up, peep, Wp],
+      dy,
+    )
+    const ref = tf.grads((a: tf.Tensor, u: tf.Tensor, q: tf.Tensor, w: tf.Tensor) =>
+      refLstm(a, u, q, w, T, B, H, reverse),
+    )([xp, Up, peep, Wp], dy)
+    t.ok(
+      maxAbsDiff(lstmRecurrence(xp, Up, peep, Wp, opts), refLstm(xp, Up, peep, Wp, T, B, H, reverse)) < 1e-6,
+      `lstmp+peep forward, reverse=${reverse}`,
+    )
+    mine.forEach((g, i) =>
+      t.ok(maxAbsDiff(g, ref[i]) < 1e-5, `lstmp+peep grad ${i}, reverse=${reverse}: ${maxAbsDiff(g, ref[i])}`),
+    )
     const xg = rand([T * B, 3 * H])
     const Ug = rand([H, 3 * H])
     const dyg = rand([T * B, H])
@@ -178,11 +219,18 @@ t.test('whole models (bidirectional, stacked, bottleneck)', async (t) => {
     const m = buildModel({ model, inputDim: 3, numClasses: 4, seed: 5 })
     const x = m.input === 'frame' ? rand([6, 3]) : rand([2, 3, 3])
     const names = m.params.names
-    const res = gradCheck((...ps) => m.apply(x, Object.fromEntries(names.map((n, i) => [n, ps[i]]))), names.map((n) => m.params.get(n)), { eps: 2e-2 })
+    const res = gradCheck(
+      (...ps) => m.apply(x, Object.fromEntries(names.map((n, i) => [n, ps[i]]))),
+      names.map((n) => m.params.get(n)),
+      { eps: 2e-2 },
+    )
     t.ok(res.maxRelError <= TOL, `${JSON.stringify(model)}: ${res.maxRelError.toExponential(2)}`)
     // and through the loss, with a frame mask
     const p = tf.softmax(rand([...m.apply(x).shape]))
-    const mask = tf.tensor(Array.from({ length: p.size / 4 }, (_, i) => (i % 3 === 1 ? 0 : 1)), p.shape.slice(0, -1))
+    const mask = tf.tensor(
+      Array.from({ length: p.size / 4 }, (_, i) => (i % 3 === 1 ? 0 : 1)),
+      p.shape.slice(0, -1),
+    )
     const viaLoss = gradCheck(
       (...ps) => softmaxCrossEntropy(m.apply(x, Object.fromEntries(names.map((n, i) => [n, ps[i]]))), p, mask),
       names.map((n) => m.params.get(n)),
@@ -200,7 +248,12 @@ t.test('checker catches a wrong gradient', async (t) => {
 })
 
 t.test('no tensor leaks; gradients are repeatable', async (t) => {
-  const m = buildModel({ model: { type: 'lstm', layers: 2, cells: 6, bidirectional: true, peepholes: true }, inputDim: 5, numClasses: 7, seed: 2 })
+  const m = buildModel({
+    model: { type: 'lstm', layers: 2, cells: 6, bidirectional: true, peepholes: true },
+    inputDim: 5,
+    numClasses: 7,
+    seed: 2,
+  })
   const x = rand([3, 4, 5])
   const p = tf.softmax(rand([3, 4, 7]))
   const step = () => tf.tidy(() => m.params.pack(lossAndGrads(m, x, p).grads))
@@ -210,7 +263,10 @@ t.test('no tensor leaks; gradients are repeatable', async (t) => {
   const g2 = step()
   t.equal(tf.memory().numTensors, before, 'forward+backward under tidy leaves no tensors')
   t.same(Array.from(g2), Array.from(g1), 'calling the gradient twice gives the same result')
-  t.ok(g1.some((v) => v !== 0), 'gradients are not all zero')
+  t.ok(
+    g1.some((v) => v !== 0),
+    'gradients are not all zero',
+  )
   // A full SGD step also leaves none, and changes the parameters.
   const w0 = m.params.get('out.W').dataSync().slice()
   const n0 = tf.memory().numTensors
@@ -268,14 +324,44 @@ t.test('sparse soft-target cross-entropy: finite differences, and equal to the d
   const w = tf.tensor([1, 0, 1, 1, 0.5, 0, 1])
   // own random stream: the shared one feeds the other tests their inputs
   const g = mulberry32(77)
-  const z = tf.tensor(Float32Array.from({ length: n * C }, () => (2 * g() - 1) * 2), [n, C])
+  const z = tf.tensor(
+    Float32Array.from({ length: n * C }, () => (2 * g() - 1) * 2),
+    [n, C],
+  )
   const cases = [
-    ['plain', (x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, rest), (x: tf.Tensor) => softmaxCrossEntropy(x, dense)],
-    ['weighted', (x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, rest, w), (x: tf.Tensor) => softmaxCrossEntropy(x, dense, w)],
-    ['3-D logits', (x: tf.Tensor) => sparseSoftmaxCrossEntropy(tf.reshape(x, [n, 1, C]), tf.reshape(ids, [n, 1, k]), tf.reshape(probs, [n, 1, k]), tf.reshape(rest, [n, 1]), tf.reshape(w, [n, 1])),
-      (x: tf.Tensor) => softmaxCrossEntropy(tf.reshape(x, [n, 1, C]), tf.reshape(dense, [n, 1, C]), tf.reshape(w, [n, 1]))],
-    ['no tail (rest 0)', (x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, tf.zerosLike(rest), w),
-      (x: tf.Tensor) => softmaxCrossEntropy(x, tf.tidy(() => tf.where(tf.equal(dense, tf.reshape(rest, [n, 1])), tf.zerosLike(dense), dense)), w)],
+    [
+      'plain',
+      (x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, rest),
+      (x: tf.Tensor) => softmaxCrossEntropy(x, dense),
+    ],
+    [
+      'weighted',
+      (x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, rest, w),
+      (x: tf.Tensor) => softmaxCrossEntropy(x, dense, w),
+    ],
+    [
+      '3-D logits',
+      (x: tf.Tensor) =>
+        sparseSoftmaxCrossEntropy(
+          tf.reshape(x, [n, 1, C]),
+          tf.reshape(ids, [n, 1, k]),
+          tf.reshape(probs, [n, 1, k]),
+          tf.reshape(rest, [n, 1]),
+          tf.reshape(w, [n, 1]),
+        ),
+      (x: tf.Tensor) =>
+        softmaxCrossEntropy(tf.reshape(x, [n, 1, C]), tf.reshape(dense, [n, 1, C]), tf.reshape(w, [n, 1])),
+    ],
+    [
+      'no tail (rest 0)',
+      (x: tf.Tensor) => sparseSoftmaxCrossEntropy(x, ids, probs, tf.zerosLike(rest), w),
+      (x: tf.Tensor) =>
+        softmaxCrossEntropy(
+          x,
+          tf.tidy(() => tf.where(tf.equal(dense, tf.reshape(rest, [n, 1])), tf.zerosLike(dense), dense)),
+          w,
+        ),
+    ],
   ] as const
   for (const [name, sparse, full] of cases) {
     const res = gradCheck(sparse, [z])
@@ -296,5 +382,8 @@ t.test('sparse soft-target cross-entropy: finite differences, and equal to the d
   tf.dispose([g1, g2])
   t.equal(tf.memory().numTensors, before, 'no tensor leaked')
   t.throws(() => sparseSoftmaxCrossEntropy(z, tf.cast(ids, 'float32'), probs, rest), /ids must be int32/)
-  t.throws(() => sparseSoftmaxCrossEntropy(z, ids, tf.zeros([n, 2]), rest), /probs shape \[7,2\] differs from ids \[7,3\]/)
+  t.throws(
+    () => sparseSoftmaxCrossEntropy(z, ids, tf.zeros([n, 2]), rest),
+    /probs shape \[7,2\] differs from ids \[7,3\]/,
+  )
 })

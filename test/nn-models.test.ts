@@ -17,7 +17,10 @@ t.equal(tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'), false, 'and not the pt
 
 const r = mulberry32(11)
 const rand = (shape: number[], s = 1) =>
-  tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * r() - 1) * s), shape)
+  tf.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * r() - 1) * s),
+    shape,
+  )
 const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0])
 
 const CONFIGS: ModelSpecInput['model'][] = [
@@ -37,7 +40,11 @@ const CONFIGS: ModelSpecInput['model'][] = [
 
 t.test('backend selection', async (t) => {
   await t.rejects(selectBackend('bogus' as 'cpu'), /expected --backend one of auto\|tensorflow\|wasm\|cpu, got bogus/)
-  await t.rejects(selectBackend('tensorflow'), /--backend tensorflow/, 'explicit tensorflow fails loudly when not installed')
+  await t.rejects(
+    selectBackend('tensorflow'),
+    /--backend tensorflow/,
+    'explicit tensorflow fails loudly when not installed',
+  )
   t.equal(tf.getBackend(), 'wasm', 'a failed request leaves the backend as it was')
 })
 
@@ -54,14 +61,23 @@ t.test('registry validates configs', async (t) => {
   }
   t.throws(() => buildModel({ model: { type: 'dnn', hidden: [] }, inputDim: 0, numClasses: 2 }), /inputDim/)
   const m = buildModel({ model: { type: 'lstm', cells: 3 }, inputDim: 2, numClasses: 2 })
-  t.same(m.spec.model, { type: 'lstm', layers: 1, cells: 3, peepholes: false, bidirectional: false }, 'defaults filled in')
+  t.same(
+    m.spec.model,
+    { type: 'lstm', layers: 1, cells: 3, peepholes: false, bidirectional: false },
+    'defaults filled in',
+  )
   t.equal(m.spec.seed, 1)
   t.throws(() => m.apply(tf.zeros([2, 2])), /expected \[batch, time, 2\], got \[2,2\]/)
   m.params.dispose()
 })
 
 t.test('deterministic initialisation and parameter layout', async (t) => {
-  const spec = { model: { type: 'lstm', layers: 1, cells: 4, peepholes: true } as const, inputDim: 3, numClasses: 5, seed: 7 }
+  const spec = {
+    model: { type: 'lstm', layers: 1, cells: 4, peepholes: true } as const,
+    inputDim: 3,
+    numClasses: 5,
+    seed: 7,
+  }
   const a = buildModel(spec)
   const b = buildModel(spec)
   const c = buildModel({ ...spec, seed: 8 })
@@ -79,10 +95,16 @@ t.test('deterministic initialisation and parameter layout', async (t) => {
   const l2 = Math.sqrt(6 / 500)
   const mean = big.reduce((s, v) => s + v, 0) / big.length
   const varc = big.reduce((s, v) => s + (v - mean) ** 2, 0) / big.length
-  t.ok(Math.abs(mean) < 0.01 * l2 && Math.abs(varc / ((l2 * l2) / 3) - 1) < 0.02, `glorot mean ${mean}, var ratio ${varc / ((l2 * l2) / 3)}`)
+  t.ok(
+    Math.abs(mean) < 0.01 * l2 && Math.abs(varc / ((l2 * l2) / 3) - 1) < 0.02,
+    `glorot mean ${mean}, var ratio ${varc / ((l2 * l2) / 3)}`,
+  )
   // Flat layout: offsets are contiguous, pack/unpack round-trips.
   t.equal(a.params.size, 3 * 16 + 16 + 4 * 16 + 12 + 4 * 5 + 5)
-  t.same(a.params.layout.map((s) => s.offset), [0, 48, 64, 128, 140, 160])
+  t.same(
+    a.params.layout.map((s) => s.offset),
+    [0, 48, 64, 128, 140, 160],
+  )
   const packed = a.params.pack(a.params.tensors())
   const un = a.params.unpack(packed)
   t.same(Array.from(un['l0.fw.peep'].dataSync()), Array.from(fa['l0.fw.peep']))
@@ -95,14 +117,21 @@ t.test('deterministic initialisation and parameter layout', async (t) => {
   c.params.loadFlat(fa)
   const x = rand([2, 3, 3])
   t.equal(maxAbsDiff(a.apply(x), c.apply(x)), 0)
-  t.throws(() => c.params.loadFlat({ ...fa, 'out.b': new Float32Array(4) }), /parameter out.b: expected 5 values, got 4/)
-  const { ['out.W']: _drop, ...missing } = fa
+  t.throws(
+    () => c.params.loadFlat({ ...fa, 'out.b': new Float32Array(4) }),
+    /parameter out.b: expected 5 values, got 4/,
+  )
+  const { 'out.W': _drop, ...missing } = fa
   t.throws(() => c.params.loadFlat(missing), /checkpoint lacks parameter out.W/)
   t.throws(() => c.params.loadFlat({ ...fa, extra: new Float32Array(1) }), /unknown parameters: extra/)
   for (const m of [a, b, c]) m.params.dispose()
   // building and disposing a model leaves no tensors and no bytes behind
   const mem0 = tf.memory()
-  buildModel({ model: { type: 'lstmp', cells: 4, projection: 2, bidirectional: true }, inputDim: 3, numClasses: 5 }).params.dispose()
+  buildModel({
+    model: { type: 'lstmp', cells: 4, projection: 2, bidirectional: true },
+    inputDim: 3,
+    numClasses: 5,
+  }).params.dispose()
   t.equal(tf.memory().numTensors, mem0.numTensors)
   t.equal(tf.memory().numBytes, mem0.numBytes)
 })
@@ -110,14 +139,29 @@ t.test('deterministic initialisation and parameter layout', async (t) => {
 t.test('sgd step and cross-entropy values', async (t) => {
   const m = buildModel({ model: { type: 'dnn', hidden: [] }, inputDim: 2, numClasses: 2, seed: 3 })
   const W0 = m.params.toFlat()['out.W']
-  const g = { 'out.W': tf.tensor([[1, 2], [3, 4]]), 'out.b': tf.tensor([1, -1]) }
+  const g = {
+    'out.W': tf.tensor([
+      [1, 2],
+      [3, 4],
+    ]),
+    'out.b': tf.tensor([1, -1]),
+  }
   sgdStep(m.params, g, 0.5)
   const f = m.params.toFlat()
-  t.same(Array.from(f['out.W']).map((v, i) => +(W0[i] - v).toFixed(6)), [0.5, 1, 1.5, 2])
+  t.same(
+    Array.from(f['out.W']).map((v, i) => +(W0[i] - v).toFixed(6)),
+    [0.5, 1, 1.5, 2],
+  )
   t.same(Array.from(f['out.b']), [-0.5, 0.5])
   // CE by hand: z = [0, ln 3] → q = [1/4, 3/4]; p = [0.5, 0.5] → −(0.5 ln .25 + 0.5 ln .75)
-  const z = tf.tensor([[0, Math.log(3)], [0, 0]])
-  const p = tf.tensor([[0.5, 0.5], [1, 0]])
+  const z = tf.tensor([
+    [0, Math.log(3)],
+    [0, 0],
+  ])
+  const p = tf.tensor([
+    [0.5, 0.5],
+    [1, 0],
+  ])
   const f0 = -(0.5 * Math.log(0.25) + 0.5 * Math.log(0.75))
   const f1 = -Math.log(0.5)
   t.ok(Math.abs(softmaxCrossEntropy(z, p).dataSync()[0] - (f0 + f1) / 2) < 1e-6, 'averaged over frames')
@@ -133,15 +177,31 @@ t.test('sgd step and cross-entropy values', async (t) => {
 t.test('wasm kernel patches: Slice, Transpose and Identity give stock results', async (t) => {
   const x = rand([4, 5, 6])
   const cases: [number[], number[]][] = [
-    [[1, 0, 0], [2, 5, 6]], // contiguous
-    [[0, 1, 2], [4, 3, 3]], // strided 3-D
-    [[2, 4, 5], [1, 1, 1]],
-    [[0, 0, 0], [-1, 2, -1]],
+    [
+      [1, 0, 0],
+      [2, 5, 6],
+    ], // contiguous
+    [
+      [0, 1, 2],
+      [4, 3, 3],
+    ], // strided 3-D
+    [
+      [2, 4, 5],
+      [1, 1, 1],
+    ],
+    [
+      [0, 0, 0],
+      [-1, 2, -1],
+    ],
   ]
   const wasmOut = cases.map(([b, s]) => Array.from(tf.slice(x, b, s).dataSync()))
   // transposes: 2-D (odd sizes cross the 32-blocks), the [1,0,2] fast path, and one left to stock
   const m = rand([37, 70])
-  const perms = [[1, 0, 2], [2, 1, 0], [0, 2, 1]]
+  const perms = [
+    [1, 0, 2],
+    [2, 1, 0],
+    [0, 2, 1],
+  ]
   const wasmT = [Array.from(tf.transpose(m).dataSync()), ...perms.map((p) => Array.from(tf.transpose(x, p).dataSync()))]
   const vals = x.arraySync()
   const mvals = m.arraySync()

@@ -2,7 +2,7 @@ import t from 'tap'
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT, ktp, tmp } from './helpers.js'
-import { prepare, speakersByFraction } from '../stages/prepare.js'
+import { prepare, speakersByFraction } from '../stages/prepare/stage.js'
 import { readDataDir } from '../stages/formats/kaldi-datadir.js'
 import { parseCtm } from '../stages/formats/ctm.js'
 
@@ -13,7 +13,9 @@ const SHARED_TIMIT = join(ROOT, '..', 'shared', 'data', 'timit-format')
 function smallFsdd(): string {
   const src = tmp('ktp-fsdd-')
   mkdirSync(join(src, 'recordings'))
-  const pick = readdirSync(FSDD).filter((n) => /^\d_(george|jackson)_0\.wav$/.test(n)).slice(0, 20)
+  const pick = readdirSync(FSDD)
+    .filter((n) => /^\d_(george|jackson)_0\.wav$/.test(n))
+    .slice(0, 20)
   for (const n of pick) copyFileSync(join(FSDD, n), join(src, 'recordings', n))
   writeFileSync(join(src, 'recordings', 'notes.wav'), 'not a digit file')
   return src
@@ -26,10 +28,19 @@ function lines(path: string): string[] {
 /** A 16-bit mono RIFF/WAVE file of `n` zero samples. */
 function wav(n: number, rate: number): Buffer {
   const b = Buffer.alloc(44 + 2 * n)
-  b.write('RIFF', 0); b.writeUInt32LE(36 + 2 * n, 4); b.write('WAVE', 8)
-  b.write('fmt ', 12); b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22)
-  b.writeUInt32LE(rate, 24); b.writeUInt32LE(rate * 2, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34)
-  b.write('data', 36); b.writeUInt32LE(2 * n, 40)
+  b.write('RIFF', 0)
+  b.writeUInt32LE(36 + 2 * n, 4)
+  b.write('WAVE', 8)
+  b.write('fmt ', 12)
+  b.writeUInt32LE(16, 16)
+  b.writeUInt16LE(1, 20)
+  b.writeUInt16LE(1, 22)
+  b.writeUInt32LE(rate, 24)
+  b.writeUInt32LE(rate * 2, 28)
+  b.writeUInt16LE(2, 32)
+  b.writeUInt16LE(16, 34)
+  b.write('data', 36)
+  b.writeUInt32LE(2 * n, 40)
   return b
 }
 
@@ -81,9 +92,15 @@ t.test('split by fraction is deterministic and by speaker; 0 puts all in train; 
   const src = smallFsdd()
   const out = join(tmp(), 'd')
   const r = prepare('fsdd', src, out, { testFraction: 0, testUtts: 'george-3-0', skipSa: false })
-  t.same(r.parts.map((p) => p.utterances), [19, 1])
+  t.same(
+    r.parts.map((p) => p.utterances),
+    [19, 1],
+  )
   t.equal(lines(join(out, 'test', 'wav.scp')).length, 1)
-  t.throws(() => prepare('fsdd', src, out, { testUtts: 'nope-1-1', skipSa: false }), /--test-utts: no utterance 'nope-1-1'/)
+  t.throws(
+    () => prepare('fsdd', src, out, { testUtts: 'nope-1-1', skipSa: false }),
+    /--test-utts: no utterance 'nope-1-1'/,
+  )
 })
 
 t.test('timit, LDC layout in upper case: own TRAIN/TEST division, phones.ctm in seconds', async (t) => {
@@ -106,7 +123,14 @@ t.test('timit, LDC layout in upper case: own TRAIN/TEST division, phones.ctm in 
   t.same(lines(join(out, 'train', 'text')), ['fcjf0-sa1 She had.'])
   t.same(lines(join(out, 'train', 'utt2dur')), ['fcjf0-sa1 1', 'fcjf0-si648 0.5'])
   const ctm = parseCtm(readFileSync(join(out, 'train', 'phones.ctm'), 'utf8'), 'phones.ctm')
-  t.same(ctm.get('fcjf0-sa1')!.map((s) => [s.start, s.dur, s.label]), [[0, 0.2, 'h#'], [0.2, 0.3, 'sh'], [0.5, 0.5, 'iy']])
+  t.same(
+    ctm.get('fcjf0-sa1')!.map((s) => [s.start, s.dur, s.label]),
+    [
+      [0, 0.2, 'h#'],
+      [0.2, 0.3, 'sh'],
+      [0.5, 0.5, 'iy'],
+    ],
+  )
   t.same(lines(join(out, 'test', 'phones.ctm')), ['mabc0-sx1 1 0 0.25 q'])
 
   const skip = ktp(['prepare', 'timit', src, '-o', join(tmp(), 't2'), '--skip-sa', '--test-speakers', 'fcjf0'])
@@ -129,20 +153,30 @@ t.test('timit, flat layout from ../shared (one folder per speaker, RIFF and SPHE
   const sa1 = ctm.get('fvmh0-sa1')!
   t.same([sa1[0].label, sa1[0].start, sa1[0].dur], ['h#', 0, 7812 / 16000], '.phn samples / 16 kHz from the header')
   t.same([sa1[1].label, sa1[1].start], ['sh', 7812 / 16000])
-  t.ok(ctm.get('fvmh0-si836')!.length > 10, 'the SPHERE file\'s alignment too')
+  t.ok(ctm.get('fvmh0-si836')!.length > 10, "the SPHERE file's alignment too")
   const durs = lines(join(out, 'train', 'utt2dur')).map((l) => Number(l.split(' ')[1]))
-  t.ok(durs.every((d) => d > 2 && d < 6), `durations ${durs} from RIFF and SPHERE headers`)
+  t.ok(
+    durs.every((d) => d > 2 && d < 6),
+    `durations ${durs} from RIFF and SPHERE headers`,
+  )
 })
 
 t.test('tsv and kaldi formats; clear errors for bad input', async (t) => {
   const dir = tmp('ktp-tsv-')
   writeFileSync(join(dir, 'a.wav'), wav(800, 8000))
-  writeFileSync(join(dir, 'list.tsv'), 'utt\tpath\tspeaker\ttranscript\nspk1-u1\ta.wav\tspk1\thello there\nspk2-u1\ta.wav\tspk2\n')
+  writeFileSync(
+    join(dir, 'list.tsv'),
+    'utt\tpath\tspeaker\ttranscript\nspk1-u1\ta.wav\tspk1\thello there\nspk2-u1\ta.wav\tspk2\n',
+  )
   const out = join(tmp(), 'tsv')
   t.equal(ktp(['prepare', 'tsv', join(dir, 'list.tsv'), '-o', out]).code, 0)
   t.same(lines(join(out, 'text')), ['spk1-u1 hello there'])
   t.same(lines(join(out, 'utt2dur')), ['spk1-u1 0.1', 'spk2-u1 0.1'])
-  t.match(lines(join(out, 'wav.scp'))[0], new RegExp(`^spk1-u1 ${dir}/a\\.wav$`), 'relative paths resolved against the TSV')
+  t.match(
+    lines(join(out, 'wav.scp'))[0],
+    new RegExp(`^spk1-u1 ${dir}/a\\.wav$`),
+    'relative paths resolved against the TSV',
+  )
 
   const norm = join(tmp(), 'norm')
   const k = ktp(['prepare', 'kaldi', out, '-o', norm])

@@ -5,9 +5,9 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { RecordBatchReader, Schema } from 'apache-arrow'
-import { BatchEncoder } from '../pipeline/arrow-encoder.js'
-import { ResumableArrowWriter } from '../pipeline/resumable-writer.js'
+import { RecordBatchReader, type Schema } from 'apache-arrow'
+import { BatchEncoder } from '../pipeline/io/arrow-encoder.js'
+import { ResumableArrowWriter } from '../pipeline/io/resumable-writer.js'
 import { makeSchema } from '../schemas/kinds.js'
 import { getMatrix, makeUttBatch, uttId } from '../schemas/utterance.js'
 import { rng, tmp } from './helpers.js'
@@ -34,8 +34,17 @@ function reencoded(s: Schema): Buffer {
   return Buffer.concat(parts)
 }
 
-const unitsIn = (out: string) => readdirSync(`${out}.partial`).filter((n) => n.endsWith('.log'))
-  .reduce((a, f) => a + (readFileSync(join(`${out}.partial`, f)).toString('latin1').match(/KTPG/g)?.length ?? 0), 0)
+const unitsIn = (out: string) =>
+  readdirSync(`${out}.partial`)
+    .filter((n) => n.endsWith('.log'))
+    .reduce(
+      (a, f) =>
+        a +
+        (readFileSync(join(`${out}.partial`, f))
+          .toString('latin1')
+          .match(/KTPG/g)?.length ?? 0),
+      0,
+    )
 
 t.test('many utterances per unit; the merged file equals Arrow re-encoding them, byte for byte', async (t) => {
   const out = join(dir, 'whole.arrow')
@@ -55,7 +64,10 @@ t.test('many utterances per unit; the merged file equals Arrow re-encoding them,
   t.equal(reader.isFile(), true)
   const got = [...reader]
   t.equal(got.length, 200)
-  t.same(got.map((b) => uttId(b)), rows.map((x) => x.utt))
+  t.same(
+    got.map((b) => uttId(b)),
+    rows.map((x) => x.utt),
+  )
   t.same(Array.from(getMatrix(got[137], 'feats').data), Array.from(rows[137].feats), 'values of utterance 137')
 })
 
@@ -72,9 +84,16 @@ t.test('a process that dies loses at most the unit being filled; the rerun equal
   const w2 = ResumableArrowWriter.open(out, schema, { fingerprint: 'f', unitBytes: 4096, unitMs: 60_000 })
   const kept = w2.done.size
   t.ok(kept > 100 && kept < 150, `kept ${kept} of 150 written: all but the unfinished unit`)
-  t.same([...w2.done].sort(), rows.slice(0, kept).map((x) => x.utt), 'the kept ones are the first, whole units')
+  t.same(
+    [...w2.done].sort(),
+    rows.slice(0, kept).map((x) => x.utt),
+    'the kept ones are the first, whole units',
+  )
   // the rerun writes the rest, in another order than the input (as --jobs may finish them)
-  const rest = rows.map((_, i) => i).filter((i) => !w2.done.has(rows[i].utt)).reverse()
+  const rest = rows
+    .map((_, i) => i)
+    .filter((i) => !w2.done.has(rows[i].utt))
+    .reverse()
   for (const i of rest) w2.write(batch(i), i)
   await w2.finish()
   t.equal(sha(readFileSync(out)), sha(readFileSync(whole)), 'byte-identical to the uninterrupted file')

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { CLI, ktp, rng, tmp, uttList, writeFeatures } from './helpers.js'
 import { makeSchema } from '../schemas/kinds.js'
 import { makeUttBatch } from '../schemas/utterance.js'
-import { ResumableArrowWriter } from '../pipeline/resumable-writer.js'
+import { ResumableArrowWriter } from '../pipeline/io/resumable-writer.js'
 
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex')
 const dir = tmp('ktp-kill-')
@@ -44,7 +44,12 @@ t.test('resumable writer: a torn tail is cut, finished units kept, output equals
 
 t.test('kill -9 at random instants, then the same command: output equals the uninterrupted run', async (t) => {
   const input = join(dir, 'big.arrow')
-  writeFeatures(input, uttList(1200, (i) => 20 + (i % 60)), 40, 3)
+  writeFeatures(
+    input,
+    uttList(1200, (i) => 20 + (i % 60)),
+    40,
+    3,
+  )
   const reference = join(dir, 'ref.arrow')
   const t0 = Date.now()
   t.equal(ktp(['cat', input, '-o', reference, '--quiet']).code, 0)
@@ -60,14 +65,24 @@ t.test('kill -9 at random instants, then the same command: output equals the uni
     await new Promise<void>((resolve) => {
       const child = spawn(process.execPath, [CLI, 'cat', input, '-o', out, '--quiet'], { stdio: 'ignore' })
       const timer = setTimeout(() => child.kill('SIGKILL'), at)
-      child.on('exit', () => (clearTimeout(timer), resolve()))
+      child.on('exit', () => {
+        clearTimeout(timer)
+        resolve()
+      })
     })
     const again = ktp(['cat', input, '-o', out])
     t.equal(again.code, 0, again.stderr)
     const m = /resuming, (\d+) utterances already done/.exec(again.stderr)
     if (m && Number(m[1]) > 0) resumedSome++
-    t.equal(sha(out), refHash, `trial ${k}: killed after ${at} ms, resumed output is identical (${m ? m[1] : 0} utterances kept)`)
+    t.equal(
+      sha(out),
+      refHash,
+      `trial ${k}: killed after ${at} ms, resumed output is identical (${m ? m[1] : 0} utterances kept)`,
+    )
     t.notOk(existsSync(`${out}.partial`))
   }
-  t.ok(resumedSome > 0, `at least one kill landed mid-write and was resumed without recomputation (${resumedSome}/${trials})`)
+  t.ok(
+    resumedSome > 0,
+    `at least one kill landed mid-write and was resumed without recomputation (${resumedSome}/${trials})`,
+  )
 })

@@ -13,7 +13,7 @@ function sumTable(text: string): string {
   const lines = text.split('\n')
   const a = lines.findIndex((l) => l.includes('SYSTEM SUMMARY PERCENTAGES by SPEAKER'))
   const b = lines.findIndex((l) => /^\s*`-+'$/.test(l))
-  return lines.slice(a, b + 1).join('\n') + '\n'
+  return `${lines.slice(a, b + 1).join('\n')}\n`
 }
 
 t.test('the summary table matches sclite on the golden cases', async (t) => {
@@ -32,7 +32,11 @@ t.test('--map timit39 folds both sides; --map FILE; --json --utterances', async 
   writeFileSync(ref, 'h# ix q tcl t h# (fa-1)\n')
   writeFileSync(hyp, 'sil ih cl t sil (fa-1)\n')
   const raw = JSON.parse(ktp(['score', '--ref', ref, '--hyp', hyp, '--json']).stdout.toString())
-  t.same([raw.overall.words, raw.overall.sub, raw.overall.del], [6, 4, 1], 'without a map: 4 substitutions and 1 deletion')
+  t.same(
+    [raw.overall.words, raw.overall.sub, raw.overall.del],
+    [6, 4, 1],
+    'without a map: 4 substitutions and 1 deletion',
+  )
   const r = ktp(['score', '--ref', ref, '--hyp', hyp, '--map', 'timit39', '--json', '--utterances'])
   t.equal(r.code, 0, r.stderr)
   const j = JSON.parse(r.stdout.toString())
@@ -40,7 +44,10 @@ t.test('--map timit39 folds both sides; --map FILE; --json --utterances', async 
   t.same(j.utterances, [{ id: 'fa-1', speaker: 'fa', corr: 5, sub: 0, del: 0, ins: 0, ops: 'CCCCC' }])
   const map = join(dir, 'map.txt')
   writeFileSync(map, 'h# sil\nix ih\ntcl cl\nq\n')
-  t.equal(JSON.parse(ktp(['score', '--ref', ref, '--hyp', hyp, '--map', map, '--json']).stdout.toString()).overall.errors, 0)
+  t.equal(
+    JSON.parse(ktp(['score', '--ref', ref, '--hyp', hyp, '--map', map, '--json']).stdout.toString()).overall.errors,
+    0,
+  )
 })
 
 t.test('errors name the file and line, exit 2', async (t) => {

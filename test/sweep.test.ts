@@ -2,18 +2,25 @@ import t from 'tap'
 import fc from 'fast-check'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { planOrder } from '../pipeline/recipe.js'
-import { FSDD_QUICK, fsddPrep } from '../stages/recipes/fsdd.js'
-import { SweepAxes, planSweep, pointConfig } from '../stages/recipes/sweep.js'
-import { gainVerdict, stat, writeSweepReport } from '../stages/recipes/sweep-report.js'
-import { SYSTEMS } from '../stages/recipes/systems.js'
-import { balancedSubset } from '../stages/train.js'
+import { planOrder } from '../pipeline/recipes/runner.js'
+import { FSDD_QUICK, fsddPrep } from '../pipeline/recipes/fsdd.js'
+import { type SweepAxes, planSweep, pointConfig } from '../pipeline/recipes/sweep.js'
+import { gainVerdict, stat, writeSweepReport } from '../pipeline/recipes/sweep-report.js'
+import { SYSTEMS } from '../pipeline/recipes/systems.js'
+import { balancedSubset } from '../stages/train/session.js'
 import { ktp, tmp } from './helpers.js'
 
 const base = { ...structuredClone(FSDD_QUICK), seeds: [1, 2] }
-const axes: SweepAxes = { dataFraction: [0.25, 1], temperature: [1, 2, 4], topK: [8, 'dense'], optimiser: ['sgd', 'adam'] }
-const plan = (a: SweepAxes = axes, systems: readonly string[] = SYSTEMS, out = '/out') => planSweep(fsddPrep('/data', out, base), base, a, systems, out)
-const argOf = (cmd: string[] | undefined, flag: string) => (cmd && cmd.indexOf(flag) >= 0 ? cmd[cmd.indexOf(flag) + 1] : undefined)
+const axes: SweepAxes = {
+  dataFraction: [0.25, 1],
+  temperature: [1, 2, 4],
+  topK: [8, 'dense'],
+  optimiser: ['sgd', 'adam'],
+}
+const plan = (a: SweepAxes = axes, systems: readonly string[] = SYSTEMS, out = '/out') =>
+  planSweep(fsddPrep('/data', out, base), base, a, systems, out)
+const argOf = (cmd: string[] | undefined, flag: string) =>
+  cmd && cmd.indexOf(flag) >= 0 ? cmd[cmd.indexOf(flag) + 1] : undefined
 
 t.test('the planner shares teachers and soft targets: one infer per teacher setting and top-k', async (t) => {
   const p = plan()
@@ -64,8 +71,14 @@ t.test('a sweep over one axis reuses the steps of a sweep over another (same nam
   const byTemperature = plan({ dataFraction: [1], temperature: [1, 2, 4], topK: [8], optimiser: ['sgd'] })
   const names = new Set(byFraction.recipe.steps.map((s) => JSON.stringify([s.name, s.cmd ?? null])))
   const shared = byTemperature.recipe.steps.filter((s) => s.cmd && names.has(JSON.stringify([s.name, s.cmd])))
-  t.ok(shared.some((s) => s.name === 'lstm-kt.f1.s1.k8.T2.sgd'), 'the T=2 student at fraction 1 is one step')
-  t.ok(shared.some((s) => s.name === 'soft-dnn.f1.s1.k8'), 'so is its soft-target file')
+  t.ok(
+    shared.some((s) => s.name === 'lstm-kt.f1.s1.k8.T2.sgd'),
+    'the T=2 student at fraction 1 is one step',
+  )
+  t.ok(
+    shared.some((s) => s.name === 'soft-dnn.f1.s1.k8'),
+    'so is its soft-target file',
+  )
 })
 
 t.test('systems: students bring their teachers; unknown names are refused', async (t) => {
@@ -78,30 +91,41 @@ t.test('optimiser learning rates: momentum scaled by 1 − μ, Adam a constant',
   const pt = { dataFraction: 1, temperature: 2, topK: 8 as const, optimiser: 'momentum' as const }
   t.equal(pointConfig(base, pt).student.lr, base.student.lr * 0.1)
   t.equal(pointConfig(base, { ...pt, optimiser: 'adam' }).student.ktLr, 0.002)
-  t.equal(pointConfig({ ...base, optimiserRates: { adam: { lr: 0.01 } } }, { ...pt, optimiser: 'adam' }).student.lr, 0.01)
+  t.equal(
+    pointConfig({ ...base, optimiserRates: { adam: { lr: 0.01 } } }, { ...pt, optimiser: 'adam' }).student.lr,
+    0.01,
+  )
   t.equal(pointConfig(base, { ...pt, optimiser: 'sgd' }).student.lr, base.student.lr)
 })
 
 t.test('balanced data fractions: each speaker keeps its share, and subsets nest', async (t) => {
   const dir = tmp('ktp-sweep-spk-')
-  fc.assert(fc.property(
-    fc.array(fc.tuple(fc.constantFrom('ann', 'bob', 'cy'), fc.integer({ min: 0, max: 9999 })), { minLength: 1, maxLength: 60 }),
-    fc.double({ min: 0.05, max: 1, noNaN: true }), fc.double({ min: 0.05, max: 1, noNaN: true }),
-    (pairs, a, b) => {
-      const utts = [...new Set(pairs.map(([s, i]) => `${s}-${i}`))]
-      const path = join(dir, 'utt2spk')
-      writeFileSync(path, utts.map((u) => `${u} ${u.split('-')[0]}\n`).join(''))
-      const [lo, hi] = a < b ? [a, b] : [b, a]
-      const small = balancedSubset(utts, path, lo)
-      const large = balancedSubset(utts, path, hi)
-      for (const u of utts) if (small(u) && !large(u)) return false
-      for (const spk of ['ann', 'bob', 'cy']) {
-        const mine = utts.filter((u) => u.startsWith(`${spk}-`))
-        if (!mine.length) continue
-        if (mine.filter(small).length !== Math.max(1, Math.round(lo * mine.length))) return false
-      }
-      return true
-    }), { numRuns: 200 })
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.constantFrom('ann', 'bob', 'cy'), fc.integer({ min: 0, max: 9999 })), {
+        minLength: 1,
+        maxLength: 60,
+      }),
+      fc.double({ min: 0.05, max: 1, noNaN: true }),
+      fc.double({ min: 0.05, max: 1, noNaN: true }),
+      (pairs, a, b) => {
+        const utts = [...new Set(pairs.map(([s, i]) => `${s}-${i}`))]
+        const path = join(dir, 'utt2spk')
+        writeFileSync(path, utts.map((u) => `${u} ${u.split('-')[0]}\n`).join(''))
+        const [lo, hi] = a < b ? [a, b] : [b, a]
+        const small = balancedSubset(utts, path, lo)
+        const large = balancedSubset(utts, path, hi)
+        for (const u of utts) if (small(u) && !large(u)) return false
+        for (const spk of ['ann', 'bob', 'cy']) {
+          const mine = utts.filter((u) => u.startsWith(`${spk}-`))
+          if (!mine.length) continue
+          if (mine.filter(small).length !== Math.max(1, Math.round(lo * mine.length))) return false
+        }
+        return true
+      },
+    ),
+    { numRuns: 200 },
+  )
   writeFileSync(join(dir, 'utt2spk'), 'ann-1 ann\n')
   t.throws(() => balancedSubset(['ann-1', 'zed-2'], join(dir, 'utt2spk'), 0.5), { message: /'zed-2' has no speaker/ })
 })
@@ -123,23 +147,61 @@ t.test('the report: one row per point × system × seed, SVG plots referenced, a
   const p = plan(a, ['lstm-baseline', 'lstm-kt'], out)
   mkdirSync(join(out, 'eval'), { recursive: true })
   // made-up error rates: KT gains 10 ± 1 points at a quarter of the data, nothing at all of it
-  const wer = (sys: string, f: number, seed: number) => sys === 'lstm-baseline' ? 50 + seed : sys === 'lstm-kt' ? (f < 1 ? 40 + seed + (seed === 2 ? 1 : 0) : 50 + (seed === 1 ? 4 : -3)) : 45
-  for (const r of p.runs) writeFileSync(r.eval, JSON.stringify({ wer: wer(r.system, r.point.dataFraction, r.seed), frame_accuracy: 40, dev_wer: 30 }))
+  const wer = (sys: string, f: number, seed: number) =>
+    sys === 'lstm-baseline'
+      ? 50 + seed
+      : sys === 'lstm-kt'
+        ? f < 1
+          ? 40 + seed + (seed === 2 ? 1 : 0)
+          : 50 + (seed === 1 ? 4 : -3)
+        : 45
+  for (const r of p.runs)
+    writeFileSync(
+      r.eval,
+      JSON.stringify({ wer: wer(r.system, r.point.dataFraction, r.seed), frame_accuracy: 40, dev_wer: 30 }),
+    )
   await writeSweepReport({ task: 'toy', metric: 'WER', out, axes: a, runs: p.runs, config: {} })
   const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'))
   t.equal(sweep.rows.length, 2 /* fractions */ * 3 /* systems */ * 2 /* seeds */)
-  t.same(Object.keys(sweep.rows[0]).sort(), ['data_fraction', 'dev_value', 'frame_accuracy', 'id', 'optimiser', 'seed', 'system', 'temperature', 'top_k', 'value'])
+  t.same(Object.keys(sweep.rows[0]).sort(), [
+    'data_fraction',
+    'dev_value',
+    'frame_accuracy',
+    'id',
+    'optimiser',
+    'seed',
+    'system',
+    'temperature',
+    'top_k',
+    'value',
+  ])
   const md = readFileSync(join(out, 'report.md'), 'utf8')
   for (const svg of ['error-vs-fraction.svg', 'kt-gain.svg']) {
     t.match(md, `](${svg})`, `${svg} referenced`)
     t.ok(existsSync(join(out, svg)) && readFileSync(join(out, svg), 'utf8').startsWith('<svg'), `${svg} rendered`)
   }
-  t.match(md, /\*\*lstm-kt\*\* vs lstm-baseline: positive beyond noise at data fraction 0\.25; within noise at data fraction 1\./)
+  t.match(
+    md,
+    /\*\*lstm-kt\*\* vs lstm-baseline: positive beyond noise at data fraction 0\.25; within noise at data fraction 1\./,
+  )
 })
 
 t.test('ktp sweep --dry-run prints the plan and the sharing it found', async (t) => {
   const out = tmp('ktp-sweep-cli-')
-  const r = ktp(['sweep', 'fsdd', '--out', out, '--quick', '--data-fraction', '0.25,1', '--temperature', '1,2', '--seeds', '2', '--dry-run'])
+  const r = ktp([
+    'sweep',
+    'fsdd',
+    '--out',
+    out,
+    '--quick',
+    '--data-fraction',
+    '0.25,1',
+    '--temperature',
+    '1,2',
+    '--seeds',
+    '2',
+    '--dry-run',
+  ])
   t.equal(r.code, 0, r.code === 0 ? 'exit 0' : r.stderr.slice(-2000))
   // 2 fractions × 2 seeds × (2 teachers + 1 baseline + 4 KT students × 2 temperatures) + the alignment DNN
   t.match(r.stderr, /4 point\(s\) × seeds 1,2: 45 models to train, 8 soft-target file\(s\)/)

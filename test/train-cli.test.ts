@@ -20,26 +20,103 @@ const run = (args: string[]) => {
 }
 
 const t0 = Date.now()
-run(['connect-digits', join(ROOT, 'fixtures', 'fsdd'), '-o', p('data'), '--max-per-speaker', '30', '--test-speakers', 'george', '--dev-speakers', 'lucas'])
-for (const s of ['train', 'dev']) run(['features', p('data', s), '--dither', '0', '--num-mel-bins', '23', '-o', p(`${s}.raw.arrow`), '--quiet'])
+run([
+  'connect-digits',
+  join(ROOT, 'fixtures', 'fsdd'),
+  '-o',
+  p('data'),
+  '--max-per-speaker',
+  '30',
+  '--test-speakers',
+  'george',
+  '--dev-speakers',
+  'lucas',
+])
+for (const s of ['train', 'dev'])
+  run(['features', p('data', s), '--dither', '0', '--num-mel-bins', '23', '-o', p(`${s}.raw.arrow`), '--quiet'])
 run(['cmvn', 'compute', p('train.raw.arrow'), '--norm-vars', '-o', p('cmvn.json')])
-for (const s of ['train', 'dev']) run(['cmvn', 'apply', '--stats', p('cmvn.json'), p(`${s}.raw.arrow`), '-o', p(`${s}.arrow`), '--quiet'])
-run(['hmm-init', '--whole-word-digits', '--states', '3', '--silence', 'sil', '--silence-states', '3', '-o', p('hmm0.json')])
+for (const s of ['train', 'dev'])
+  run(['cmvn', 'apply', '--stats', p('cmvn.json'), p(`${s}.raw.arrow`), '-o', p(`${s}.arrow`), '--quiet'])
+run([
+  'hmm-init',
+  '--whole-word-digits',
+  '--states',
+  '3',
+  '--silence',
+  'sil',
+  '--silence-states',
+  '3',
+  '-o',
+  p('hmm0.json'),
+])
 for (const s of ['train', 'dev']) {
-  run(['align', '--hmm', p('hmm0.json'), '--text', p('data', s, 'text'), '--flat-start', '--feats', p(`${s}.arrow`), '--ctm', p('data', s, 'words.ctm'), '-o', p(`ali0.${s}.arrow`), '--quiet'])
+  run([
+    'align',
+    '--hmm',
+    p('hmm0.json'),
+    '--text',
+    p('data', s, 'text'),
+    '--flat-start',
+    '--feats',
+    p(`${s}.arrow`),
+    '--ctm',
+    p('data', s, 'words.ctm'),
+    '-o',
+    p(`ali0.${s}.arrow`),
+    '--quiet',
+  ])
 }
 const classes = readFileSync(p('hmm0.pdfs.txt'), 'utf8').trim().split('\n').length
 const chance = 100 / classes
-t.comment(`data prepared in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${classes} classes, chance ${chance.toFixed(2)}%`)
+t.comment(
+  `data prepared in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${classes} classes, chance ${chance.toFixed(2)}%`,
+)
 
-const common = ['--feats', p('train.arrow'), '--labels', p('ali0.train.arrow'), '--heldout-feats', p('dev.arrow'), '--heldout-labels', p('ali0.dev.arrow'), '--backend', 'wasm']
-const dnn = ['--model', '{"type":"dnn","hidden":[64],"activation":"sigmoid"}', '--context', '2', '--batch-size', '64', '--lr', '0.5']
-type Meta = { training: { epochs: { heldout_accuracy: number; accepted: boolean }[]; rbm?: { layer: number; epoch: number; reconstruction_error: number }[] } }
+const common = [
+  '--feats',
+  p('train.arrow'),
+  '--labels',
+  p('ali0.train.arrow'),
+  '--heldout-feats',
+  p('dev.arrow'),
+  '--heldout-labels',
+  p('ali0.dev.arrow'),
+  '--backend',
+  'wasm',
+]
+const dnn = [
+  '--model',
+  '{"type":"dnn","hidden":[64],"activation":"sigmoid"}',
+  '--context',
+  '2',
+  '--batch-size',
+  '64',
+  '--lr',
+  '0.5',
+]
+type Meta = {
+  training: {
+    epochs: { heldout_accuracy: number; accepted: boolean }[]
+    rbm?: { layer: number; epoch: number; reconstruction_error: number }[]
+  }
+}
 const meta = (dir: string) => JSON.parse(readFileSync(join(dir, 'ktp.json'), 'utf8')) as Meta
 const best = (m: Meta) => Math.max(...m.training.epochs.filter((e) => e.accepted).map((e) => e.heldout_accuracy))
 
 t.test('train-teacher: a small DNN, 2 epochs, on 2 workers, well above chance on the dev speaker', async (t) => {
-  const r = run(['train-teacher', ...common, ...dnn, '--max-epochs', '2', '--min-epochs', '2', '--workers', '2', '-o', p('dnn')])
+  const r = run([
+    'train-teacher',
+    ...common,
+    ...dnn,
+    '--max-epochs',
+    '2',
+    '--min-epochs',
+    '2',
+    '--workers',
+    '2',
+    '-o',
+    p('dnn'),
+  ])
   const acc = best(meta(p('dnn')))
   t.comment(`DNN held-out frame accuracy ${acc.toFixed(2)}% (chance ${chance.toFixed(2)}%)`)
   t.ok(acc > 3 * chance, `held-out ${acc.toFixed(2)}% > 3 × chance`)
@@ -47,25 +124,74 @@ t.test('train-teacher: a small DNN, 2 epochs, on 2 workers, well above chance on
 })
 
 t.test('train-student --mode baseline: a tiny LSTM, 2 epochs, well above chance', async (t) => {
-  run(['train-student', ...common, '--mode', 'baseline', '--model', '{"type":"lstm","cells":32}', '--lr', '1', '--fixed-lr', '--max-epochs', '2',
-    '--chunks-per-batch', '4', '--chunk-length', '20', '-o', p('lstm')])
+  run([
+    'train-student',
+    ...common,
+    '--mode',
+    'baseline',
+    '--model',
+    '{"type":"lstm","cells":32}',
+    '--lr',
+    '1',
+    '--fixed-lr',
+    '--max-epochs',
+    '2',
+    '--chunks-per-batch',
+    '4',
+    '--chunk-length',
+    '20',
+    '-o',
+    p('lstm'),
+  ])
   const acc = best(meta(p('lstm')))
   t.comment(`LSTM held-out frame accuracy ${acc.toFixed(2)}% (chance ${chance.toFixed(2)}%)`)
   t.ok(acc > 3 * chance, `held-out ${acc.toFixed(2)}% > 3 × chance`)
 })
 
 t.test('RBM pre-training: reconstruction error falls over epochs on real features', async (t) => {
-  run(['train-teacher', ...common, ...dnn, '--pretrain', 'rbm', '--rbm-epochs', '2', '--max-epochs', '1', '--min-epochs', '1', '-o', p('dnn-rbm')])
+  run([
+    'train-teacher',
+    ...common,
+    ...dnn,
+    '--pretrain',
+    'rbm',
+    '--rbm-epochs',
+    '2',
+    '--max-epochs',
+    '1',
+    '--min-epochs',
+    '1',
+    '-o',
+    p('dnn-rbm'),
+  ])
   const rbm = meta(p('dnn-rbm')).training.rbm ?? []
   const errs = rbm.filter((r) => r.layer === 1).map((r) => r.reconstruction_error)
   t.comment(`Gaussian-Bernoulli RBM reconstruction error by epoch: ${errs.map((e) => e.toFixed(4)).join(' → ')}`)
   t.equal(errs.length, 4, 'the Gaussian layer gets twice --rbm-epochs')
   t.ok(errs[errs.length - 1] < errs[0], 'last epoch below the first')
-  t.ok(errs.every((e, i) => i === 0 || e <= errs[i - 1] * 1.02), 'no epoch clearly worse than the one before')
+  t.ok(
+    errs.every((e, i) => i === 0 || e <= errs[i - 1] * 1.02),
+    'no epoch clearly worse than the one before',
+  )
 })
 
 t.test('kill -9 mid-training, then --resume: params.bin equals an uninterrupted run byte for byte', async (t) => {
-  const args = (out: string) => ['train-teacher', ...common, ...dnn, '--max-epochs', '2', '--min-epochs', '2', '--fixed-lr', '--workers', '2', '--checkpoint-minutes', '0.001', '-o', out]
+  const args = (out: string) => [
+    'train-teacher',
+    ...common,
+    ...dnn,
+    '--max-epochs',
+    '2',
+    '--min-epochs',
+    '2',
+    '--fixed-lr',
+    '--workers',
+    '2',
+    '--checkpoint-minutes',
+    '0.001',
+    '-o',
+    out,
+  ]
   run(args(p('whole')))
   const out = p('killed')
   const ck = join(out, 'checkpoint.finetune.bin')
@@ -87,8 +213,13 @@ t.test('kill -9 mid-training, then --resume: params.bin equals an uninterrupted 
   t.equal(signal, 'SIGKILL', 'killed while training (after its first checkpoint)')
   t.notOk(existsSync(join(out, 'params.bin')), 'no model written yet')
   const h = loadCheckpoint<{ epoch: number; skip: number }>(ck)!.header
-  t.comment(`killed with a checkpoint at epoch ${h.epoch + 1}, batch ${h.skip}; ${stderr.trim().split('\n').length} log lines`)
+  t.comment(
+    `killed with a checkpoint at epoch ${h.epoch + 1}, batch ${h.skip}; ${stderr.trim().split('\n').length} log lines`,
+  )
   const again = run([...args(out), '--resume'])
   t.match(again.stderr, /finetune epoch 2/)
-  t.ok(readFileSync(join(out, 'params.bin')).equals(readFileSync(p('whole', 'params.bin'))), 'params.bin byte-identical')
+  t.ok(
+    readFileSync(join(out, 'params.bin')).equals(readFileSync(p('whole', 'params.bin'))),
+    'params.bin byte-identical',
+  )
 })

@@ -1,9 +1,9 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { softTargetsAt, SoftRow } from '../stages/train/soft-targets.js'
+import { softTargetsAt, type SoftRow } from '../stages/train/soft-targets.js'
 import { frameBatches, spliceFrameInto } from '../stages/train/frame-batches.js'
 import { chunkBatches } from '../stages/train/chunk-batches.js'
-import { CorpusUtt } from '../stages/train/corpus.js'
+import type { CorpusUtt } from '../stages/train/corpus.js'
 import { encodeF16, decodeF16, toF16, fromF16 } from '../schemas/float16.js'
 import { epochRandom } from '../stages/train/shuffle.js'
 import { randomTopkRows } from './toy-data.js'
@@ -13,7 +13,14 @@ const close = (a: number, b: number, eps = 1e-6) => Math.abs(a - b) <= eps
 t.test('dense soft targets: softmax(log p / T), exact at any T', async (t) => {
   const logits = [2, 0, -1]
   const lse = Math.log(logits.reduce((a, z) => a + Math.exp(z), 0))
-  const row: SoftRow = { kind: 'dense', numClasses: 3, width: 3, frames: 1, logp: Float32Array.from(logits.map((z) => z - lse)), f16: false }
+  const row: SoftRow = {
+    kind: 'dense',
+    numClasses: 3,
+    width: 3,
+    frames: 1,
+    logp: Float32Array.from(logits.map((z) => z - lse)),
+    f16: false,
+  }
   for (const T of [1, 2, 4]) {
     const out = new Float32Array(3)
     softTargetsAt(row, 0, T, out, 0)
@@ -26,12 +33,21 @@ t.test('dense soft targets: softmax(log p / T), exact at any T', async (t) => {
 t.test('top-k soft targets: listed classes exact at T=1, tail shared equally, T applied to all', async (t) => {
   // C = 5, k = 2: p = [0.5, 0.3 | tail 0.2 over 3 classes]
   const row: SoftRow = {
-    kind: 'topk', numClasses: 5, width: 2, frames: 1, f16: false,
-    ids: Uint16Array.of(3, 0), logp: Float32Array.of(Math.log(0.5), Math.log(0.3)), tail: Float32Array.of(0.2),
+    kind: 'topk',
+    numClasses: 5,
+    width: 2,
+    frames: 1,
+    f16: false,
+    ids: Uint16Array.of(3, 0),
+    logp: Float32Array.of(Math.log(0.5), Math.log(0.3)),
+    tail: Float32Array.of(0.2),
   }
   const out = new Float32Array(5)
   softTargetsAt(row, 0, 1, out, 0)
-  t.same(Array.from(out).map((v) => +v.toFixed(6)), [0.3, 0.2 / 3, 0.2 / 3, 0.5, 0.2 / 3].map((v) => +v.toFixed(6)))
+  t.same(
+    Array.from(out).map((v) => +v.toFixed(6)),
+    [0.3, 0.2 / 3, 0.2 / 3, 0.5, 0.2 / 3].map((v) => +v.toFixed(6)),
+  )
   softTargetsAt(row, 0, 2, out, 0)
   const raw = [0.3, 0.2 / 3, 0.2 / 3, 0.5, 0.2 / 3].map((p) => Math.sqrt(p))
   const z = raw.reduce((a, b) => a + b)
@@ -44,12 +60,18 @@ t.test('float16 encode/decode', async (t) => {
   t.equal(toF16(65504), 0x7bff)
   t.equal(toF16(1e6), 0x7c00, 'overflow → Inf')
   t.equal(fromF16(0x3555), 0.333251953125)
-  fc.assert(fc.property(fc.float({ min: -60000, max: 60000, noNaN: true }), (v) => {
-    const back = fromF16(toF16(v))
-    return Math.abs(back - v) <= Math.max(Math.abs(v) * 2 ** -11, 2 ** -25)
-  }), { numRuns: 2000 })
+  fc.assert(
+    fc.property(fc.float({ min: -60000, max: 60000, noNaN: true }), (v) => {
+      const back = fromF16(toF16(v))
+      return Math.abs(back - v) <= Math.max(Math.abs(v) * 2 ** -11, 2 ** -25)
+    }),
+    { numRuns: 2000 },
+  )
   const arr = Float32Array.of(-3.5, -0.001, 0, 7)
-  t.same(Array.from(decodeF16(encodeF16(arr))).map((v) => +v.toPrecision(3)), [-3.5, -0.001, 0, 7])
+  t.same(
+    Array.from(decodeF16(encodeF16(arr))).map((v) => +v.toPrecision(3)),
+    [-3.5, -0.001, 0, 7],
+  )
 })
 
 function utt(name: string, frames: number, dim: number, base: number): CorpusUtt {
@@ -58,22 +80,40 @@ function utt(name: string, frames: number, dim: number, base: number): CorpusUtt
   return { utt: name, frames, dim, feats, labels: Int32Array.from({ length: frames }, (_, f) => base + f) }
 }
 
-async function* gen<T>(xs: T[]) { yield* xs }
+async function* gen<T>(xs: T[]) {
+  yield* xs
+}
 
 t.test('splicing repeats edge frames (Kaldi splice-feats)', async (t) => {
   const u = utt('a', 3, 2, 0) // frames: [0,0.1] [1,1.1] [2,2.1]
   const out = new Float32Array(2 * 5)
   spliceFrameInto(u, 0, 2, 2, out, 0)
-  t.same(Array.from(out).map((v) => +v.toFixed(3)), [0, 0.1, 0, 0.1, 0, 0.1, 1, 1.1, 2, 2.1])
+  t.same(
+    Array.from(out).map((v) => +v.toFixed(3)),
+    [0, 0.1, 0, 0.1, 0, 0.1, 1, 1.1, 2, 2.1],
+  )
   spliceFrameInto(u, 2, 2, 2, out, 0)
-  t.same(Array.from(out).map((v) => +v.toFixed(3)), [0, 0.1, 1, 1.1, 2, 2.1, 2, 2.1, 2, 2.1])
+  t.same(
+    Array.from(out).map((v) => +v.toFixed(3)),
+    [0, 0.1, 1, 1.1, 2, 2.1, 2, 2.1, 2, 2.1],
+  )
 })
 
 t.test('frame batches cover every frame exactly once per epoch, deterministically', async (t) => {
   const utts = [utt('a', 7, 2, 0), utt('b', 5, 2, 100), utt('c', 9, 2, 200)]
   const run = async (seed: number) => {
     const seen: number[] = []
-    for await (const b of frameBatches(gen(utts), { batchSize: 4, bufferFrames: 10, left: 1, right: 1, rand: epochRandom(seed, 0), hard: true, soft: false, temperature: 1, numClasses: 300 })) {
+    for await (const b of frameBatches(gen(utts), {
+      batchSize: 4,
+      bufferFrames: 10,
+      left: 1,
+      right: 1,
+      rand: epochRandom(seed, 0),
+      hard: true,
+      soft: false,
+      temperature: 1,
+      numClasses: 300,
+    })) {
       t.equal(b.inDim, 6)
       for (let i = 0; i < b.size; i++) {
         seen.push(b.hard![i])
@@ -83,7 +123,10 @@ t.test('frame batches cover every frame exactly once per epoch, deterministicall
     return seen
   }
   const s1 = await run(1)
-  t.same([...s1].sort((a, b) => a - b), utts.flatMap((u) => Array.from(u.labels!)).sort((a, b) => a - b))
+  t.same(
+    [...s1].sort((a, b) => a - b),
+    utts.flatMap((u) => Array.from(u.labels!)).sort((a, b) => a - b),
+  )
   t.same(await run(1), s1, 'same seed, same order')
   t.notSame(await run(2), s1, 'another seed, another order')
 })
@@ -91,7 +134,17 @@ t.test('frame batches cover every frame exactly once per epoch, deterministicall
 t.test('chunk batches: padding masked, delay shifts targets, every label once', async (t) => {
   const utts = [utt('a', 5, 1, 0), utt('b', 3, 1, 100)]
   const labels: number[] = []
-  for await (const b of chunkBatches(gen(utts), { chunksPerBatch: 2, chunkLength: 4, bufferChunks: 100, delay: 1, rand: epochRandom(3, 0), hard: true, soft: false, temperature: 1, numClasses: 200 })) {
+  for await (const b of chunkBatches(gen(utts), {
+    chunksPerBatch: 2,
+    chunkLength: 4,
+    bufferChunks: 100,
+    delay: 1,
+    rand: epochRandom(3, 0),
+    hard: true,
+    soft: false,
+    temperature: 1,
+    numClasses: 200,
+  })) {
     for (let i = 0; i < b.B * b.L; i++) {
       if (b.mask[i]) {
         labels.push(b.hard![i])
@@ -102,16 +155,33 @@ t.test('chunk batches: padding masked, delay shifts targets, every label once', 
         t.ok(l === x - 1 || (l === x && (x === 4 || x === 102)), `label ${l} for input ${x}`)
       }
     }
-    t.equal(b.frames, b.mask.reduce((a, v) => a + v, 0))
+    t.equal(
+      b.frames,
+      b.mask.reduce((a, v) => a + v, 0),
+    )
   }
-  t.same(labels.sort((a, b) => a - b), [0, 1, 2, 3, 4, 100, 101, 102])
+  t.same(
+    labels.sort((a, b) => a - b),
+    [0, 1, 2, 3, 4, 100, 101, 102],
+  )
 })
 
 /** Utterances with top-k soft targets (k of C classes, tail mass) over `utt`'s features and labels. */
-function topkUtt(name: string, frames: number, base: number, C: number, k: number, f16: boolean, seed: number): CorpusUtt {
+function topkUtt(
+  name: string,
+  frames: number,
+  base: number,
+  C: number,
+  k: number,
+  f16: boolean,
+  seed: number,
+): CorpusUtt {
   const r = epochRandom(seed, 0)
   const { ids, logp, tail } = randomTopkRows(frames, C, k, r, 4)
-  return { ...utt(name, frames, 2, base), soft: { kind: 'topk', numClasses: C, width: k, frames, f16, ids, logp: f16 ? encodeF16(logp) : logp, tail } }
+  return {
+    ...utt(name, frames, 2, base),
+    soft: { kind: 'topk', numClasses: C, width: k, frames, f16, ids, logp: f16 ? encodeF16(logp) : logp, tail },
+  }
 }
 
 /** Dense rows of sparse targets (rest everywhere, the listed probabilities at their ids). */
@@ -124,45 +194,95 @@ function expand(sp: { k: number; ids: Int32Array; probs: Float32Array; rest: Flo
   return Array.from(out)
 }
 
-t.test('frame batches: sparse top-k targets carry exactly the dense targets; reused arrays give the same batches', async (t) => {
-  const C = 12
-  const utts = [topkUtt('a', 7, 0, C, 3, true, 1), topkUtt('b', 5, 100, C, 3, true, 2), topkUtt('c', 9, 200, C, 3, true, 3)]
-  const opts = { batchSize: 4, bufferFrames: 10, left: 1, right: 1, hard: true, soft: true, temperature: 2, numClasses: C }
-  const collect = async (sparse: boolean, reuse: boolean) => {
-    const out: { x: number[]; hard: number[]; soft: number[]; sparse: boolean }[] = []
-    for await (const b of frameBatches(gen(utts), { ...opts, rand: epochRandom(4, 0), sparse, reuse })) {
-      t.equal(b.x.length, b.size * 6, 'x sized to the batch')
-      out.push({ x: Array.from(b.x), hard: Array.from(b.hard!), soft: b.sparse ? expand(b.sparse, C) : Array.from(b.soft!), sparse: b.sparse !== undefined && b.soft === undefined })
+t.test(
+  'frame batches: sparse top-k targets carry exactly the dense targets; reused arrays give the same batches',
+  async (t) => {
+    const C = 12
+    const utts = [
+      topkUtt('a', 7, 0, C, 3, true, 1),
+      topkUtt('b', 5, 100, C, 3, true, 2),
+      topkUtt('c', 9, 200, C, 3, true, 3),
+    ]
+    const opts = {
+      batchSize: 4,
+      bufferFrames: 10,
+      left: 1,
+      right: 1,
+      hard: true,
+      soft: true,
+      temperature: 2,
+      numClasses: C,
     }
-    return out
-  }
-  const dense = await collect(false, false)
-  const sparse = await collect(true, false)
-  const reused = await collect(true, true)
-  t.equal(dense.length, 6, '21 frames in batches of 4 (buffers of 12 and 9 frames)')
-  t.ok(dense.every((b) => !b.sparse) && sparse.every((b) => b.sparse), 'sparse only when asked')
-  t.same(sparse, dense.map((b) => ({ ...b, sparse: true })), 'same frames, labels and targets')
-  t.same(reused, sparse, 'reused arrays: same batches')
-  t.same(await collect(false, true), dense, 'reused dense arrays: same batches')
-  const p = dense[0].soft.slice(0, C)
-  t.ok(Math.abs(p.reduce((a, b) => a + b) - 1) < 1e-6 && p.every((v) => v > 0), 'targets are a distribution with tail mass')
-})
+    const collect = async (sparse: boolean, reuse: boolean) => {
+      const out: { x: number[]; hard: number[]; soft: number[]; sparse: boolean }[] = []
+      for await (const b of frameBatches(gen(utts), { ...opts, rand: epochRandom(4, 0), sparse, reuse })) {
+        t.equal(b.x.length, b.size * 6, 'x sized to the batch')
+        out.push({
+          x: Array.from(b.x),
+          hard: Array.from(b.hard!),
+          soft: b.sparse ? expand(b.sparse, C) : Array.from(b.soft!),
+          sparse: b.sparse !== undefined && b.soft === undefined,
+        })
+      }
+      return out
+    }
+    const dense = await collect(false, false)
+    const sparse = await collect(true, false)
+    const reused = await collect(true, true)
+    t.equal(dense.length, 6, '21 frames in batches of 4 (buffers of 12 and 9 frames)')
+    t.ok(dense.every((b) => !b.sparse) && sparse.every((b) => b.sparse), 'sparse only when asked')
+    t.same(
+      sparse,
+      dense.map((b) => ({ ...b, sparse: true })),
+      'same frames, labels and targets',
+    )
+    t.same(reused, sparse, 'reused arrays: same batches')
+    t.same(await collect(false, true), dense, 'reused dense arrays: same batches')
+    const p = dense[0].soft.slice(0, C)
+    t.ok(
+      Math.abs(p.reduce((a, b) => a + b) - 1) < 1e-6 && p.every((v) => v > 0),
+      'targets are a distribution with tail mass',
+    )
+  },
+)
 
 t.test('chunk batches: sparse targets, padding all zero, reused arrays give the same batches', async (t) => {
   const C = 10
-  const utts = [topkUtt('a', 5, 0, C, 2, false, 5), topkUtt('b', 3, 100, C, 2, false, 6), topkUtt('c', 11, 200, C, 2, false, 7)]
-  const opts = { chunksPerBatch: 2, chunkLength: 4, bufferChunks: 3, delay: 1, hard: true, soft: true, temperature: 1.5, numClasses: C }
+  const utts = [
+    topkUtt('a', 5, 0, C, 2, false, 5),
+    topkUtt('b', 3, 100, C, 2, false, 6),
+    topkUtt('c', 11, 200, C, 2, false, 7),
+  ]
+  const opts = {
+    chunksPerBatch: 2,
+    chunkLength: 4,
+    bufferChunks: 3,
+    delay: 1,
+    hard: true,
+    soft: true,
+    temperature: 1.5,
+    numClasses: C,
+  }
   const collect = async (sparse: boolean, reuse: boolean) => {
     const out: { x: number[]; mask: number[]; hard: number[]; soft: number[] }[] = []
     for await (const b of chunkBatches(gen(utts), { ...opts, rand: epochRandom(8, 0), sparse, reuse })) {
       t.equal(b.sparse !== undefined, sparse, sparse ? 'sparse targets' : 'dense targets')
-      out.push({ x: Array.from(b.x), mask: Array.from(b.mask), hard: Array.from(b.hard!), soft: b.sparse ? expand(b.sparse, C) : Array.from(b.soft!) })
+      out.push({
+        x: Array.from(b.x),
+        mask: Array.from(b.mask),
+        hard: Array.from(b.hard!),
+        soft: b.sparse ? expand(b.sparse, C) : Array.from(b.soft!),
+      })
     }
     return out
   }
   const dense = await collect(false, false)
   t.equal(dense.length, 3, '6 chunks (delay 1: 2 + 1 + 3) in batches of 2')
-  t.equal(dense.flatMap((b) => b.mask).reduce((a, v) => a + v, 0), 19, 'every frame has one target')
+  t.equal(
+    dense.flatMap((b) => b.mask).reduce((a, v) => a + v, 0),
+    19,
+    'every frame has one target',
+  )
   for (const b of dense) {
     b.mask.forEach((m, i) => {
       const row = b.soft.slice(i * C, (i + 1) * C)
@@ -200,14 +320,25 @@ t.test('dense soft targets from f16 (table) and from values that are not log-pro
   ref(lp, 0.001).forEach((v, i) => t.ok(close(out[i], v, 1e-7), `T = 0.001, class ${i}: ${out[i]} vs ${v}`))
 })
 
-t.test('softRow rejects top-k class ids outside the file\'s classes', async (t) => {
-  const { inferSchema } = await import('../stages/infer.js')
+t.test("softRow rejects top-k class ids outside the file's classes", async (t) => {
+  const { inferSchema } = await import('../stages/infer/stage.js')
   const { makeUttBatch } = await import('../schemas/utterance.js')
   const { softRow } = await import('../stages/train/soft-targets.js')
-  const meta = { numClasses: 5, fingerprint: 'x', inventory: null, priors: null } as unknown as Parameters<typeof inferSchema>[0]
+  const meta = { numClasses: 5, fingerprint: 'x', inventory: null, priors: null } as unknown as Parameters<
+    typeof inferSchema
+  >[0]
   const schema = inferSchema(meta, { topK: 2, dtype: 'f32', batchUtts: 1 }, 'f')
-  const batch = (ids: number[]) => makeUttBatch(schema, { utt: 'u', ids: Uint16Array.from(ids), logp: Float32Array.of(-0.1, -3, -0.2, -2), tail: Float32Array.of(0.05, 0.1) })
+  const batch = (ids: number[]) =>
+    makeUttBatch(schema, {
+      utt: 'u',
+      ids: Uint16Array.from(ids),
+      logp: Float32Array.of(-0.1, -3, -0.2, -2),
+      tail: Float32Array.of(0.05, 0.1),
+    })
   const ok = softRow(batch([4, 0, 1, 2]), 'soft-topk', 5)
   t.same([ok.kind, ok.width, ok.frames], ['topk', 2, 2])
-  t.throws(() => softRow(batch([4, 0, 5, 2]), 'soft-topk', 5), { code: 'bad-soft', message: /class 5, metadata says 5 classes/ })
+  t.throws(() => softRow(batch([4, 0, 5, 2]), 'soft-topk', 5), {
+    code: 'bad-soft',
+    message: /class 5, metadata says 5 classes/,
+  })
 })

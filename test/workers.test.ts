@@ -7,8 +7,10 @@ import type { Model } from '../stages/nn/model.js'
 import { buildModel } from '../stages/nn/registry.js'
 import { DEFAULT_NEWBOB } from '../stages/train/newbob.js'
 import { epochRandom } from '../stages/train/shuffle.js'
-import { DataSource, TrainBatch, TrainerConfig, train } from '../stages/train/trainer.js'
-import { partBounds, partGradients, workerEntryPath } from '../stages/train/workers.js'
+import { type TrainBatch } from '../stages/train/loss.js'
+import { type DataSource, type TrainerConfig, train } from '../stages/train/trainer.js'
+import { partGradients } from '../stages/train/loss.js'
+import { partBounds, workerEntryPath } from '../stages/train/workers.js'
 import { tmp } from './helpers.js'
 import { blobSource, blobs } from './toy-data.js'
 
@@ -51,10 +53,21 @@ function chunkSource(batches: number, B: number, L: number, seed: number, sparse
         const labels = tf.tensor2d(y, [B, L], 'int32')
         // the same soft targets sparsely: the label's class listed (0.8), 0.1 for each other class
         const softTerm = sparse
-          ? { sparse: { ids: tf.tensor3d(y, [B, L, 1], 'int32'), probs: tf.fill([B, L, 1], 0.8), rest: tf.fill([B, L], 0.1) }, temperature: 2, weight: 0.5 }
+          ? {
+              sparse: {
+                ids: tf.tensor3d(y, [B, L, 1], 'int32'),
+                probs: tf.fill([B, L, 1], 0.8),
+                rest: tf.fill([B, L], 0.1),
+              },
+              temperature: 2,
+              weight: 0.5,
+            }
           : { targets: tf.tensor3d(soft, [B, L, 3]), temperature: 2, weight: 0.5 }
         yield {
-          x: tf.tensor3d(x, [B, L, 3]), labels, mask: tf.tensor2d(mask, [B, L]), rows: B * L,
+          x: tf.tensor3d(x, [B, L, 3]),
+          labels,
+          mask: tf.tensor2d(mask, [B, L]),
+          rows: B * L,
           terms: [
             { targets: tf.tidy(() => tf.cast(tf.oneHot(labels, 3), 'float32')), temperature: 1, weight: 0.5 },
             softTerm,
@@ -66,13 +79,19 @@ function chunkSource(batches: number, B: number, L: number, seed: number, sparse
 }
 
 const cfg = (dir: string, workers: number, extra: Partial<TrainerConfig> = {}): TrainerConfig => ({
-  optimizer: { name: 'sgd' }, clip: 5, maxBadBatches: 3, logEvery: 4, phase: 'ce', workers,
+  optimizer: { name: 'sgd' },
+  clip: 5,
+  maxBadBatches: 3,
+  logEvery: 4,
+  phase: 'ce',
+  workers,
   schedule: { ...DEFAULT_NEWBOB, initialLr: 0.5, maxEpochs: 2, minEpochs: 2, fixed: true },
   checkpoint: { path: join(dir, 'ck.bin'), everyMinutes: 0, fingerprint: 'x' },
   ...extra,
 })
 
-const dnn = () => buildModel({ model: { type: 'dnn', hidden: [16], activation: 'sigmoid' }, inputDim: 4, numClasses: 3, seed: 7 })
+const dnn = () =>
+  buildModel({ model: { type: 'dnn', hidden: [16], activation: 'sigmoid' }, inputDim: 4, numClasses: 3, seed: 7 })
 const lstm = () => buildModel({ model: { type: 'lstm', cells: 8 }, inputDim: 3, numClasses: 3, seed: 5 })
 
 async function run(make: () => Model, data: DataSource, held: DataSource, c: TrainerConfig) {
@@ -90,7 +109,11 @@ function maxDiff(a: Record<string, Float32Array>, b: Record<string, Float32Array
 }
 
 function identical(a: Record<string, Float32Array>, b: Record<string, Float32Array>): boolean {
-  return Object.keys(a).every((k) => Buffer.from(a[k].buffer, a[k].byteOffset, a[k].byteLength).equals(Buffer.from(b[k].buffer, b[k].byteOffset, b[k].byteLength)))
+  return Object.keys(a).every((k) =>
+    Buffer.from(a[k].buffer, a[k].byteOffset, a[k].byteLength).equals(
+      Buffer.from(b[k].buffer, b[k].byteOffset, b[k].byteLength),
+    ),
+  )
 }
 
 t.test('part bounds: contiguous, deterministic, part 0 never empty', async (t) => {
@@ -112,7 +135,13 @@ t.test('parts weighted by their share of target frames sum to the full-batch los
   for (let k = 0; k < 2; k++) {
     const [s, e] = [bounds[k], bounds[k + 1]]
     const cut = (x: tf.Tensor) => tf.slice(x, [s, ...x.shape.slice(1).map(() => 0)], [e - s, ...x.shape.slice(1)])
-    const part: TrainBatch = { x: cut(b.x), mask: cut(b.mask!), labels: cut(b.labels!), terms: b.terms.map((u) => ({ ...u, targets: cut(u.targets) })), rows: (e - s) * 6 }
+    const part: TrainBatch = {
+      x: cut(b.x),
+      mask: cut(b.mask!),
+      labels: cut(b.labels!),
+      terms: b.terms.map((u) => ({ ...u, targets: cut(u.targets) })),
+      rows: (e - s) * 6,
+    }
     const share = mask.slice(s * 6, e * 6).reduce((a, v) => a + v, 0) / total
     const r = partGradients(m, part, share)
     loss += r.value.dataSync()[0]
@@ -141,17 +170,30 @@ t.test('DNN: 2 workers match 1 to float32 rounding; the same worker count repeat
   const c2b = await run(dnn, frameSource(600, 48, 5), frameSource(150, 50, 0), cfg(tmp(), 2))
   const d = maxDiff(c1.w, c2.w)
   dnn2 = c2.w
-  t.comment(`DNN 2 epochs (26 steps): max |w(2 workers) − w(1)| = ${d.toExponential(2)}; held-out ${c1.r.bestHeldoutAccuracy.toFixed(2)}% vs ${c2.r.bestHeldoutAccuracy.toFixed(2)}%`)
+  t.comment(
+    `DNN 2 epochs (26 steps): max |w(2 workers) − w(1)| = ${d.toExponential(2)}; held-out ${c1.r.bestHeldoutAccuracy.toFixed(2)}% vs ${c2.r.bestHeldoutAccuracy.toFixed(2)}%`,
+  )
   t.ok(d < 1e-4, `weights within 1e-4 (got ${d.toExponential(2)})`)
   t.ok(c2.r.bestHeldoutAccuracy > 90, 'and the model learns')
   t.ok(identical(c2.w, c2b.w), '2 workers twice: identical weights')
-  t.same(c2.r.epochs.map((e) => e.heldout_accuracy), c2b.r.epochs.map((e) => e.heldout_accuracy))
-  t.ok(Math.abs(c2.r.epochs[0].train_loss - c1.r.epochs[0].train_loss) < 1e-4, 'training loss of the parts adds up to the batch loss')
-  t.equal(c2.r.epochs[0].train_accuracy!.toFixed(3), c1.r.epochs[0].train_accuracy!.toFixed(3), 'training accuracy counts every part')
+  t.same(
+    c2.r.epochs.map((e) => e.heldout_accuracy),
+    c2b.r.epochs.map((e) => e.heldout_accuracy),
+  )
+  t.ok(
+    Math.abs(c2.r.epochs[0].train_loss - c1.r.epochs[0].train_loss) < 1e-4,
+    'training loss of the parts adds up to the batch loss',
+  )
+  t.equal(
+    c2.r.epochs[0].train_accuracy!.toFixed(3),
+    c1.r.epochs[0].train_accuracy!.toFixed(3),
+    'training accuracy counts every part',
+  )
 })
 
 t.test('LSTM with masks and two target terms: 2 and 3 workers match 1', async (t) => {
-  const c = (w: number) => cfg(tmp(), w, { schedule: { ...DEFAULT_NEWBOB, initialLr: 0.3, maxEpochs: 2, minEpochs: 2, fixed: true } })
+  const c = (w: number) =>
+    cfg(tmp(), w, { schedule: { ...DEFAULT_NEWBOB, initialLr: 0.3, maxEpochs: 2, minEpochs: 2, fixed: true } })
   const c1 = await run(lstm, chunkSource(6, 5, 6, 1), chunkSource(2, 4, 6, 9), c(1))
   const c2 = await run(lstm, chunkSource(6, 5, 6, 1), chunkSource(2, 4, 6, 9), c(2))
   const c3 = await run(lstm, chunkSource(6, 5, 6, 1), chunkSource(2, 4, 6, 9), c(3))
@@ -162,7 +204,8 @@ t.test('LSTM with masks and two target terms: 2 and 3 workers match 1', async (t
 })
 
 t.test('sparse soft targets through workers: 1, 2 and 3 workers match the dense run', async (t) => {
-  const c = (w: number) => cfg(tmp(), w, { schedule: { ...DEFAULT_NEWBOB, initialLr: 0.3, maxEpochs: 2, minEpochs: 2, fixed: true } })
+  const c = (w: number) =>
+    cfg(tmp(), w, { schedule: { ...DEFAULT_NEWBOB, initialLr: 0.3, maxEpochs: 2, minEpochs: 2, fixed: true } })
   const dense = await run(lstm, chunkSource(6, 5, 6, 1), chunkSource(2, 4, 6, 9), c(1))
   const s1 = await run(lstm, chunkSource(6, 5, 6, 1, true), chunkSource(2, 4, 6, 9), c(1))
   const s2 = await run(lstm, chunkSource(6, 5, 6, 1, true), chunkSource(2, 4, 6, 9), c(2))
@@ -171,10 +214,15 @@ t.test('sparse soft targets through workers: 1, 2 and 3 workers match the dense 
   const moved = maxDiff(dense.w, init.params.toFlat())
   init.params.dispose()
   const [d1, d2, d3] = [maxDiff(dense.w, s1.w), maxDiff(dense.w, s2.w), maxDiff(dense.w, s3.w)]
-  t.comment(`LSTM 2 epochs: max |Δw| sparse vs dense, 1/2/3 workers: ${d1.toExponential(2)} ${d2.toExponential(2)} ${d3.toExponential(2)} (training moved weights by ${moved.toFixed(3)})`)
+  t.comment(
+    `LSTM 2 epochs: max |Δw| sparse vs dense, 1/2/3 workers: ${d1.toExponential(2)} ${d2.toExponential(2)} ${d3.toExponential(2)} (training moved weights by ${moved.toFixed(3)})`,
+  )
   t.ok(moved > 1e-2, 'training changed the weights')
   t.ok(d1 < 1e-5 && d2 < 1e-4 && d3 < 1e-4, 'sparse = dense within float rounding, on 1, 2 and 3 workers')
-  t.ok(Math.abs(s2.r.epochs[0].train_loss - dense.r.epochs[0].train_loss) < 1e-4 * dense.r.epochs[0].train_loss, 'same training loss')
+  t.ok(
+    Math.abs(s2.r.epochs[0].train_loss - dense.r.epochs[0].train_loss) < 1e-4 * dense.r.epochs[0].train_loss,
+    'same training loss',
+  )
 })
 
 t.test('resume with workers: a crash mid-epoch, then --resume, ends with identical weights', async (t) => {
@@ -192,33 +240,62 @@ t.test('resume with workers: a crash mid-epoch, then --resume, ends with identic
     },
   }
   const m1 = dnn()
-  await t.rejects(train(m1, breaking, frameSource(150, 50, 0), cfg(dir, 2)), /simulated crash/, 'the crash surfaces (and the workers are stopped)')
+  await t.rejects(
+    train(m1, breaking, frameSource(150, 50, 0), cfg(dir, 2)),
+    /simulated crash/,
+    'the crash surfaces (and the workers are stopped)',
+  )
   m1.params.dispose()
   const again = await run(dnn, frameSource(600, 48, 5), frameSource(150, 50, 0), cfg(dir, 2, { resume: true }))
   t.ok(identical(again.w, ref.w), 'identical to the uninterrupted run')
 })
 
 t.test('the NaN guard sees a non-finite gradient from a worker part', async (t) => {
-  const r = await run(dnn, frameSource(240, 48, 5, 3), frameSource(150, 50, 0), cfg(tmp(), 2, { schedule: { ...DEFAULT_NEWBOB, initialLr: 0.5, maxEpochs: 1, minEpochs: 1, fixed: true } }))
+  const r = await run(
+    dnn,
+    frameSource(240, 48, 5, 3),
+    frameSource(150, 50, 0),
+    cfg(tmp(), 2, { schedule: { ...DEFAULT_NEWBOB, initialLr: 0.5, maxEpochs: 1, minEpochs: 1, fixed: true } }),
+  )
   t.equal(r.r.epochs[0].bad_batches, 1, 'one bad batch skipped')
-  t.ok(Object.values(r.w).every((a) => a.every(Number.isFinite)), 'weights stay finite')
+  t.ok(
+    Object.values(r.w).every((a) => a.every(Number.isFinite)),
+    'weights stay finite',
+  )
 })
 
 t.test('a failing worker step surfaces as a clear error', async (t) => {
   // Same parameter count and names, other shapes: the replica's forward pass rejects the input.
   const m = dnn()
-  const fake: Model = { ...m, spec: { model: { type: 'dnn', hidden: [16], activation: 'sigmoid' }, inputDim: 2, numClasses: 3, seed: 7 } }
+  const fake: Model = {
+    ...m,
+    spec: { model: { type: 'dnn', hidden: [16], activation: 'sigmoid' }, inputDim: 2, numClasses: 3, seed: 7 },
+  }
   t.equal(buildModel(fake.spec).params.size, m.params.size - 2 * 16, 'a different size fails at start-up instead')
-  await t.rejects(train(fake, frameSource(60, 20, 1), frameSource(30, 30, 0), cfg(tmp(), 2)), { code: 'worker-failed', message: /training worker 1 failed to start: .*parameters/ })
+  await t.rejects(train(fake, frameSource(60, 20, 1), frameSource(30, 30, 0), cfg(tmp(), 2)), {
+    code: 'worker-failed',
+    message: /training worker 1 failed to start: .*parameters/,
+  })
   const lin = buildModel({ model: { type: 'dnn', hidden: [] }, inputDim: 4, numClasses: 20, seed: 1 }) // 4·20+20 = 9·10+10 = 100 parameters
-  const lin2: Model = { ...lin, spec: { model: { type: 'dnn', hidden: [], activation: 'sigmoid' }, inputDim: 9, numClasses: 10, seed: 1 } }
+  const lin2: Model = {
+    ...lin,
+    spec: { model: { type: 'dnn', hidden: [], activation: 'sigmoid' }, inputDim: 9, numClasses: 10, seed: 1 },
+  }
   const src: DataSource = {
     async *epoch() {
       const labels = tf.tensor1d([0, 1, 2, 3], 'int32')
-      yield { x: tf.randomNormal([4, 4]), labels, terms: [{ targets: tf.oneHot(labels, 20).toFloat(), temperature: 1, weight: 1 }], rows: 4 } as TrainBatch
+      yield {
+        x: tf.randomNormal([4, 4]),
+        labels,
+        terms: [{ targets: tf.oneHot(labels, 20).toFloat(), temperature: 1, weight: 1 }],
+        rows: 4,
+      } as TrainBatch
     },
   }
-  await t.rejects(train(lin2, src, src, cfg(tmp(), 2)), { code: 'worker-failed', message: /training worker 1: .*DNN input: expected \[N, 9\]/ })
+  await t.rejects(train(lin2, src, src, cfg(tmp(), 2)), {
+    code: 'worker-failed',
+    message: /training worker 1: .*DNN input: expected \[N, 9\]/,
+  })
   m.params.dispose()
   lin.params.dispose()
 })

@@ -118,8 +118,11 @@ function decodeRiff(b: Uint8Array, name: string, channel: number | undefined): D
       fmt = { off: body, size }
     } else if (id === 'data') {
       if (body + size > b.length) {
-        throw new AudioError('data-beyond-eof', name,
-          `data chunk claims ${size} bytes but only ${b.length - body} remain in the file`)
+        throw new AudioError(
+          'data-beyond-eof',
+          name,
+          `data chunk claims ${size} bytes but only ${b.length - body} remain in the file`,
+        )
       }
       data = { off: body, size }
     }
@@ -136,7 +139,8 @@ function decodeRiff(b: Uint8Array, name: string, channel: number | undefined): D
   const bits = dv.getUint16(fmt.off + 14, true)
   if (tag === WAVE_FORMAT_EXTENSIBLE) {
     // cbSize(2) validBits(2) channelMask(4) then the SubFormat GUID whose first 2 bytes are the tag.
-    if (fmt.size < 40) throw new AudioError('bad-header', name, `WAVE_FORMAT_EXTENSIBLE fmt chunk is ${fmt.size} bytes, needs 40`)
+    if (fmt.size < 40)
+      throw new AudioError('bad-header', name, `WAVE_FORMAT_EXTENSIBLE fmt chunk is ${fmt.size} bytes, needs 40`)
     tag = dv.getUint16(fmt.off + 24, true)
   }
   if (channels === 0) throw new AudioError('bad-header', name, 'fmt chunk says 0 channels')
@@ -151,11 +155,19 @@ function decodeRiff(b: Uint8Array, name: string, channel: number | undefined): D
     if (bits !== 32 && bits !== 64) throw new AudioError('unsupported-bits', name, `${bits}-bit float is not supported`)
     kind = 'float'
   } else {
-    throw new AudioError('unsupported-encoding', name, `WAVE format tag 0x${tag.toString(16)} is not supported (PCM or IEEE float only)`)
+    throw new AudioError(
+      'unsupported-encoding',
+      name,
+      `WAVE format tag 0x${tag.toString(16)} is not supported (PCM or IEEE float only)`,
+    )
   }
   const bytesPerSample = bits / 8
   if (blockAlign !== channels * bytesPerSample) {
-    throw new AudioError('bad-header', name, `block align ${blockAlign} != ${channels} channels × ${bytesPerSample} bytes`)
+    throw new AudioError(
+      'bad-header',
+      name,
+      `block align ${blockAlign} != ${channels} channels × ${bytesPerSample} bytes`,
+    )
   }
   const layout: Layout = { channels, bytesPerSample, kind, littleEndian: true }
   return { sampleRate, samples: extract(b, data.off, data.size, layout, name, channel) }
@@ -165,7 +177,8 @@ function decodeRiff(b: Uint8Array, name: string, channel: number | undefined): D
 
 function decodeSphere(b: Uint8Array, name: string, channel: number | undefined): DecodedAudio {
   // "NIST_1A\n   1024\n" then "key -type value" lines up to "end_head".
-  if (b.length < 16) throw new AudioError('truncated-header', name, `SPHERE preamble needs 16 bytes, file has ${b.length}`)
+  if (b.length < 16)
+    throw new AudioError('truncated-header', name, `SPHERE preamble needs 16 bytes, file has ${b.length}`)
   const headerSize = Number(ascii(b, 8, 15).trim())
   if (!Number.isInteger(headerSize) || headerSize < 16) {
     throw new AudioError('bad-header', name, `bad SPHERE header size "${ascii(b, 8, 15).trim()}"`)
@@ -177,7 +190,10 @@ function decodeSphere(b: Uint8Array, name: string, channel: number | undefined):
   let ended = false
   for (const line of ascii(b, 16, headerSize).split('\n')) {
     const t = line.trim()
-    if (t === 'end_head') { ended = true; break }
+    if (t === 'end_head') {
+      ended = true
+      break
+    }
     const m = /^(\S+)\s+-(i|r|s\d+)\s+(.*)$/.exec(t)
     if (m) fields.set(m[1], m[3])
   }
@@ -205,11 +221,16 @@ function decodeSphere(b: Uint8Array, name: string, channel: number | undefined):
   const nBytes = intField('sample_n_bytes', 2)
   if (sampleRate === 0) throw new AudioError('bad-header', name, 'SPHERE sample_rate is 0')
   if (channels === 0) throw new AudioError('bad-header', name, 'SPHERE channel_count is 0')
-  if (nBytes !== 2) throw new AudioError('unsupported-bits', name, `${nBytes * 8}-bit SPHERE is not supported (16-bit only)`)
+  if (nBytes !== 2)
+    throw new AudioError('unsupported-bits', name, `${nBytes * 8}-bit SPHERE is not supported (16-bit only)`)
   // "01" = least significant byte first (little endian), "10" = big endian. Refuse to guess.
   const order = fields.get('sample_byte_format')
   if (order !== '01' && order !== '10') {
-    throw new AudioError('bad-header', name, `SPHERE sample_byte_format is ${order === undefined ? 'missing' : `"${order}"`} (need 01 or 10)`)
+    throw new AudioError(
+      'bad-header',
+      name,
+      `SPHERE sample_byte_format is ${order === undefined ? 'missing' : `"${order}"`} (need 01 or 10)`,
+    )
   }
   const available = b.length - headerSize
   const frameBytes = channels * nBytes
@@ -217,8 +238,11 @@ function decodeSphere(b: Uint8Array, name: string, channel: number | undefined):
   const count = intField('sample_count', Math.floor(available / frameBytes))
   const size = count * frameBytes
   if (size > available) {
-    throw new AudioError('data-beyond-eof', name,
-      `SPHERE sample_count ${count} needs ${size} bytes but only ${available} follow the header`)
+    throw new AudioError(
+      'data-beyond-eof',
+      name,
+      `SPHERE sample_count ${count} needs ${size} bytes but only ${available} follow the header`,
+    )
   }
   const layout: Layout = { channels, bytesPerSample: 2, kind: 'int', littleEndian: order === '01' }
   return { sampleRate, samples: extract(b, headerSize, size, layout, name, channel) }
@@ -228,10 +252,21 @@ function decodeSphere(b: Uint8Array, name: string, channel: number | undefined):
 
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
-function extract(b: Uint8Array, off: number, size: number, l: Layout, name: string, channel: number | undefined): Float32Array {
+function extract(
+  b: Uint8Array,
+  off: number,
+  size: number,
+  l: Layout,
+  name: string,
+  channel: number | undefined,
+): Float32Array {
   const frameBytes = l.channels * l.bytesPerSample
   if (size % frameBytes !== 0) {
-    throw new AudioError('partial-frame', name, `data size ${size} is not a multiple of the ${frameBytes}-byte sample frame`)
+    throw new AudioError(
+      'partial-frame',
+      name,
+      `data size ${size} is not a multiple of the ${frameBytes}-byte sample frame`,
+    )
   }
   const n = size / frameBytes
   if (n === 0) throw new AudioError('no-samples', name, 'audio has no samples')
@@ -260,7 +295,8 @@ function extract(b: Uint8Array, off: number, size: number, l: Layout, name: stri
         }
         break
       case 3: // little endian only (WAVE); sign-extend the top byte
-        for (let i = 0; i < n; i++, p += frameBytes) out[i] = ((b[p] | (b[p + 1] << 8) | (b[p + 2] << 16)) << 8 >> 8) / 256
+        for (let i = 0; i < n; i++, p += frameBytes)
+          out[i] = (((b[p] | (b[p + 1] << 8) | (b[p + 2] << 16)) << 8) >> 8) / 256
         break
       default:
         for (let i = 0; i < n; i++, p += frameBytes) out[i] = dv.getInt32(p, le) / 65536
@@ -286,7 +322,10 @@ export interface ResampleOptions {
   rolloff?: number
 }
 
-const kernelCache = new Map<string, { kernels: Float64Array; width: number; taps: number; orig: number; next: number }>()
+const kernelCache = new Map<
+  string,
+  { kernels: Float64Array; width: number; taps: number; orig: number; next: number }
+>()
 
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b]
@@ -303,11 +342,20 @@ function gcd(a: number, b: number): number {
  * Checked once against torchaudio 0.13 `resample` (float64) on a two-tone signal of amplitude 1300 for
  * 16k→8k, 8k→16k, 44.1k→16k, 22.05k→16k: max |Δ| ≤ 6.1e-5 (float32 output rounding).
  */
-export function resample(samples: Float32Array, fromRate: number, toRate: number, opts: ResampleOptions = {}): Float32Array {
+export function resample(
+  samples: Float32Array,
+  fromRate: number,
+  toRate: number,
+  opts: ResampleOptions = {},
+): Float32Array {
   const lpw = opts.lowpassFilterWidth ?? 6
   const rolloff = opts.rolloff ?? 0.99
-  for (const [k, v] of [['fromRate', fromRate], ['toRate', toRate]] as const) {
-    if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`resample: expected ${k} a positive integer (Hz), got ${v}`)
+  for (const [k, v] of [
+    ['fromRate', fromRate],
+    ['toRate', toRate],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v <= 0)
+      throw new RangeError(`resample: expected ${k} a positive integer (Hz), got ${v}`)
   }
   if (!(lpw > 0)) throw new RangeError(`resample: expected lowpassFilterWidth > 0, got ${lpw}`)
   if (!(rolloff > 0 && rolloff <= 1)) throw new RangeError(`resample: expected 0 < rolloff <= 1, got ${rolloff}`)

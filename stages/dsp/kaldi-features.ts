@@ -23,35 +23,66 @@ import { z } from 'zod'
 export const FLT_EPSILON = 1.1920928955078125e-7
 
 const frameShape = {
-  sampleFrequency: z.number().positive().default(16000)
+  sampleFrequency: z
+    .number()
+    .positive()
+    .default(16000)
     .describe('Waveform sample frequency in Hz; must match the audio'),
   frameLength: z.number().positive().default(25).describe('Frame length in milliseconds'),
   frameShift: z.number().positive().default(10).describe('Frame shift in milliseconds'),
-  preemphasisCoefficient: z.number().min(0).max(1).default(0.97)
+  preemphasisCoefficient: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.97)
     .describe('Pre-emphasis coefficient: x[i] -= c·x[i-1] within each frame'),
-  windowType: z.enum(['povey', 'hamming', 'hanning', 'rectangular', 'blackman']).default('povey')
+  windowType: z
+    .enum(['povey', 'hamming', 'hanning', 'rectangular', 'blackman'])
+    .default('povey')
     .describe('Window function (povey = Hann^0.85, Kaldi default)'),
   blackmanCoeff: z.number().default(0.42).describe('Constant coefficient of the generalised Blackman window'),
-  removeDcOffset: z.boolean().default(true).describe('Subtract each frame\'s mean before further processing'),
-  dither: z.number().min(0).default(1)
+  removeDcOffset: z.boolean().default(true).describe("Subtract each frame's mean before further processing"),
+  dither: z
+    .number()
+    .min(0)
+    .default(1)
     .describe('Gaussian dither standard deviation, in int16 sample units (0 = exact, no dither)'),
-  seed: z.number().int().min(0).max(0xffffffff).default(0)
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(0xffffffff)
+    .default(0)
     .describe('Seed of the dither noise (uint32); same seed and input give the same features'),
-  roundToPowerOfTwo: z.boolean().default(true)
-    .describe('Zero-pad each frame to a power of two before the FFT'),
-  snipEdges: z.boolean().default(true)
-    .describe('Only output frames that fit wholly in the signal; if false, reflect at the edges and output round(n / shift) frames'),
+  roundToPowerOfTwo: z.boolean().default(true).describe('Zero-pad each frame to a power of two before the FFT'),
+  snipEdges: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Only output frames that fit wholly in the signal; if false, reflect at the edges and output round(n / shift) frames',
+    ),
   numMelBins: z.number().int().min(3).default(23).describe('Number of triangular mel-frequency bins'),
   lowFreq: z.number().min(0).default(20).describe('Low cut-off of the mel bins in Hz'),
-  highFreq: z.number().default(0)
+  highFreq: z
+    .number()
+    .default(0)
     .describe('High cut-off of the mel bins in Hz; ≤ 0 means an offset from the Nyquist frequency'),
-  useEnergy: z.boolean().default(false)
+  useEnergy: z
+    .boolean()
+    .default(false)
     .describe('Add the log frame energy as a feature (fbank: extra first column; mfcc: replaces C0)'),
-  energyFloor: z.number().min(0).default(0)
+  energyFloor: z
+    .number()
+    .min(0)
+    .default(0)
     .describe('Floor on the frame energy (absolute, not log); 0 = no floor beyond FLT_EPSILON'),
-  rawEnergy: z.boolean().default(true)
+  rawEnergy: z
+    .boolean()
+    .default(true)
     .describe('Compute the energy before pre-emphasis and windowing (after DC removal)'),
-  htkCompat: z.boolean().default(false)
+  htkCompat: z
+    .boolean()
+    .default(false)
     .describe('Put the energy (or C0) last, as HTK does (not sufficient alone for HTK-identical features)'),
 }
 
@@ -71,24 +102,50 @@ const mfccShape = {
 function checkGeometry(o: z.infer<z.ZodObject<typeof frameShape>> & { numCeps?: number }, ctx: z.RefinementCtx): void {
   const win = windowSamples(o.sampleFrequency, o.frameLength)
   const shift = windowSamples(o.sampleFrequency, o.frameShift)
-  if (win < 2) ctx.addIssue({ code: 'custom', path: ['frameLength'], message: `gives a ${win}-sample window at ${o.sampleFrequency} Hz; need at least 2` })
-  if (shift < 1) ctx.addIssue({ code: 'custom', path: ['frameShift'], message: `gives a ${shift}-sample shift at ${o.sampleFrequency} Hz; need at least 1` })
+  if (win < 2)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['frameLength'],
+      message: `gives a ${win}-sample window at ${o.sampleFrequency} Hz; need at least 2`,
+    })
+  if (shift < 1)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['frameShift'],
+      message: `gives a ${shift}-sample shift at ${o.sampleFrequency} Hz; need at least 1`,
+    })
   const padded = o.roundToPowerOfTwo ? nextPow2(win) : win
-  if (win >= 2 && padded % 2 !== 0) ctx.addIssue({ code: 'custom', path: ['frameLength'], message: `gives an odd ${win}-sample window; set roundToPowerOfTwo or change frameLength` })
+  if (win >= 2 && padded % 2 !== 0)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['frameLength'],
+      message: `gives an odd ${win}-sample window; set roundToPowerOfTwo or change frameLength`,
+    })
   const nyquist = o.sampleFrequency / 2
   const high = o.highFreq <= 0 ? o.highFreq + nyquist : o.highFreq
-  if (!(o.lowFreq < nyquist)) ctx.addIssue({ code: 'custom', path: ['lowFreq'], message: `must be below the Nyquist frequency ${nyquist}` })
+  if (!(o.lowFreq < nyquist))
+    ctx.addIssue({ code: 'custom', path: ['lowFreq'], message: `must be below the Nyquist frequency ${nyquist}` })
   if (!(high > 0 && high <= nyquist && o.lowFreq < high)) {
-    ctx.addIssue({ code: 'custom', path: ['highFreq'], message: `gives a high cut-off of ${high} Hz; need lowFreq (${o.lowFreq}) < high ≤ Nyquist (${nyquist})` })
+    ctx.addIssue({
+      code: 'custom',
+      path: ['highFreq'],
+      message: `gives a high cut-off of ${high} Hz; need lowFreq (${o.lowFreq}) < high ≤ Nyquist (${nyquist})`,
+    })
   }
   if (o.numCeps !== undefined && o.numCeps > o.numMelBins) {
     ctx.addIssue({ code: 'custom', path: ['numCeps'], message: `must not exceed numMelBins (${o.numMelBins})` })
   }
 }
 
-export const fbankOptionsSchema = z.object(fbankShape).strict().superRefine(checkGeometry)
+export const fbankOptionsSchema = z
+  .object(fbankShape)
+  .strict()
+  .superRefine(checkGeometry)
   .describe('Kaldi compute-fbank-feats options')
-export const mfccOptionsSchema = z.object(mfccShape).strict().superRefine(checkGeometry)
+export const mfccOptionsSchema = z
+  .object(mfccShape)
+  .strict()
+  .superRefine(checkGeometry)
   .describe('Kaldi compute-mfcc-feats options')
 export type FbankOptions = z.output<typeof fbankOptionsSchema>
 export type MfccOptions = z.output<typeof mfccOptionsSchema>
@@ -98,7 +155,11 @@ export type MfccOptionsInput = z.input<typeof mfccOptionsSchema>
 /** A bad option: `option` and `value` name what to fix. */
 export class FeatureOptionsError extends Error {
   readonly code = 'bad-option'
-  constructor(readonly option: string, readonly value: unknown, message: string) {
+  constructor(
+    readonly option: string,
+    readonly value: unknown,
+    message: string,
+  ) {
     super(message)
     this.name = 'FeatureOptionsError'
   }
@@ -128,8 +189,10 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.output<S> 
 }
 
 /** Validate and fill defaults; throws FeatureOptionsError naming the option and the bad value. */
-export const parseFbankOptions = (input?: FbankOptionsInput | Record<string, unknown>): FbankOptions => parseWith(fbankOptionsSchema, input)
-export const parseMfccOptions = (input?: MfccOptionsInput | Record<string, unknown>): MfccOptions => parseWith(mfccOptionsSchema, input)
+export const parseFbankOptions = (input?: FbankOptionsInput | Record<string, unknown>): FbankOptions =>
+  parseWith(fbankOptionsSchema, input)
+export const parseMfccOptions = (input?: MfccOptionsInput | Record<string, unknown>): MfccOptions =>
+  parseWith(mfccOptionsSchema, input)
 
 /** Frame-major features: row f is data.subarray(f * dim, (f + 1) * dim). */
 export interface Features {
@@ -161,11 +224,21 @@ function makeWindow(type: FbankOptions['windowType'], n: number, blackmanCoeff: 
   const a = (2 * Math.PI) / (n - 1)
   for (let i = 0; i < n; i++) {
     switch (type) {
-      case 'hanning': w[i] = 0.5 - 0.5 * Math.cos(a * i); break
-      case 'povey': w[i] = (0.5 - 0.5 * Math.cos(a * i)) ** 0.85; break
-      case 'hamming': w[i] = 0.54 - 0.46 * Math.cos(a * i); break
-      case 'rectangular': w[i] = 1; break
-      case 'blackman': w[i] = blackmanCoeff - 0.5 * Math.cos(a * i) + (0.5 - blackmanCoeff) * Math.cos(2 * a * i); break
+      case 'hanning':
+        w[i] = 0.5 - 0.5 * Math.cos(a * i)
+        break
+      case 'povey':
+        w[i] = (0.5 - 0.5 * Math.cos(a * i)) ** 0.85
+        break
+      case 'hamming':
+        w[i] = 0.54 - 0.46 * Math.cos(a * i)
+        break
+      case 'rectangular':
+        w[i] = 1
+        break
+      case 'blackman':
+        w[i] = blackmanCoeff - 0.5 * Math.cos(a * i) + (0.5 - blackmanCoeff) * Math.cos(2 * a * i)
+        break
     }
   }
   return w
@@ -198,7 +271,10 @@ class BluesteinDft {
       this.ci[k] = -Math.sin(ang)
       b[2 * k] = this.cr[k]
       b[2 * k + 1] = -this.ci[k] // conj(c)
-      if (k > 0) { b[2 * (m - k)] = this.cr[k]; b[2 * (m - k) + 1] = -this.ci[k] }
+      if (k > 0) {
+        b[2 * (m - k)] = this.cr[k]
+        b[2 * (m - k) + 1] = -this.ci[k]
+      }
     }
     this.bHat = new Float64Array(2 * m)
     this.fft.transform(this.bHat, b)
@@ -210,7 +286,10 @@ class BluesteinDft {
   realTransform(out: Float64Array, x: Float64Array): void {
     const { n, a, aHat, bHat, conv, cr, ci } = this
     a.fill(0)
-    for (let k = 0; k < n; k++) { a[2 * k] = x[k] * cr[k]; a[2 * k + 1] = x[k] * ci[k] }
+    for (let k = 0; k < n; k++) {
+      a[2 * k] = x[k] * cr[k]
+      a[2 * k + 1] = x[k] * ci[k]
+    }
     this.fft.transform(aHat, a)
     for (let i = 0; i < aHat.length; i += 2) {
       const re = aHat[i] * bHat[i] - aHat[i + 1] * bHat[i + 1]
@@ -291,7 +370,10 @@ function planFor(o: FbankOptions): Plan {
     powerEnd = Math.max(powerEnd, banks.melFirst[b] + banks.melOffset[b + 1] - banks.melOffset[b])
   }
   p = {
-    win, shift, padded, powerEnd,
+    win,
+    shift,
+    padded,
+    powerEnd,
     window: makeWindow(o.windowType, win, o.blackmanCoeff),
     dft: dft as Plan['dft'],
     frame: new Float64Array(padded), // the zero padding [win, padded) is never written
@@ -305,7 +387,10 @@ function planFor(o: FbankOptions): Plan {
 }
 
 /** Number of frames Kaldi outputs for n samples (NumFrames in feature-window.cc). */
-export function numFrames(n: number, opts: { sampleFrequency: number; frameLength: number; frameShift: number; snipEdges: boolean }): number {
+export function numFrames(
+  n: number,
+  opts: { sampleFrequency: number; frameLength: number; frameShift: number; snipEdges: boolean },
+): number {
   const win = windowSamples(opts.sampleFrequency, opts.frameLength)
   const shift = windowSamples(opts.sampleFrequency, opts.frameShift)
   if (opts.snipEdges) return n < win ? 0 : 1 + Math.floor((n - win) / shift)
@@ -322,8 +407,11 @@ export function seedFor(baseSeed: number, uttId: string): number {
 function samplesOf(wave: Wave, o: FbankOptions): Float32Array {
   if (wave instanceof Float32Array) return wave
   if (wave.sampleRate !== o.sampleFrequency) {
-    throw new FeatureOptionsError('sampleFrequency', o.sampleFrequency,
-      `audio is ${wave.sampleRate} Hz but sampleFrequency is ${o.sampleFrequency}; resample or set sampleFrequency`)
+    throw new FeatureOptionsError(
+      'sampleFrequency',
+      o.sampleFrequency,
+      `audio is ${wave.sampleRate} Hz but sampleFrequency is ${o.sampleFrequency}; resample or set sampleFrequency`,
+    )
   }
   return wave.samples
 }
@@ -332,7 +420,12 @@ function samplesOf(wave: Wave, o: FbankOptions): Float32Array {
  * The shared front half: fills plan.mel with (log) mel energies of every frame in turn and calls
  * `emit(frameIndex, logEnergy)`. Written as one loop so nothing is allocated per frame.
  */
-function forEachFrame(x: Float32Array, o: FbankOptions, seed: number, emit: (f: number, logEnergy: number) => void): number {
+function forEachFrame(
+  x: Float32Array,
+  o: FbankOptions,
+  seed: number,
+  emit: (f: number, logEnergy: number) => void,
+): number {
   const p = planFor(o)
   const { win, shift, window, frame, spectrum, power, mel, melFirst, melOffset, melWeights } = p
   const n = x.length
@@ -350,7 +443,10 @@ function forEachFrame(x: Float32Array, o: FbankOptions, seed: number, emit: (f: 
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
   const gauss = (): number => {
-    if (haveSpare) { haveSpare = false; return spare }
+    if (haveSpare) {
+      haveSpare = false
+      return spare
+    }
     const r = Math.sqrt(-2 * Math.log(1 - uniform())) // 1 - u ∈ (0, 1]: never log(0)
     const th = 2 * Math.PI * uniform()
     spare = r * Math.sin(th)
@@ -370,7 +466,11 @@ function forEachFrame(x: Float32Array, o: FbankOptions, seed: number, emit: (f: 
     const start = snipEdges ? f * shift : f * shift + edgeOffset
     let sum = 0
     if (start >= 0 && start + win <= n) {
-      for (let i = 0; i < win; i++) { const v = x[start + i]; frame[i] = v; sum += v }
+      for (let i = 0; i < win; i++) {
+        const v = x[start + i]
+        frame[i] = v
+        sum += v
+      }
     } else {
       const period = 2 * n
       for (let i = 0; i < win; i++) {
@@ -384,7 +484,11 @@ function forEachFrame(x: Float32Array, o: FbankOptions, seed: number, emit: (f: 
     // 2. dither (before DC removal, as Kaldi)
     if (dither !== 0) {
       sum = 0
-      for (let i = 0; i < win; i++) { const v = frame[i] + dither * gauss(); frame[i] = v; sum += v }
+      for (let i = 0; i < win; i++) {
+        const v = frame[i] + dither * gauss()
+        frame[i] = v
+        sum += v
+      }
     }
     // 3+4. DC removal, raw energy, pre-emphasis and window in one backward pass: walking down,
     //    frame[i-1] is still the un-emphasised sample when frame[i] needs it. frame[win..padded)
@@ -402,7 +506,7 @@ function forEachFrame(x: Float32Array, o: FbankOptions, seed: number, emit: (f: 
     frame[0] = (cur - c * cur) * window[0]
     if (!rawEnergy) energy = 0
     if (!rawEnergy) for (let i = 0; i < win; i++) energy += frame[i] * frame[i]
-    let logEnergy = Math.log(energy > FLT_EPSILON ? energy : FLT_EPSILON)
+    let logEnergy = Math.log(Math.max(energy, FLT_EPSILON))
     if (logEnergy < logFloor) logEnergy = logFloor
     // 5. spectrum, only up to the last bin a mel triangle touches
     p.dft.realTransform(spectrum, frame)
@@ -417,7 +521,7 @@ function forEachFrame(x: Float32Array, o: FbankOptions, seed: number, emit: (f: 
       const base = melFirst[b] - melOffset[b]
       const end = melOffset[b + 1]
       for (let j = melOffset[b]; j < end; j++) acc += melWeights[j] * power[base + j]
-      mel[b] = useLogFbank ? Math.log(acc > FLT_EPSILON ? acc : FLT_EPSILON) : acc
+      mel[b] = useLogFbank ? Math.log(Math.max(acc, FLT_EPSILON)) : acc
     }
     emit(f, logEnergy)
   }
@@ -441,7 +545,11 @@ export function computeFbank(wave: Wave, opts: FbankOptions, seed: number = opts
   return { numFrames: frames, dim, data }
 }
 
-interface CepstralPlan { dct: Float64Array; lifter: Float64Array; fbankOpts: FbankOptions }
+interface CepstralPlan {
+  dct: Float64Array
+  lifter: Float64Array
+  fbankOpts: FbankOptions
+}
 const cepstralPlans = new WeakMap<object, CepstralPlan>()
 
 function cepstralPlanFor(o: MfccOptions): CepstralPlan {

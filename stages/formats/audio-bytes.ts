@@ -9,7 +9,12 @@ import { isCommand } from './datadir-io.js'
  * a `ktp features --jobs N` worker, which only reads and computes, starts without loading them.
  */
 export function refused(utt: string, entry: string, file: string): UttError {
-  return new UttError('command-refused', utt, `wav.scp entry is a command ('${entry}'); ktp runs wav.scp commands only with --allow-commands`, file)
+  return new UttError(
+    'command-refused',
+    utt,
+    `wav.scp entry is a command ('${entry}'); ktp runs wav.scp commands only with --allow-commands`,
+    file,
+  )
 }
 
 const STDERR_TAIL = 2000
@@ -18,7 +23,10 @@ const STDERR_TAIL = 2000
  * The bytes of one utterance's recording: the file, or the stdout of its wav.scp command (run with
  * `sh -c` exactly as written). Failures are UttErrors naming the utterance and the entry.
  */
-export async function readAudioBytes(entry: string, opts: { utt: string; allowCommands?: boolean; file?: string }): Promise<Buffer> {
+export async function readAudioBytes(
+  entry: string,
+  opts: { utt: string; allowCommands?: boolean; file?: string },
+): Promise<Buffer> {
   const file = opts.file ?? 'wav.scp'
   if (!isCommand(entry)) {
     try {
@@ -28,8 +36,14 @@ export async function readAudioBytes(entry: string, opts: { utt: string; allowCo
       return readFileSync(resolve(entry))
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      throw new UttError(code === 'ENOENT' ? 'no-audio' : 'unreadable-audio', opts.utt,
-        code === 'ENOENT' ? `audio file ${entry} does not exist` : `cannot read audio file ${entry}: ${(err as Error).message}`, file)
+      throw new UttError(
+        code === 'ENOENT' ? 'no-audio' : 'unreadable-audio',
+        opts.utt,
+        code === 'ENOENT'
+          ? `audio file ${entry} does not exist`
+          : `cannot read audio file ${entry}: ${(err as Error).message}`,
+        file,
+      )
     }
   }
   if (!opts.allowCommands) throw refused(opts.utt, entry, file)
@@ -39,12 +53,21 @@ export async function readAudioBytes(entry: string, opts: { utt: string; allowCo
     const out: Buffer[] = []
     let err = ''
     p.stdout.on('data', (c: Buffer) => out.push(c))
-    p.stderr.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-STDERR_TAIL) })
+    p.stderr.on('data', (c: Buffer) => {
+      err = (err + c.toString()).slice(-STDERR_TAIL)
+    })
     p.on('error', (e) => fail(new UttError('command-failed', opts.utt, `cannot run '${cmd}': ${e.message}`, file)))
     p.on('close', (code, signal) => {
       if (code === 0) return ok(Buffer.concat(out))
       const why = signal ? `was killed by ${signal}` : `exited with code ${code}`
-      fail(new UttError('command-failed', opts.utt, `wav.scp command '${cmd}' ${why}${err.trim() ? `: ${err.trim()}` : ''}`, file))
+      fail(
+        new UttError(
+          'command-failed',
+          opts.utt,
+          `wav.scp command '${cmd}' ${why}${err.trim() ? `: ${err.trim()}` : ''}`,
+          file,
+        ),
+      )
     })
   })
 }

@@ -29,11 +29,16 @@ export function emptyCorpus(): Corpus {
 }
 
 /** Add one utterance (its own recording). Duplicate ids are an error naming both sources. */
-export function addUtt(c: Corpus, u: { utt: string; speaker: string; audio: string; text: string | null; dur: number | null }, source: string): void {
+export function addUtt(
+  c: Corpus,
+  u: { utt: string; speaker: string; audio: string; text: string | null; dur: number | null },
+  source: string,
+): void {
   checkId(u.utt, 'utterance id', source)
   checkId(u.speaker, 'speaker id', source)
   const d = c.data
-  if (d.wav.has(u.utt)) throw new KtpError('duplicate-id', `${source}: utterance id '${u.utt}' already used by ${d.wav.get(u.utt)}`)
+  if (d.wav.has(u.utt))
+    throw new KtpError('duplicate-id', `${source}: utterance id '${u.utt}' already used by ${d.wav.get(u.utt)}`)
   d.wav.set(u.utt, u.audio)
   d.utt2spk.set(u.utt, u.speaker)
   if (u.text !== null) d.text!.set(u.utt, u.text)

@@ -23,13 +23,19 @@ export function parseCtm(text: string, source: string): Map<string, CtmSegment[]
     if (line === '' || line.startsWith(';;')) continue
     const t = line.split(/\s+/)
     if (t.length !== 5 && t.length !== 6) {
-      throw new KtpError('bad-ctm', `${source}:${n + 1}: expected 'utt channel start dur label [conf]', got ${t.length} fields: '${line}'`)
+      throw new KtpError(
+        'bad-ctm',
+        `${source}:${n + 1}: expected 'utt channel start dur label [conf]', got ${t.length} fields: '${line}'`,
+      )
     }
     const [utt, channel, a, b, label] = t
     const start = Number(a)
     const dur = Number(b)
     if (!Number.isFinite(start) || start < 0 || !Number.isFinite(dur) || dur < 0) {
-      throw new KtpError('bad-ctm', `${source}:${n + 1}: utterance '${utt}': expected start ≥ 0 and dur ≥ 0 in seconds, got '${a}' '${b}'`)
+      throw new KtpError(
+        'bad-ctm',
+        `${source}:${n + 1}: utterance '${utt}': expected start ≥ 0 and dur ≥ 0 in seconds, got '${a}' '${b}'`,
+      )
     }
     const seg: CtmSegment = { channel, start, dur, label }
     if (t.length === 6) seg.conf = Number(t[5])
@@ -45,7 +51,9 @@ export function formatCtm(ctm: Map<string, CtmSegment[]>): string {
   const parts: string[] = []
   for (const utt of [...ctm.keys()].sort(cCompare)) {
     for (const s of [...ctm.get(utt)!].sort((x, y) => x.start - y.start)) {
-      parts.push(`${utt} ${s.channel} ${fmtSeconds(s.start)} ${fmtSeconds(s.dur)} ${s.label}${s.conf === undefined ? '' : ` ${s.conf}`}\n`)
+      parts.push(
+        `${utt} ${s.channel} ${fmtSeconds(s.start)} ${fmtSeconds(s.dur)} ${s.label}${s.conf === undefined ? '' : ` ${s.conf}`}\n`,
+      )
     }
   }
   return parts.join('')

@@ -1,10 +1,8 @@
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
-import { writeFileAtomic } from '../../pipeline/atomic-file.js'
-import {
-  cCompare, checkId, expectFields, fmtSeconds, formatTable, parseTable, sortedKeys,
-} from './kaldi-tables.js'
+import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
+import { cCompare, checkId, expectFields, fmtSeconds, formatTable, parseTable, sortedKeys } from './kaldi-tables.js'
 
 /**
  * Kaldi data directories (https://kaldi-asr.org/doc/data_prep.html), read and written with the
@@ -85,7 +83,8 @@ export function dataDirUtts(d: DataDir): DataDirUtt[] {
 
 function parseSeconds(s: string, source: string, line: number, what: string): number {
   const v = Number(s)
-  if (s === '' || !Number.isFinite(v)) throw new KtpError('bad-line', `${source}:${line}: ${what} '${s}' is not a number`)
+  if (s === '' || !Number.isFinite(v))
+    throw new KtpError('bad-line', `${source}:${line}: ${what} '${s}' is not a number`)
   return v
 }
 
@@ -100,23 +99,46 @@ export function validateDataDir(d: DataDir, dir: string): string[] {
   if (d.segments) {
     for (const [u, s] of d.segments) {
       checkId(u, 'utterance id', f('segments'))
-      if (!d.wav.has(s.rec)) throw new KtpError('missing-recording', `${f('segments')}: utterance '${u}' names recording '${s.rec}', which is not in wav.scp`)
+      if (!d.wav.has(s.rec))
+        throw new KtpError(
+          'missing-recording',
+          `${f('segments')}: utterance '${u}' names recording '${s.rec}', which is not in wav.scp`,
+        )
       if (s.start < 0 || (s.end !== null && s.end <= s.start)) {
-        throw new KtpError('bad-segment', `${f('segments')}: utterance '${u}': expected 0 ≤ start < end, got start ${s.start}, end ${s.end ?? -1}`)
+        throw new KtpError(
+          'bad-segment',
+          `${f('segments')}: utterance '${u}': expected 0 ≤ start < end, got start ${s.start}, end ${s.end ?? -1}`,
+        )
       }
     }
   }
   const utts = new Set(uttIds(d))
   for (const u of utts) {
-    if (!d.utt2spk.has(u)) throw new KtpError('missing-speaker', `${f('utt2spk')}: utterance '${u}' (from ${d.segments ? 'segments' : 'wav.scp'}) has no speaker`)
+    if (!d.utt2spk.has(u))
+      throw new KtpError(
+        'missing-speaker',
+        `${f('utt2spk')}: utterance '${u}' (from ${d.segments ? 'segments' : 'wav.scp'}) has no speaker`,
+      )
   }
   for (const [u, s] of d.utt2spk) {
-    if (!utts.has(u)) throw new KtpError('unknown-utt', `${f('utt2spk')}: utterance '${u}' is not in ${d.segments ? 'segments' : 'wav.scp'}`)
+    if (!utts.has(u))
+      throw new KtpError(
+        'unknown-utt',
+        `${f('utt2spk')}: utterance '${u}' is not in ${d.segments ? 'segments' : 'wav.scp'}`,
+      )
     checkId(s, 'speaker id', `${f('utt2spk')} (utterance '${u}')`)
   }
-  for (const [name, table] of [['text', d.text], ['utt2dur', d.utt2dur]] as const) {
+  for (const [name, table] of [
+    ['text', d.text],
+    ['utt2dur', d.utt2dur],
+  ] as const) {
     if (!table) continue
-    for (const u of table.keys()) if (!utts.has(u)) throw new KtpError('unknown-utt', `${f(name)}: utterance '${u}' is not in ${d.segments ? 'segments' : 'wav.scp'}`)
+    for (const u of table.keys())
+      if (!utts.has(u))
+        throw new KtpError(
+          'unknown-utt',
+          `${f(name)}: utterance '${u}' is not in ${d.segments ? 'segments' : 'wav.scp'}`,
+        )
     const missing = [...utts].filter((u) => !table.has(u))
     if (missing.length) warnings.push(`${f(name)}: ${missing.length} utterance(s) have no entry, e.g. '${missing[0]}'`)
   }
@@ -125,7 +147,9 @@ export function validateDataDir(d: DataDir, dir: string): string[] {
   const bySpk = [...spk2utt(d.utt2spk).values()].flat()
   const byUtt = sortedKeys(d.utt2spk)
   if (bySpk.some((u, i) => u !== byUtt[i])) {
-    warnings.push(`${f('utt2spk')}: utterance ids do not sort with their speakers (Kaldi's validate_data_dir.sh wants speaker-prefixed ids)`)
+    warnings.push(
+      `${f('utt2spk')}: utterance ids do not sort with their speakers (Kaldi's validate_data_dir.sh wants speaker-prefixed ids)`,
+    )
   }
   return warnings
 }
@@ -139,13 +163,16 @@ export function readDataDir(dir: string): { data: DataDir; warnings: string[] } 
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new KtpError('no-dir', `${dir}: no such data directory`)
   const src = (n: string) => join(dir, n)
   const wavText = readIf(src('wav.scp'))
-  if (wavText === null) throw new KtpError('no-file', `${src('wav.scp')}: missing; a Kaldi data dir needs wav.scp and utt2spk`)
+  if (wavText === null)
+    throw new KtpError('no-file', `${src('wav.scp')}: missing; a Kaldi data dir needs wav.scp and utt2spk`)
   const utt2spkText = readIf(src('utt2spk'))
-  if (utt2spkText === null) throw new KtpError('no-file', `${src('utt2spk')}: missing; a Kaldi data dir needs wav.scp and utt2spk`)
+  if (utt2spkText === null)
+    throw new KtpError('no-file', `${src('utt2spk')}: missing; a Kaldi data dir needs wav.scp and utt2spk`)
 
   const wav = new Map<string, string>()
   for (const l of parseTable(wavText, src('wav.scp'))) {
-    if (l.rest === '') throw new KtpError('bad-line', `${src('wav.scp')}:${l.line}: recording '${l.key}' has no path or command`)
+    if (l.rest === '')
+      throw new KtpError('bad-line', `${src('wav.scp')}:${l.line}: recording '${l.key}' has no path or command`)
     wav.set(l.key, l.rest)
   }
   let segments: Map<string, Segment> | null = null
@@ -160,15 +187,22 @@ export function readDataDir(dir: string): { data: DataDir; warnings: string[] } 
     }
   }
   const utt2spk = new Map<string, string>()
-  for (const l of parseTable(utt2spkText, src('utt2spk'))) utt2spk.set(l.key, expectFields(l, 1, src('utt2spk'), 'utt speaker')[0])
+  for (const l of parseTable(utt2spkText, src('utt2spk')))
+    utt2spk.set(l.key, expectFields(l, 1, src('utt2spk'), 'utt speaker')[0])
 
   const textT = readIf(src('text'))
-  const text = textT === null ? null : new Map(parseTable(textT, src('text')).map((l) => [l.key, l.rest] as [string, string]))
+  const text =
+    textT === null ? null : new Map(parseTable(textT, src('text')).map((l) => [l.key, l.rest] as [string, string]))
   const durT = readIf(src('utt2dur'))
-  const utt2dur = durT === null ? null : new Map(parseTable(durT, src('utt2dur')).map((l) => {
-    const [v] = expectFields(l, 1, src('utt2dur'), 'utt seconds')
-    return [l.key, parseSeconds(v, src('utt2dur'), l.line, 'duration')] as [string, number]
-  }))
+  const utt2dur =
+    durT === null
+      ? null
+      : new Map(
+          parseTable(durT, src('utt2dur')).map((l) => {
+            const [v] = expectFields(l, 1, src('utt2dur'), 'utt seconds')
+            return [l.key, parseSeconds(v, src('utt2dur'), l.line, 'duration')] as [string, number]
+          }),
+        )
   const data: DataDir = { wav, segments, utt2spk, text, utt2dur }
   const warnings = validateDataDir(data, dir)
 
@@ -179,11 +213,18 @@ export function readDataDir(dir: string): { data: DataDir; warnings: string[] } 
       const want = derived.get(l.key)
       const got = [...l.fields].sort(cCompare)
       if (!want || want.join(' ') !== got.join(' ')) {
-        throw new KtpError('inconsistent', `${src('spk2utt')}:${l.line}: speaker '${l.key}' lists [${got.slice(0, 5).join(' ')}${got.length > 5 ? ' …' : ''}] but utt2spk gives [${(want ?? []).slice(0, 5).join(' ')}${(want?.length ?? 0) > 5 ? ' …' : ''}]; delete spk2utt to have it derived`)
+        throw new KtpError(
+          'inconsistent',
+          `${src('spk2utt')}:${l.line}: speaker '${l.key}' lists [${got.slice(0, 5).join(' ')}${got.length > 5 ? ' …' : ''}] but utt2spk gives [${(want ?? []).slice(0, 5).join(' ')}${(want?.length ?? 0) > 5 ? ' …' : ''}]; delete spk2utt to have it derived`,
+        )
       }
       derived.delete(l.key)
     }
-    if (derived.size) throw new KtpError('inconsistent', `${src('spk2utt')}: speaker '${[...derived.keys()][0]}' of utt2spk is missing; delete spk2utt to have it derived`)
+    if (derived.size)
+      throw new KtpError(
+        'inconsistent',
+        `${src('spk2utt')}: speaker '${[...derived.keys()][0]}' of utt2spk is missing; delete spk2utt to have it derived`,
+      )
   }
   return { data, warnings }
 }
@@ -198,7 +239,14 @@ export function formatDataDir(d: DataDir): Record<string, string> {
     spk2utt: [...spk2utt(d.utt2spk)].map(([s, us]) => `${s} ${us.join(' ')}\n`).join(''),
   }
   if (d.segments) {
-    files.segments = formatTable(new Map([...d.segments].map(([u, s]) => [u, `${s.rec} ${fmtSeconds(s.start)} ${s.end === null ? -1 : fmtSeconds(s.end)}`])))
+    files.segments = formatTable(
+      new Map(
+        [...d.segments].map(([u, s]) => [
+          u,
+          `${s.rec} ${fmtSeconds(s.start)} ${s.end === null ? -1 : fmtSeconds(s.end)}`,
+        ]),
+      ),
+    )
   }
   if (d.text) files.text = formatTable(d.text)
   if (d.utt2dur) files.utt2dur = formatTable(new Map([...d.utt2dur].map(([u, v]) => [u, fmtSeconds(v)])))
@@ -211,7 +259,11 @@ export function formatDataDir(d: DataDir): Record<string, string> {
  * data dir does not have is deleted, so that one left by an earlier run cannot contradict the new
  * ones. `extra` adds files such as phones.ctm. Returns the names written.
  */
-export function writeDataDir(dir: string, d: DataDir, extra: Record<string, string> = {}): { written: string[]; warnings: string[] } {
+export function writeDataDir(
+  dir: string,
+  d: DataDir,
+  extra: Record<string, string> = {},
+): { written: string[]; warnings: string[] } {
   const warnings = validateDataDir(d, dir)
   const files = { ...formatDataDir(d), ...extra }
   const written: string[] = []

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { readAudioHeader } from './audio-header.js'
-import { Corpus, addUtt, emptyCorpus } from './corpus.js'
+import { type Corpus, addUtt, emptyCorpus } from './corpus.js'
 
 /**
  * Free Spoken Digit Dataset: `{digit}_{speaker}_{take}.wav`, in `SRC/recordings/` or in SRC
@@ -32,9 +32,20 @@ export function readFsdd(src: string): Corpus {
       c.warnings.push(`${path}: not a RIFF/WAVE file; skipped`)
       continue
     }
-    addUtt(c, { utt: `${speaker}-${digit}-${take}`, speaker, audio: path, text: DIGIT_WORDS[Number(digit)], dur: h.frames / h.sampleRate }, path)
+    addUtt(
+      c,
+      {
+        utt: `${speaker}-${digit}-${take}`,
+        speaker,
+        audio: path,
+        text: DIGIT_WORDS[Number(digit)],
+        dur: h.frames / h.sampleRate,
+      },
+      path,
+    )
   }
   if (other) c.warnings.push(`${dir}: ${other} .wav file(s) not named {digit}_{speaker}_{take}.wav; skipped`)
-  if (c.data.wav.size === 0) throw new KtpError('empty-corpus', `${dir}: no FSDD recordings ({digit}_{speaker}_{take}.wav) found`)
+  if (c.data.wav.size === 0)
+    throw new KtpError('empty-corpus', `${dir}: no FSDD recordings ({digit}_{speaker}_{take}.wav) found`)
   return c
 }

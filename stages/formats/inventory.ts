@@ -31,9 +31,14 @@ export function parseInventory(text: string, source: string): Inventory {
     if (line === '') return
     const t = line.split(/\s+/)
     const id = Number(t[1])
-    if (t.length !== 2 || !Number.isInteger(id) || id < 0) throw new KtpError('bad-inventory', `${source}:${n + 1}: expected 'name id' with an integer id ≥ 0, got '${line}'`)
+    if (t.length !== 2 || !Number.isInteger(id) || id < 0)
+      throw new KtpError(
+        'bad-inventory',
+        `${source}:${n + 1}: expected 'name id' with an integer id ≥ 0, got '${line}'`,
+      )
     if (ids.has(t[0])) throw new KtpError('bad-inventory', `${source}:${n + 1}: label '${t[0]}' listed twice`)
-    if (names[id] != null) throw new KtpError('bad-inventory', `${source}:${n + 1}: id ${id} already names '${names[id]}'`)
+    if (names[id] != null)
+      throw new KtpError('bad-inventory', `${source}:${n + 1}: id ${id} already names '${names[id]}'`)
     while (names.length <= id) names.push(null)
     names[id] = t[0]
     ids.set(t[0], id)

@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { RecordBatch, Schema } from 'apache-arrow'
+import type { RecordBatch, Schema } from 'apache-arrow'
 import { canonicalJson, hashBytes } from '../../schemas/fingerprint.js'
 import { makeSchema } from '../../schemas/kinds.js'
 import { META } from '../../schemas/metadata.js'
 import { makeUttBatch } from '../../schemas/utterance.js'
-import { writeFileAtomic } from '../../pipeline/atomic-file.js'
-import { arrayStream } from '../../pipeline/pull.js'
+import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
+import { arrayStream } from '../../pipeline/io/pull.js'
 import { readAudioBytes, refused } from './audio-bytes.js'
-import type { StageInput } from '../../pipeline/run-stage.js'
-import { DataDir, DataDirUtt, dataDirUtts, formatDataDir, isCommand, readDataDir } from './datadir-io.js'
+import type { StageInput } from '../../pipeline/io/run-stage.js'
+import { type DataDir, type DataDirUtt, dataDirUtts, formatDataDir, isCommand, readDataDir } from './datadir-io.js'
 
 export * from './datadir-io.js'
 export { parseCtm, formatCtm, type CtmSegment } from './ctm.js'
@@ -83,16 +83,24 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
     hashes.set(rec, hash)
   })
   const queue = [...work]
-  await Promise.all(Array.from({ length: HASH_JOBS }, async () => {
-    for (let job = queue.shift(); job; job = queue.shift()) await job()
-  }))
+  await Promise.all(
+    Array.from({ length: HASH_JOBS }, async () => {
+      for (let job = queue.shift(); job; job = queue.shift()) await job()
+    }),
+  )
   // (compared entry by entry: serialising both tables cost ~50 ms per run at 3,000 recordings)
-  const same = (k: string) => cache[k] !== undefined && cache[k].size === fresh[k].size && cache[k].mtimeMs === fresh[k].mtimeMs && cache[k].hash === fresh[k].hash
+  const same = (k: string) =>
+    cache[k] !== undefined &&
+    cache[k].size === fresh[k].size &&
+    cache[k].mtimeMs === fresh[k].mtimeMs &&
+    cache[k].hash === fresh[k].hash
   if (useCache && !Object.keys(fresh).every(same)) {
     // Best effort: a read-only data dir just means hashing again next time.
     try {
       writeFileAtomic(join(dir, CACHE), JSON.stringify({ version: 1, files: fresh }))
-    } catch { /* not writable */ }
+    } catch {
+      /* not writable */
+    }
   }
   return hashBytes(canonicalJson(formatDataDir(d)), canonicalJson(recs.map((r) => [r, hashes.get(r)])))
 }
@@ -102,11 +110,22 @@ export function manifestSchema(metadata: Record<string, string> = {}): Schema {
 }
 
 export function manifestBatch(schema: Schema, u: DataDirUtt): RecordBatch {
-  return makeUttBatch(schema, { utt: u.utt, speaker: u.speaker, audio: u.audio, channel: null, start: u.start, end: u.end, text: u.text })
+  return makeUttBatch(schema, {
+    utt: u.utt,
+    speaker: u.speaker,
+    audio: u.audio,
+    channel: null,
+    start: u.start,
+    end: u.end,
+    text: u.text,
+  })
 }
 
 /** Read a data dir as a StageInput of manifest@1 rows (validated; warnings returned for stderr). */
-export async function dataDirInput(dir: string, opts: DataDirSourceOptions = {}): Promise<StageInput & { warnings: string[]; data: DataDir }> {
+export async function dataDirInput(
+  dir: string,
+  opts: DataDirSourceOptions = {},
+): Promise<StageInput & { warnings: string[]; data: DataDir }> {
   const { data, warnings } = readDataDir(dir)
   const fp = await dataDirFingerprint(dir, data, opts)
   const schema = manifestSchema({ [META.fingerprint]: fp })
@@ -118,10 +137,11 @@ export async function dataDirInput(dir: string, opts: DataDirSourceOptions = {})
     total: utts.length,
     data,
     warnings,
-    stream: () => arrayStream(utts).map((u) => {
-      if (isCommand(u.audio) && !opts.allowCommands) throw refused(u.utt, u.audio, join(dir, 'wav.scp'))
-      return manifestBatch(schema, u)
-    }),
+    stream: () =>
+      arrayStream(utts).map((u) => {
+        if (isCommand(u.audio) && !opts.allowCommands) throw refused(u.utt, u.audio, join(dir, 'wav.scp'))
+        return manifestBatch(schema, u)
+      }),
   }
 }
 

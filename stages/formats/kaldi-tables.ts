@@ -18,7 +18,10 @@ export function sortedKeys<T>(m: Map<string, T>): string[] {
 /** Valid table key: non-empty, no whitespace (Kaldi splits lines on whitespace). */
 export function checkId(id: string, what: string, where: string): void {
   if (id.length === 0 || /\s/.test(id)) {
-    throw new KtpError('bad-id', `${where}: ${what} ${JSON.stringify(id)} is empty or contains whitespace; Kaldi ids may not`)
+    throw new KtpError(
+      'bad-id',
+      `${where}: ${what} ${JSON.stringify(id)} is empty or contains whitespace; Kaldi ids may not`,
+    )
   }
 }
 
@@ -60,14 +63,19 @@ export function parseTable(text: string, source: string): TableLine[] {
 /** Require exactly `n` fields after the key (`what` describes them for the message). */
 export function expectFields(l: TableLine, n: number, source: string, what: string): string[] {
   if (l.fields.length !== n) {
-    throw new KtpError('bad-line', `${source}:${l.line}: expected '${what}', got ${n === 1 && l.fields.length > 1 ? 'an id with spaces or extra fields' : `${l.fields.length + 1} fields`}: '${l.key} ${l.rest}'`)
+    throw new KtpError(
+      'bad-line',
+      `${source}:${l.line}: expected '${what}', got ${n === 1 && l.fields.length > 1 ? 'an id with spaces or extra fields' : `${l.fields.length + 1} fields`}: '${l.key} ${l.rest}'`,
+    )
   }
   return l.fields
 }
 
 /** Format `key value` lines in C order; values are written as given. */
 export function formatTable(m: Map<string, string>): string {
-  return sortedKeys(m).map((k) => (m.get(k) === '' ? `${k}\n` : `${k} ${m.get(k)}\n`)).join('')
+  return sortedKeys(m)
+    .map((k) => (m.get(k) === '' ? `${k}\n` : `${k} ${m.get(k)}\n`))
+    .join('')
 }
 
 /** Numbers for text tables: enough digits for a sample at 16 kHz (62.5 µs), no float noise. */

@@ -58,11 +58,18 @@ export function parseKaldiMatrices(text: string, source: string): KaldiMatrix[] 
     const closes = toks[toks.length - 1] === ']'
     if (closes) toks = toks.slice(0, -1)
     if (toks.length > 0) {
-      if (cur.width >= 0 && toks.length !== cur.width) throw bad(n, `row has ${toks.length} values, earlier rows ${cur.width}`)
+      if (cur.width >= 0 && toks.length !== cur.width)
+        throw bad(n, `row has ${toks.length} values, earlier rows ${cur.width}`)
       cur.width = toks.length
       cur.frames++
       for (const t of toks) {
-        const v = /^[-+]?inf$/i.test(t) ? (t.startsWith('-') ? -Infinity : Infinity) : /^nan$/i.test(t) ? NaN : Number(t)
+        const v = /^[-+]?inf$/i.test(t)
+          ? t.startsWith('-')
+            ? -Infinity
+            : Infinity
+          : /^nan$/i.test(t)
+            ? NaN
+            : Number(t)
         if (Number.isNaN(v) && !/^nan$/i.test(t)) throw bad(n, `'${t}' is not a number`)
         cur.values.push(v)
       }
@@ -72,7 +79,8 @@ export function parseKaldiMatrices(text: string, source: string): KaldiMatrix[] 
       cur = null
     }
   }
-  if (cur) throw new KtpError('bad-kaldi-text', `${source}: utterance '${cur.utt}': missing ']' before the end of the file`)
+  if (cur)
+    throw new KtpError('bad-kaldi-text', `${source}: utterance '${cur.utt}': missing ']' before the end of the file`)
   return out
 }
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { basename, dirname, relative, resolve, sep } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { readAudioHeader } from './audio-header.js'
-import { Corpus, addUtt, emptyCorpus, walkFiles } from './corpus.js'
+import { type Corpus, addUtt, emptyCorpus, walkFiles } from './corpus.js'
 import type { CtmSegment } from './ctm.js'
 
 /**
@@ -20,20 +20,30 @@ export interface TimitOptions {
   skipSa?: boolean
 }
 
-interface Group { wavs: string[]; phn?: string; wrd?: string; txt?: string }
+interface Group {
+  wavs: string[]
+  phn?: string
+  wrd?: string
+  txt?: string
+}
 
 function sampleCtm(path: string, rate: number): CtmSegment[] {
   const segs: CtmSegment[] = []
-  readFileSync(path, 'utf8').split('\n').forEach((line, n) => {
-    const t = line.trim().split(/\s+/)
-    if (t.length === 1 && t[0] === '') return
-    const a = Number(t[0])
-    const b = Number(t[1])
-    if (t.length !== 3 || !Number.isInteger(a) || !Number.isInteger(b) || b < a || a < 0) {
-      throw new KtpError('bad-alignment', `${path}:${n + 1}: expected 'start_sample end_sample label' with 0 ≤ start ≤ end, got '${line.trim()}'`)
-    }
-    segs.push({ channel: '1', start: a / rate, dur: (b - a) / rate, label: t[2].toLowerCase() })
-  })
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .forEach((line, n) => {
+      const t = line.trim().split(/\s+/)
+      if (t.length === 1 && t[0] === '') return
+      const a = Number(t[0])
+      const b = Number(t[1])
+      if (t.length !== 3 || !Number.isInteger(a) || !Number.isInteger(b) || b < a || a < 0) {
+        throw new KtpError(
+          'bad-alignment',
+          `${path}:${n + 1}: expected 'start_sample end_sample label' with 0 ≤ start ≤ end, got '${line.trim()}'`,
+        )
+      }
+      segs.push({ channel: '1', start: a / rate, dur: (b - a) / rate, label: t[2].toLowerCase() })
+    })
   return segs
 }
 
@@ -66,7 +76,11 @@ export function readTimit(src: string, opts: TimitOptions = {}): Corpus {
       continue
     }
     const parts = relative(src, dirname(key)).split(sep)
-    const spk = parts[parts.length - 1].toLowerCase().replace(/^dr\d+[-_]/, '') || basename(resolve(src)).toLowerCase().replace(/^dr\d+[-_]/, '')
+    const spk =
+      parts[parts.length - 1].toLowerCase().replace(/^dr\d+[-_]/, '') ||
+      basename(resolve(src))
+        .toLowerCase()
+        .replace(/^dr\d+[-_]/, '')
     const utt = `${spk}-${sent}`
     const rate = chosen.h.sampleRate
     let text: string | null = null
@@ -81,10 +95,14 @@ export function readTimit(src: string, opts: TimitOptions = {}): Corpus {
     const split = [...parts].reverse().find((p) => /^(train|test)$/i.test(p))
     if (split) division.set(utt, split.toLowerCase() as 'train' | 'test')
   }
-  if (c.data.wav.size === 0) throw new KtpError('empty-corpus', `${src}: no TIMIT audio found (expected SPKR/SENT.wav files, any letter case)`)
+  if (c.data.wav.size === 0)
+    throw new KtpError('empty-corpus', `${src}: no TIMIT audio found (expected SPKR/SENT.wav files, any letter case)`)
   if (ctmPhones.size) c.ctm['phones.ctm'] = ctmPhones
   if (ctmWords.size) c.ctm['words.ctm'] = ctmWords
   if (division.size === c.data.wav.size) c.division = division
-  else if (division.size > 0) c.warnings.push(`${src}: only ${division.size} of ${c.data.wav.size} utterances are under TRAIN/TEST folders; ignoring the corpus division`)
+  else if (division.size > 0)
+    c.warnings.push(
+      `${src}: only ${division.size} of ${c.data.wav.size} utterances are under TRAIN/TEST folders; ignoring the corpus division`,
+    )
   return c
 }

@@ -12,72 +12,72 @@
  * |V+1| counts the words plus `</s>`.
  */
 
-export const BOS = '<s>';
-export const EOS = '</s>';
+export const BOS = '<s>'
+export const EOS = '</s>'
 
 export class LmError extends Error {
-  override name = 'LmError';
+  override name = 'LmError'
 }
 
 export interface BigramLm {
-  readonly vocab: readonly string[];
+  readonly vocab: readonly string[]
   /** (vocab.length + 1) × (vocab.length + 1): row 0 = <s>, row 1+i = vocab[i]; col i = vocab[i], col V = </s> */
-  readonly logp: Float64Array;
-  readonly index: ReadonlyMap<string, number>;
+  readonly logp: Float64Array
+  readonly index: ReadonlyMap<string, number>
 }
 
-export type Smoothing = { kind: 'add-k'; k: number } | { kind: 'witten-bell' };
+export type Smoothing = { kind: 'add-k'; k: number } | { kind: 'witten-bell' }
 
 function indexOf(vocab: readonly string[]): Map<string, number> {
-  const m = new Map<string, number>();
+  const m = new Map<string, number>()
   vocab.forEach((w, i) => {
-    if (w === BOS || w === EOS) throw new LmError(`"${w}" is reserved and cannot be a vocabulary word`);
-    if (m.has(w)) throw new LmError(`word "${w}" listed twice in the vocabulary`);
-    m.set(w, i);
-  });
-  return m;
+    if (w === BOS || w === EOS) throw new LmError(`"${w}" is reserved and cannot be a vocabulary word`)
+    if (m.has(w)) throw new LmError(`word "${w}" listed twice in the vocabulary`)
+    m.set(w, i)
+  })
+  return m
 }
 
 /** log P(next | prev); prev may be `<s>`, next may be `</s>`. */
 export function lmLogProb(lm: BigramLm, prev: string, next: string): number {
-  const V = lm.vocab.length;
-  const r = prev === BOS ? 0 : 1 + (lm.index.get(prev) ?? -2);
-  const c = next === EOS ? V : (lm.index.get(next) ?? -1);
-  if (r < 0 || c < 0) throw new LmError(`unknown word in P(${next} | ${prev})`);
-  return lm.logp[r * (V + 1) + c]!;
+  const V = lm.vocab.length
+  const r = prev === BOS ? 0 : 1 + (lm.index.get(prev) ?? -2)
+  const c = next === EOS ? V : (lm.index.get(next) ?? -1)
+  if (r < 0 || c < 0) throw new LmError(`unknown word in P(${next} | ${prev})`)
+  return lm.logp[r * (V + 1) + c]!
 }
 
 /** Row/column helpers for graph builders (word index -1 = <s> as history, V = </s>). */
-export const lmRow = (lm: BigramLm, prevWord: number): number => (prevWord < 0 ? 0 : 1 + prevWord);
+export const lmRow = (lm: BigramLm, prevWord: number): number => (prevWord < 0 ? 0 : 1 + prevWord)
 export const lmCell = (lm: BigramLm, prevWord: number, next: number): number =>
-  lm.logp[lmRow(lm, prevWord) * (lm.vocab.length + 1) + next]!;
+  lm.logp[lmRow(lm, prevWord) * (lm.vocab.length + 1) + next]!
 
 /** Every word and `</s>` equally likely after every history. */
 export function uniformLm(vocab: readonly string[]): BigramLm {
-  const index = indexOf(vocab);
-  const n = vocab.length + 1;
-  return { vocab: [...vocab], index, logp: new Float64Array(n * n).fill(-Math.log(n)) };
+  const index = indexOf(vocab)
+  const n = vocab.length + 1
+  return { vocab: [...vocab], index, logp: new Float64Array(n * n).fill(-Math.log(n)) }
 }
 
 /** A unigram model (same row for every history), estimated with add-k. */
 export function estimateUnigram(vocab: readonly string[], sentences: Iterable<readonly string[]>, k = 1): BigramLm {
-  const index = indexOf(vocab);
-  const n = vocab.length + 1;
-  const c = new Float64Array(n);
-  let total = 0;
+  const index = indexOf(vocab)
+  const n = vocab.length + 1
+  const c = new Float64Array(n)
+  let total = 0
   for (const s of sentences) {
     for (const w of s) {
-      const i = index.get(w);
-      if (i === undefined) throw new LmError(`word "${w}" in training text is not in the vocabulary`);
-      c[i]!++;
-      total++;
+      const i = index.get(w)
+      if (i === undefined) throw new LmError(`word "${w}" in training text is not in the vocabulary`)
+      c[i]!++
+      total++
     }
-    c[n - 1]!++;
-    total++;
+    c[n - 1]!++
+    total++
   }
-  const logp = new Float64Array(n * n);
-  for (let r = 0; r < n; r++) for (let j = 0; j < n; j++) logp[r * n + j] = Math.log((c[j]! + k) / (total + k * n));
-  return { vocab: [...vocab], index, logp };
+  const logp = new Float64Array(n * n)
+  for (let r = 0; r < n; r++) for (let j = 0; j < n; j++) logp[r * n + j] = Math.log((c[j]! + k) / (total + k * n))
+  return { vocab: [...vocab], index, logp }
 }
 
 /** Estimates a bigram LM from training sentences (each wrapped in <s> … </s>). */
@@ -86,45 +86,46 @@ export function estimateBigram(
   sentences: Iterable<readonly string[]>,
   smoothing: Smoothing = { kind: 'witten-bell' },
 ): BigramLm {
-  const index = indexOf(vocab);
-  const n = vocab.length + 1; // rows: <s> + words; cols: words + </s>
-  const big = new Float64Array(n * n);
-  const uni = new Float64Array(n);
-  let N = 0;
+  const index = indexOf(vocab)
+  const n = vocab.length + 1 // rows: <s> + words; cols: words + </s>
+  const big = new Float64Array(n * n)
+  const uni = new Float64Array(n)
+  let N = 0
   for (const s of sentences) {
-    let row = 0;
+    let row = 0
     for (const w of s) {
-      const i = index.get(w);
-      if (i === undefined) throw new LmError(`word "${w}" in training text is not in the vocabulary`);
-      big[row * n + i]!++;
-      uni[i]!++;
-      N++;
-      row = 1 + i;
+      const i = index.get(w)
+      if (i === undefined) throw new LmError(`word "${w}" in training text is not in the vocabulary`)
+      big[row * n + i]!++
+      uni[i]!++
+      N++
+      row = 1 + i
     }
-    big[row * n + (n - 1)]!++;
-    uni[n - 1]!++;
-    N++;
+    big[row * n + (n - 1)]!++
+    uni[n - 1]!++
+    N++
   }
-  const logp = new Float64Array(n * n);
+  const logp = new Float64Array(n * n)
   if (smoothing.kind === 'add-k') {
-    if (!(smoothing.k > 0)) throw new LmError(`expected add-k smoothing k > 0, got ${smoothing.k}`);
+    if (!(smoothing.k > 0)) throw new LmError(`expected add-k smoothing k > 0, got ${smoothing.k}`)
     for (let r = 0; r < n; r++) {
-      let ch = 0;
-      for (let j = 0; j < n; j++) ch += big[r * n + j]!;
-      for (let j = 0; j < n; j++) logp[r * n + j] = Math.log((big[r * n + j]! + smoothing.k) / (ch + smoothing.k * n));
+      let ch = 0
+      for (let j = 0; j < n; j++) ch += big[r * n + j]!
+      for (let j = 0; j < n; j++) logp[r * n + j] = Math.log((big[r * n + j]! + smoothing.k) / (ch + smoothing.k * n))
     }
   } else {
     for (let r = 0; r < n; r++) {
-      let ch = 0, types = 0;
+      let ch = 0,
+        types = 0
       for (let j = 0; j < n; j++) {
-        ch += big[r * n + j]!;
-        if (big[r * n + j]! > 0) types++;
+        ch += big[r * n + j]!
+        if (big[r * n + j]! > 0) types++
       }
       for (let j = 0; j < n; j++) {
-        const pu = (uni[j]! + 1) / (N + n);
-        logp[r * n + j] = Math.log(ch === 0 ? pu : (big[r * n + j]! + types * pu) / (ch + types));
+        const pu = (uni[j]! + 1) / (N + n)
+        logp[r * n + j] = Math.log(ch === 0 ? pu : (big[r * n + j]! + types * pu) / (ch + types))
       }
     }
   }
-  return { vocab: [...vocab], index, logp };
+  return { vocab: [...vocab], index, logp }
 }

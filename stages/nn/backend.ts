@@ -39,7 +39,7 @@ async function registerWasm(): Promise<boolean> {
       // Emscripten's default locateFile looks next to the calling script, which breaks under
       // bundlers and ts loaders; resolve the package directory explicitly instead.
       const require = createRequire(import.meta.url)
-      const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + '/'
+      const dir = `${dirname(require.resolve('@tensorflow/tfjs-backend-wasm'))}/`
       wasm.setWasmPaths(dir)
       // wasm threads (pthreads) do not start under Node; asking for them would hang or fail, so
       // use the single-threaded SIMD build. Data parallelism comes from worker_threads instead.

@@ -29,7 +29,10 @@ export const RecurrentConfigSchema = z
       .optional()
       .describe('Recurrent projection size (lstmp only; required there)'),
     peepholes: z.boolean().default(false).describe('Peephole connections from the cell to the gates (lstm/lstmp only)'),
-    bidirectional: z.boolean().default(false).describe('Run each layer in both directions and concatenate their outputs'),
+    bidirectional: z
+      .boolean()
+      .default(false)
+      .describe('Run each layer in both directions and concatenate their outputs'),
     bottleneck: z
       .number()
       .int()
@@ -40,18 +43,32 @@ export const RecurrentConfigSchema = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.type === 'lstmp' && c.projection == null) {
-      ctx.addIssue({ code: 'custom', path: ['projection'], message: 'expected projection > 0 for type lstmp, got none' })
+      ctx.addIssue({
+        code: 'custom',
+        path: ['projection'],
+        message: 'expected projection > 0 for type lstmp, got none',
+      })
     }
     if (c.type !== 'lstmp' && c.projection != null) {
-      ctx.addIssue({ code: 'custom', path: ['projection'], message: `projection applies to lstmp only, got type ${c.type}` })
+      ctx.addIssue({
+        code: 'custom',
+        path: ['projection'],
+        message: `projection applies to lstmp only, got type ${c.type}`,
+      })
     }
     if (c.peepholes && c.type !== 'lstm' && c.type !== 'lstmp') {
-      ctx.addIssue({ code: 'custom', path: ['peepholes'], message: `peepholes apply to lstm/lstmp only, got type ${c.type}` })
+      ctx.addIssue({
+        code: 'custom',
+        path: ['peepholes'],
+        message: `peepholes apply to lstm/lstmp only, got type ${c.type}`,
+      })
     }
   })
   .describe('Recurrent network on [batch, time, dim] chunks with a per-frame linear output layer')
 
-export const ModelConfigSchema = z.union([DnnConfigSchema, RecurrentConfigSchema]).describe('Acoustic model architecture')
+export const ModelConfigSchema = z
+  .union([DnnConfigSchema, RecurrentConfigSchema])
+  .describe('Acoustic model architecture')
 
 export const ModelSpecSchema = z
   .object({

@@ -1,5 +1,5 @@
 /** Feed-forward acoustic model: input → hidden (sigmoid|tanh|relu) → linear logits. */
-import * as tf from '@tensorflow/tfjs'
+import type * as tf from '@tensorflow/tfjs'
 import type { DnnConfig, ModelSpec } from './config.js'
 import { glorotUniform, paramSeed } from './init.js'
 import type { Model } from './model.js'
@@ -23,7 +23,11 @@ export function buildDnn(spec: ModelSpec & { model: DnnConfig }): Model {
   const init: [string, Float32Array, number[]][] = []
   for (let l = 0; l < L; l++) {
     const name = dnnLayerName(l, L)
-    init.push([`${name}.W`, glorotUniform(sizes[l], sizes[l + 1], paramSeed(spec.seed, `${name}.W`)), [sizes[l], sizes[l + 1]]])
+    init.push([
+      `${name}.W`,
+      glorotUniform(sizes[l], sizes[l + 1], paramSeed(spec.seed, `${name}.W`)),
+      [sizes[l], sizes[l + 1]],
+    ])
     init.push([`${name}.b`, new Float32Array(sizes[l + 1]), [sizes[l + 1]]])
   }
   const params = new ParamSet(init)

@@ -43,7 +43,8 @@ export function toLayersModel(model: Model, opts: ExportOptions = {}): tf.Sequen
   const spec = model.spec
   const seq = tf.sequential()
   const weights: tf.Tensor[] = []
-  const pushW = (name: string, shape: number[], values?: Float32Array) => weights.push(tf.tensor(values ?? flat[name], shape))
+  const pushW = (name: string, shape: number[], values?: Float32Array) =>
+    weights.push(tf.tensor(values ?? flat[name], shape))
   if (spec.model.type === 'dnn') {
     const cfg = spec.model as DnnConfig
     const sizes = dnnSizes(cfg, spec.inputDim, spec.numClasses)
@@ -65,7 +66,15 @@ export function toLayersModel(model: Model, opts: ExportOptions = {}): tf.Sequen
       const D = layerInput(cfg, l, spec.inputDim)
       const inputShape = l === 0 ? { inputShape: [null, spec.inputDim] } : {}
       if (custom) {
-        seq.add(new KtpLSTM({ units: H, projection: cfg.projection, peepholes: cfg.peepholes, bidirectional: cfg.bidirectional, ...inputShape }))
+        seq.add(
+          new KtpLSTM({
+            units: H,
+            projection: cfg.projection,
+            peepholes: cfg.peepholes,
+            bidirectional: cfg.bidirectional,
+            ...inputShape,
+          }),
+        )
         for (const d of dirs) {
           const pre = `l${l}.${d}`
           const R = cfg.projection ?? H
@@ -86,7 +95,11 @@ export function toLayersModel(model: Model, opts: ExportOptions = {}): tf.Sequen
             : tf.layers.simpleRNN({ ...base, ...extra })
       // tfjs' Bidirectional concatenates [forward, backward] and re-reverses the backward output in
       // time, as ktp does; its weights are the forward layer's then the backward layer's.
-      seq.add(cfg.bidirectional ? tf.layers.bidirectional({ layer: make({}) as tf.RNN, mergeMode: 'concat', ...inputShape }) : make(inputShape))
+      seq.add(
+        cfg.bidirectional
+          ? tf.layers.bidirectional({ layer: make({}) as tf.RNN, mergeMode: 'concat', ...inputShape })
+          : make(inputShape),
+      )
       const G = cfg.type === 'lstm' ? 4 : cfg.type === 'gru' ? 3 : 1
       for (const d of dirs) {
         const pre = `l${l}.${d}`

@@ -58,7 +58,11 @@ function normals(n: number, seed: number): Float64Array {
   return out
 }
 
-export function gradCheck(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], opts: GradCheckOptions = {}): GradCheckResult {
+export function gradCheck(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  inputs: tf.Tensor[],
+  opts: GradCheckOptions = {},
+): GradCheckResult {
   if (opts.joint && inputs.length > 1) {
     // One flat input whose pieces are reshaped back into the original inputs.
     const sizes = inputs.map((x) => x.size)
@@ -80,11 +84,13 @@ export function gradCheck(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tenso
   const Rt = tf.tensor(R, outShape)
   try {
     const L = (...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), Rt)) as tf.Scalar
-    const grads = tf.tidy(() => tf.grads(L)(inputs)).map((g) => {
-      const v = Float64Array.from(g.dataSync())
-      g.dispose()
-      return v
-    })
+    const grads = tf
+      .tidy(() => tf.grads(L)(inputs))
+      .map((g) => {
+        const v = Float64Array.from(g.dataSync())
+        g.dispose()
+        return v
+      })
     const value = (xs: tf.Tensor[]): number => {
       const y = tf.tidy(() => f(...xs).dataSync())
       let s = 0

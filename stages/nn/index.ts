@@ -14,7 +14,17 @@ export {
 export type { Model } from './model.js'
 export { buildModel, lossAndGrads, type LossAndGrads } from './registry.js'
 export { ParamSet, sgdStep, type Params, type ParamSlot } from './params.js'
-export { dense, activation, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, custom, colSum, ACTIVATIONS, type Activation, type DenseOptions } from './ops.js'
+export {
+  dense,
+  activation,
+  softmaxCrossEntropy,
+  sparseSoftmaxCrossEntropy,
+  custom,
+  colSum,
+  ACTIVATIONS,
+  type Activation,
+  type DenseOptions,
+} from './ops.js'
 export { lstmRecurrence, gruRecurrence, rnnRecurrence, type SeqShape, type LstmOptions } from './recurrence.js'
 export { toLayersModel, permuteColumnBlocks, type ExportOptions } from './export.js'
 export { KtpLSTM, type KtpLSTMArgs } from './export-layers.js'

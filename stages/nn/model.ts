@@ -1,5 +1,5 @@
 /** The common shape of every model: a parameter set plus a forward function over it. */
-import * as tf from '@tensorflow/tfjs'
+import type * as tf from '@tensorflow/tfjs'
 import type { ModelSpec } from './config.js'
 import type { ParamSet, Params } from './params.js'
 

@@ -19,7 +19,10 @@ type Save = (ts: tf.Tensor[]) => void
  * tape off), so a custom op costs one tape node however many kernels it runs.
  */
 export function custom<T extends tf.Tensor = tf.Tensor>(
-  f: (inputs: tf.Tensor[], save: Save) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] },
+  f: (
+    inputs: tf.Tensor[],
+    save: Save,
+  ) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] },
 ): (...inputs: tf.Tensor[]) => T {
   // tfjs passes the inputs followed by the save function; its CustomGradientFunc type is not exported.
   type Raw = Parameters<typeof tf.customGrad>[0]
@@ -108,7 +111,13 @@ export interface DenseOptions {
  * Affine layer with fused activation: y = act(x·W + b), x [N, in], W [in, out], b [out].
  * Backward: dz = act'(y)⊙dy; dW = xᵀ·dz; db = 1ᵀ·dz; dx = dz·Wᵀ — transposes explicit.
  */
-export function dense(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, act: Activation = 'linear', opts: DenseOptions = {}): tf.Tensor2D {
+export function dense(
+  x: tf.Tensor2D,
+  W: tf.Tensor2D,
+  b: tf.Tensor1D,
+  act: Activation = 'linear',
+  opts: DenseOptions = {},
+): tf.Tensor2D {
   const withX = opts.inputGrad !== false
   if (withX) {
     return custom<tf.Tensor2D>(([xi, Wi, bi], save) => {
@@ -202,14 +211,22 @@ export function softmaxCrossEntropy(logits: tf.Tensor, targets: tf.Tensor, weigh
  * arrays are the logits' own softmax and gradient only. ids int32 [..., k], probs [..., k] and
  * rest [...] are data (no gradient), shaped like the logits' leading axes.
  */
-export function sparseSoftmaxCrossEntropy(logits: tf.Tensor, ids: tf.Tensor, probs: tf.Tensor, rest: tf.Tensor, weights?: tf.Tensor): tf.Scalar {
+export function sparseSoftmaxCrossEntropy(
+  logits: tf.Tensor,
+  ids: tf.Tensor,
+  probs: tf.Tensor,
+  rest: tf.Tensor,
+  weights?: tf.Tensor,
+): tf.Scalar {
   const C = logits.shape[logits.shape.length - 1]
   const n = logits.size / C
   const lead = logits.shape.slice(0, -1)
   const k = ids.shape[ids.shape.length - 1]
   const sameLead = (s: number[], extra: number) => s.length === lead.length + extra && lead.every((d, i) => d === s[i])
   if (!sameLead(ids.shape, 1) || ids.dtype !== 'int32') {
-    throw new Error(`sparseSoftmaxCrossEntropy: ids must be int32 [${lead},k], got ${ids.dtype} [${ids.shape}] for logits [${logits.shape}]`)
+    throw new Error(
+      `sparseSoftmaxCrossEntropy: ids must be int32 [${lead},k], got ${ids.dtype} [${ids.shape}] for logits [${logits.shape}]`,
+    )
   }
   if (!sameLead(probs.shape, 1) || probs.shape[probs.shape.length - 1] !== k) {
     throw new Error(`sparseSoftmaxCrossEntropy: probs shape [${probs.shape}] differs from ids [${ids.shape}]`)
@@ -220,7 +237,9 @@ export function sparseSoftmaxCrossEntropy(logits: tf.Tensor, ids: tf.Tensor, pro
     throw new Error(`sparseSoftmaxCrossEntropy: weights have ${weights.size} entries for ${n} frames`)
   }
   // flat[n, j] = n·C + ids[n, j]: positions of the listed classes in the flattened logits
-  const flat = tf.tidy(() => tf.reshape(tf.add(tf.reshape(ids, [n, k]), tf.reshape(tf.range(0, n * C, C, 'int32'), [n, 1])), [n * k]))
+  const flat = tf.tidy(() =>
+    tf.reshape(tf.add(tf.reshape(ids, [n, k]), tf.reshape(tf.range(0, n * C, C, 'int32'), [n, 1])), [n * k]),
+  )
   const pk = tf.reshape(probs, [n, k]) as tf.Tensor2D
   const r = tf.reshape(rest, [n, 1]) as tf.Tensor2D
   const w = weights == null ? null : (tf.reshape(weights, [n, 1]) as tf.Tensor2D)

@@ -26,7 +26,13 @@ export interface Rbm {
   dhb: tf.Variable
 }
 
-export function createRbm(visible: VisibleType, numVisible: number, numHidden: number, seed: number, name: string): Rbm {
+export function createRbm(
+  visible: VisibleType,
+  numVisible: number,
+  numHidden: number,
+  seed: number,
+  name: string,
+): Rbm {
   // Kaldi initialises RBM weights N(0, 0.1); a Glorot-uniform draw of similar scale is used here so
   // all ktp initialisation shares one seeded generator.
   const w = glorotUniform(numVisible, numHidden, paramSeed(seed, `${name}.W`))

@@ -84,7 +84,13 @@ export interface LstmOptions extends SeqShape {
  *   Wp [H, P]. Returns the outputs rₜ (= mₜ·Wp with a projection, else hₜ = mₜ) as [T·B, R].
  *   cₜ = f⊙cₜ₋₁ + i⊙g, mₜ = o⊙tanh(cₜ), zₜ = xpₜ + rₜ₋₁·U.
  */
-export function lstmRecurrence(xp: tf.Tensor, U: tf.Tensor, peep: tf.Tensor | null, Wp: tf.Tensor | null, o: LstmOptions): tf.Tensor2D {
+export function lstmRecurrence(
+  xp: tf.Tensor,
+  U: tf.Tensor,
+  peep: tf.Tensor | null,
+  Wp: tf.Tensor | null,
+  o: LstmOptions,
+): tf.Tensor2D {
   const { B, H } = o
   const inputs = [xp, U, ...(peep ? [peep] : []), ...(Wp ? [Wp] : [])]
   return custom<tf.Tensor2D>((ins, save) => {
@@ -286,7 +292,9 @@ export function gruRecurrence(xp: tf.Tensor, U: tf.Tensor, o: SeqShape): tf.Tens
 /** Saved per-step tensors (field j of `per`) rearranged into time order. */
 function timeOrdered(saved: tf.Tensor[], ts: number[], j: number, per: number): tf.Tensor[] {
   const out: tf.Tensor[] = new Array(ts.length)
-  ts.forEach((t, k) => (out[t] = saved[k * per + j]))
+  ts.forEach((t, k) => {
+    out[t] = saved[k * per + j]
+  })
   return out
 }
 

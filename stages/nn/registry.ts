@@ -31,16 +31,26 @@ export interface LossAndGrads {
  * logits' shape, weights [...] per frame (optional mask). The caller disposes the result (or wraps
  * the call and the optimiser step in tf.tidy).
  */
-export function lossAndGrads(model: Model, x: tf.Tensor, targets: tf.Tensor, weights?: tf.Tensor, p?: Params): LossAndGrads {
+export function lossAndGrads(
+  model: Model,
+  x: tf.Tensor,
+  targets: tf.Tensor,
+  weights?: tf.Tensor,
+  p?: Params,
+): LossAndGrads {
   const names = model.params.names
   const base = p ?? model.params.tensors()
   const f = (...ts: tf.Tensor[]): tf.Scalar => {
     const sub: Params = {}
-    names.forEach((n, i) => (sub[n] = ts[i]))
+    names.forEach((n, i) => {
+      sub[n] = ts[i]
+    })
     return softmaxCrossEntropy(model.apply(x, sub), targets, weights)
   }
   const { value, grads } = tf.valueAndGrads(f)(names.map((n) => base[n]))
   const out: Params = {}
-  names.forEach((n, i) => (out[n] = grads[i]))
+  names.forEach((n, i) => {
+    out[n] = grads[i]
+  })
   return { loss: value, grads: out }
 }

@@ -45,7 +45,8 @@ export function buildRecurrent(spec: ModelSpec & { model: RecurrentConfig }): Mo
   const dirs = directions(cfg)
   const init: [string, Float32Array, number[]][] = []
   const add = (name: string, values: Float32Array, shape: number[]) => init.push([name, values, shape])
-  const glorot = (name: string, a: number, b: number) => add(name, glorotUniform(a, b, paramSeed(spec.seed, name)), [a, b])
+  const glorot = (name: string, a: number, b: number) =>
+    add(name, glorotUniform(a, b, paramSeed(spec.seed, name)), [a, b])
   for (let l = 0; l < cfg.layers; l++) {
     const D = layerInput(cfg, l, spec.inputDim)
     for (const d of dirs) {

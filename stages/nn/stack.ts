@@ -5,7 +5,11 @@ import type { Model } from './model.js'
  * (an RBM stack into a DNN, a grown network from its smaller self). `skip` names parameters that
  * must stay freshly initialised (e.g. a new output layer). Returns the names copied.
  */
-export function copyMatchingParams(from: Record<string, Float32Array>, to: Model, skip: (name: string) => boolean = () => false): string[] {
+export function copyMatchingParams(
+  from: Record<string, Float32Array>,
+  to: Model,
+  skip: (name: string) => boolean = () => false,
+): string[] {
   const values = to.params.toFlat()
   const copied: string[] = []
   for (const slot of to.params.layout) {

@@ -70,7 +70,11 @@ function fastSlice(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attr
 const BLOCK = 32
 
 /** Fast transposes, or null when the case is not one we handle. */
-function fastTranspose(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo | null {
+function fastTranspose(args: {
+  inputs: tf.NamedTensorInfoMap
+  backend: unknown
+  attrs?: tf.NamedAttrMap
+}): tf.TensorInfo | null {
   const x = args.inputs.x as tf.TensorInfo
   const perm = (args.attrs as { perm: number[] }).perm
   if (x.dtype !== 'float32') return null
@@ -116,7 +120,10 @@ function sharedIdentity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown 
 }
 
 /** Replace one wasm kernel, keeping the original for strings (stored differently on that backend). */
-function replace(name: string, fast: (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) => tf.TensorInfo): void {
+function replace(
+  name: string,
+  fast: (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) => tf.TensorInfo,
+): void {
   const original = tf.getKernel(name, 'wasm')
   if (original == null) return
   const originalFunc = original.kernelFunc

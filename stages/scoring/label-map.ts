@@ -5,10 +5,10 @@
  */
 
 /** label → replacement, or `null` to delete the label. Labels not in the map pass unchanged. */
-export type LabelMap = ReadonlyMap<string, string | null>;
+export type LabelMap = ReadonlyMap<string, string | null>
 
 export class LabelMapError extends Error {
-  override name = 'LabelMapError';
+  override name = 'LabelMapError'
 }
 
 /**
@@ -16,37 +16,39 @@ export class LabelMapError extends Error {
  * More than two fields, or the same `from` twice with different targets, is an error naming the line.
  */
 export function parseLabelMap(text: string, source = 'map'): Map<string, string | null> {
-  const map = new Map<string, string | null>();
-  const lines = text.split(/\r?\n/);
+  const map = new Map<string, string | null>()
+  const lines = text.split(/\r?\n/)
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';;')) continue;
-    const f = line.split(/\s+/);
+    const line = lines[i]!.trim()
+    if (line === '' || line.startsWith('#') || line.startsWith(';;')) continue
+    const f = line.split(/\s+/)
     if (f.length > 2) {
-      throw new LabelMapError(`${source}:${i + 1}: expected "from [to]", got ${JSON.stringify(line)}`);
+      throw new LabelMapError(`${source}:${i + 1}: expected "from [to]", got ${JSON.stringify(line)}`)
     }
-    const to = f.length === 2 ? f[1]! : null;
-    const prev = map.get(f[0]!);
+    const to = f.length === 2 ? f[1]! : null
+    const prev = map.get(f[0]!)
     if (prev !== undefined && prev !== to) {
-      throw new LabelMapError(`${source}:${i + 1}: "${f[0]}" mapped twice (${prev ?? '<delete>'} and ${to ?? '<delete>'})`);
+      throw new LabelMapError(
+        `${source}:${i + 1}: "${f[0]}" mapped twice (${prev ?? '<delete>'} and ${to ?? '<delete>'})`,
+      )
     }
-    map.set(f[0]!, to);
+    map.set(f[0]!, to)
   }
-  return map;
+  return map
 }
 
 /** Builds a LabelMap from a plain record (e.g. the TIMIT tables). */
 export function labelMapFrom(record: Readonly<Record<string, string | null>>): LabelMap {
-  return new Map(Object.entries(record));
+  return new Map(Object.entries(record))
 }
 
 /** Maps every label; deleted labels are dropped. Returns a new array. */
 export function applyLabelMap(words: readonly string[], map: LabelMap): string[] {
-  const out: string[] = [];
+  const out: string[] = []
   for (const w of words) {
-    const m = map.get(w);
-    if (m === undefined) out.push(w);
-    else if (m !== null) out.push(m);
+    const m = map.get(w)
+    if (m === undefined) out.push(w)
+    else if (m !== null) out.push(m)
   }
-  return out;
+  return out
 }

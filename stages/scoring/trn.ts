@@ -16,59 +16,62 @@
 
 export interface TrnEntry {
   /** utterance id without the parentheses (lower-cased unless case-sensitive) */
-  readonly id: string;
-  readonly speaker: string;
-  readonly words: readonly string[];
+  readonly id: string
+  readonly speaker: string
+  readonly words: readonly string[]
   /** 1-based line number in the source, for error messages */
-  readonly line: number;
+  readonly line: number
 }
 
 export interface TrnOptions {
   /** sclite `-s`: compare words (and ids) case-sensitively. Default false, as sclite. */
-  readonly caseSensitive?: boolean;
+  readonly caseSensitive?: boolean
 }
 
 export class TrnError extends Error {
-  override name = 'TrnError';
+  override name = 'TrnError'
 }
 
 /** Speaker of an utterance id, by sclite's rule for `-i rm` (first `-`, else first `_`). */
 export function speakerOf(id: string): string {
-  let p = id.indexOf('-');
-  if (p < 0) p = id.indexOf('_');
-  if (p < 0) throw new TrnError(`cannot find the speaker in utterance id "${id}": expected a "-" or "_"`);
-  return id.slice(0, p);
+  let p = id.indexOf('-')
+  if (p < 0) p = id.indexOf('_')
+  if (p < 0) throw new TrnError(`cannot find the speaker in utterance id "${id}": expected a "-" or "_"`)
+  return id.slice(0, p)
 }
 
-const UNSUPPORTED = new Set(['{', '}', '/', '@']);
+const UNSUPPORTED = new Set(['{', '}', '/', '@'])
 
 /** Parses trn text. `source` names the file in error messages. */
 export function parseTrn(text: string, opts: TrnOptions = {}, source = 'trn'): TrnEntry[] {
-  const out: TrnEntry[] = [];
-  const lines = text.split('\n');
+  const out: TrnEntry[] = []
+  const lines = text.split('\n')
   for (let i = 0; i < lines.length; i++) {
-    let line = lines[i]!;
-    if (line.startsWith(';;') || line.trim() === '') continue;
-    if (!opts.caseSensitive) line = line.toLowerCase();
-    const l = line.lastIndexOf('(');
-    const r = line.lastIndexOf(')');
+    let line = lines[i]!
+    if (line.startsWith(';;') || line.trim() === '') continue
+    if (!opts.caseSensitive) line = line.toLowerCase()
+    const l = line.lastIndexOf('(')
+    const r = line.lastIndexOf(')')
     if (l < 0 || r < 0 || r < l) {
-      throw new TrnError(`${source}:${i + 1}: no "(utterance-id)" in ${JSON.stringify(lines[i])}`);
+      throw new TrnError(`${source}:${i + 1}: no "(utterance-id)" in ${JSON.stringify(lines[i])}`)
     }
-    const id = line.slice(l + 1, r);
-    const words = line.slice(0, l).split(/[ \t\r\n]+/).filter((w) => w !== '');
+    const id = line.slice(l + 1, r)
+    const words = line
+      .slice(0, l)
+      .split(/[ \t\r\n]+/)
+      .filter((w) => w !== '')
     for (const w of words) {
       if (UNSUPPORTED.has(w) || w.startsWith('{') || w.endsWith('}')) {
-        throw new TrnError(`${source}:${i + 1}: sclite alternation/null syntax ("${w}") is not supported`);
+        throw new TrnError(`${source}:${i + 1}: sclite alternation/null syntax ("${w}") is not supported`)
       }
     }
-    let speaker: string;
+    let speaker: string
     try {
-      speaker = speakerOf(id);
+      speaker = speakerOf(id)
     } catch (e) {
-      throw new TrnError(`${source}:${i + 1}: ${(e as Error).message}`);
+      throw new TrnError(`${source}:${i + 1}: ${(e as Error).message}`)
     }
-    out.push({ id, speaker, words, line: i + 1 });
+    out.push({ id, speaker, words, line: i + 1 })
   }
-  return out;
+  return out
 }

@@ -1,6 +1,6 @@
 import { KtpError } from '../../schemas/errors.js'
-import { CorpusUtt } from './corpus.js'
-import { BatchArrays, SparseSoft, checkSoftLayout, softLayout } from './frame-batches.js'
+import type { CorpusUtt } from './corpus.js'
+import { BatchArrays, type SparseSoft, checkSoftLayout, softLayout } from './frame-batches.js'
 import { shuffleInPlace } from './shuffle.js'
 import { softTargetsAt, topkTargetsAt } from './soft-targets.js'
 
@@ -76,7 +76,12 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
       const hard = o.hard ? arrays.int('hard', B * L) : undefined
       const soft = o.soft && !sparse ? arrays.float('soft', B * L * C) : undefined
       const sp: SparseSoft | undefined = sparse
-        ? { k: K, ids: arrays.int('ids', B * L * K), probs: arrays.float('probs', B * L * K), rest: arrays.float('rest', B * L) }
+        ? {
+            k: K,
+            ids: arrays.int('ids', B * L * K),
+            probs: arrays.float('probs', B * L * K),
+            rest: arrays.float('rest', B * L),
+          }
         : undefined
       if (reuse) {
         // every position without a target must read 0, as in a fresh batch
@@ -84,7 +89,7 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
         mask.fill(0)
         hard?.fill(0)
         soft?.fill(0)
-        if (sp) (sp.ids.fill(0), sp.probs.fill(0), sp.rest.fill(0))
+        if (sp) sp.ids.fill(0), sp.probs.fill(0), sp.rest.fill(0)
       }
       let frames = 0
       for (let b = 0; b < B; b++) {

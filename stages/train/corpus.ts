@@ -1,9 +1,9 @@
 import { KtpError } from '../../schemas/errors.js'
 import { readMeta } from '../../schemas/metadata.js'
 import { getMatrix, getVector, uttId } from '../../schemas/utterance.js'
-import { openArrow } from '../../pipeline/arrow-source.js'
-import { puller } from '../../pipeline/pull.js'
-import { SoftRow, softRow } from './soft-targets.js'
+import { openArrow } from '../../pipeline/io/arrow-source.js'
+import { puller } from '../../pipeline/io/pull.js'
+import { type SoftRow, softRow } from './soft-targets.js'
 
 /**
  * The training corpus as a stream of utterances: features joined with hard labels and/or teacher
@@ -74,7 +74,9 @@ export interface CorpusOptions {
 }
 
 /** Open once to check compatibility (fingerprints, dims) before any training starts. */
-export async function describeCorpus(opts: Pick<CorpusOptions, 'feats' | 'soft'>): Promise<{ dim: number; featureFingerprint: string | null; soft: SoftInfo | null }> {
+export async function describeCorpus(
+  opts: Pick<CorpusOptions, 'feats' | 'soft'>,
+): Promise<{ dim: number; featureFingerprint: string | null; soft: SoftInfo | null }> {
   const f = await openArrow(opts.feats, ['features'])
   await f.close()
   const dim = getWidth(f.schema.fields.find((x) => x.name === 'feats')!.type)
@@ -85,9 +87,11 @@ export async function describeCorpus(opts: Pick<CorpusOptions, 'feats' | 'soft'>
     await s.close()
     soft = softInfo(s.schema.metadata, s.name, s.spec.kind)
     if (soft.featureFingerprint && featureFingerprint && soft.featureFingerprint !== featureFingerprint) {
-      throw new KtpError('fingerprint-mismatch',
+      throw new KtpError(
+        'fingerprint-mismatch',
         `${s.name} was made from features with fingerprint ${soft.featureFingerprint}, but ${f.name} has fingerprint ${featureFingerprint}; ` +
-        'run ktp infer on these features (or train on the features the teacher saw)')
+          'run ktp infer on these features (or train on the features the teacher saw)',
+      )
     }
   }
   return { dim, featureFingerprint, soft }
@@ -121,11 +125,17 @@ export async function* readCorpus(opts: CorpusOptions): AsyncGenerator<CorpusUtt
         if (!sb) throw new KtpError('soft-mismatch', `${sName} ends before ${f.name}: no soft targets for '${utt}'`)
         const su = uttId(sb)
         if (su !== utt) {
-          throw new KtpError('soft-mismatch', `${sName} and ${f.name} are not in the same order: soft targets for '${su}' where '${utt}' was expected`)
+          throw new KtpError(
+            'soft-mismatch',
+            `${sName} and ${f.name} are not in the same order: soft targets for '${su}' where '${utt}' was expected`,
+          )
         }
         soft = softRow(sb, sInfo!.kind, sInfo!.numClasses)
         if (soft.frames !== m.frames) {
-          throw new KtpError('soft-mismatch', `'${utt}': ${m.frames} feature frames in ${f.name} but ${soft.frames} soft-target frames in ${sName}`)
+          throw new KtpError(
+            'soft-mismatch',
+            `'${utt}': ${m.frames} feature frames in ${f.name} but ${soft.frames} soft-target frames in ${sName}`,
+          )
         }
       }
       if (opts.select && !opts.select(utt)) continue

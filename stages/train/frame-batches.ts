@@ -1,7 +1,7 @@
 import { KtpError } from '../../schemas/errors.js'
-import { CorpusUtt } from './corpus.js'
+import type { CorpusUtt } from './corpus.js'
 import { shuffleInPlace } from './shuffle.js'
-import { SoftRow, softTargetsAt, topkTargetsAt } from './soft-targets.js'
+import { type SoftRow, softTargetsAt, topkTargetsAt } from './soft-targets.js'
 
 /**
  * Frame-shuffled mini-batches for frame classifiers (DNN teachers), Kaldi nnet1 style: utterances
@@ -53,7 +53,14 @@ export interface FrameBatch {
 }
 
 /** Copy frame t of `u` with its context into out[off …], clamping at the utterance edges. */
-export function spliceFrameInto(u: CorpusUtt, t: number, left: number, right: number, out: Float32Array, off: number): void {
+export function spliceFrameInto(
+  u: CorpusUtt,
+  t: number,
+  left: number,
+  right: number,
+  out: Float32Array,
+  off: number,
+): void {
   const D = u.dim
   if (t - left >= 0 && t + right < u.frames) {
     // away from the edges the context is one contiguous run of frames: one copy
@@ -78,7 +85,10 @@ export function softLayout(row: SoftRow, sparse: boolean | undefined): { sparse:
 export function checkSoftLayout(u: CorpusUtt, layout: { sparse: boolean; k: number }): void {
   const row = u.soft!
   if (layout.sparse && (row.kind !== 'topk' || row.width !== layout.k)) {
-    throw new KtpError('soft-mismatch', `'${u.utt}': soft targets are ${row.kind === 'topk' ? `top-${row.width}` : 'dense'}, earlier utterances top-${layout.k}`)
+    throw new KtpError(
+      'soft-mismatch',
+      `'${u.utt}': soft targets are ${row.kind === 'topk' ? `top-${row.width}` : 'dense'}, earlier utterances top-${layout.k}`,
+    )
   }
 }
 
@@ -132,7 +142,12 @@ export async function* frameBatches(utts: AsyncIterable<CorpusUtt>, o: FrameBatc
       const hard = o.hard ? arrays.int('hard', size) : undefined
       const soft = o.soft && !sparse ? arrays.float('soft', size * C) : undefined
       const sp: SparseSoft | undefined = sparse
-        ? { k: K, ids: arrays.int('ids', size * K), probs: arrays.float('probs', size * K), rest: arrays.float('rest', size) }
+        ? {
+            k: K,
+            ids: arrays.int('ids', size * K),
+            probs: arrays.float('probs', size * K),
+            rest: arrays.float('rest', size),
+          }
         : undefined
       for (let i = 0; i < size; i++) {
         const e = order[start + i]

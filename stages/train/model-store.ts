@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
-import { writeFileAtomic } from '../../pipeline/atomic-file.js'
-import { ModelSpec, ModelSpecSchema } from '../nn/config.js'
+import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
+import { type ModelSpec, ModelSpecSchema } from '../nn/config.js'
 import type { Model } from '../nn/model.js'
 import { buildModel } from '../nn/registry.js'
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js'
@@ -52,23 +52,32 @@ export function readModelMeta(dir: string): ModelMeta | null {
   } catch (err) {
     throw new KtpError('bad-model', `${p}: not valid JSON (${(err as Error).message})`)
   }
-  if (meta.format !== MODEL_FORMAT) throw new KtpError('bad-model', `${p}: format '${meta.format}', expected ${MODEL_FORMAT}`)
+  if (meta.format !== MODEL_FORMAT)
+    throw new KtpError('bad-model', `${p}: format '${meta.format}', expected ${MODEL_FORMAT}`)
   const spec = ModelSpecSchema.safeParse(meta.spec)
-  if (!spec.success) throw new KtpError('bad-model', `${p}: invalid spec: ${spec.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+  if (!spec.success)
+    throw new KtpError(
+      'bad-model',
+      `${p}: invalid spec: ${spec.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    )
   meta.spec = spec.data
   return meta
 }
 
 export function loadModel(dir: string): { model: Model; meta: ModelMeta } {
   const meta = readModelMeta(dir)
-  if (!meta) throw new KtpError('no-model', `${dir}: no ktp.json; not a ktp model directory (or its training did not finish)`)
+  if (!meta)
+    throw new KtpError('no-model', `${dir}: no ktp.json; not a ktp model directory (or its training did not finish)`)
   let ck
   try {
     ck = loadCheckpoint(join(dir, 'params.bin'))
   } catch (err) {
     if (!(err instanceof KtpError)) throw err
     // a model's weights are not a resumable checkpoint: "delete it" is not the advice here
-    throw new KtpError('bad-model', `${err.message.replace(/; delete it to start afresh$/, '')}; the model's weights are damaged: copy or train the model again`)
+    throw new KtpError(
+      'bad-model',
+      `${err.message.replace(/; delete it to start afresh$/, '')}; the model's weights are damaged: copy or train the model again`,
+    )
   }
   if (!ck) throw new KtpError('bad-model', `${join(dir, 'params.bin')}: missing; the model's weights are not there`)
   const model = buildModel(meta.spec)

@@ -17,7 +17,12 @@ export interface NewbobConfig {
 }
 
 export const DEFAULT_NEWBOB: NewbobConfig = {
-  initialLr: 0.008, minEpochs: 2, maxEpochs: 20, startHalvingImpr: 0.5, endHalvingImpr: 0.1, haltingFactor: 0.5,
+  initialLr: 0.008,
+  minEpochs: 2,
+  maxEpochs: 20,
+  startHalvingImpr: 0.5,
+  endHalvingImpr: 0.1,
+  haltingFactor: 0.5,
 }
 
 export interface NewbobState {
@@ -31,7 +36,15 @@ export interface NewbobState {
 }
 
 export function newbobStart(cfg: NewbobConfig): NewbobState {
-  return { lr: cfg.initialLr, halving: false, best: -Infinity, bestEpoch: -1, epoch: 0, done: cfg.maxEpochs <= 0, history: [] }
+  return {
+    lr: cfg.initialLr,
+    halving: false,
+    best: -Infinity,
+    bestEpoch: -1,
+    epoch: 0,
+    done: cfg.maxEpochs <= 0,
+    history: [],
+  }
 }
 
 /** After an epoch with held-out accuracy `acc` (percent): accept or reject it, and the next rate. */
@@ -42,7 +55,16 @@ export function newbobUpdate(cfg: NewbobConfig, s: NewbobState, acc: number): Ne
   const best = accepted ? acc : s.best
   const history = [...s.history, { epoch, lr: s.lr, accuracy: acc, accepted }]
   if (cfg.fixed) {
-    return { lr: s.lr, halving: false, best, bestEpoch: accepted ? epoch : s.bestEpoch, epoch, done: epoch >= cfg.maxEpochs, history, accepted }
+    return {
+      lr: s.lr,
+      halving: false,
+      best,
+      bestEpoch: accepted ? epoch : s.bestEpoch,
+      epoch,
+      done: epoch >= cfg.maxEpochs,
+      history,
+      accepted,
+    }
   }
   let halving = s.halving
   let done = epoch >= cfg.maxEpochs

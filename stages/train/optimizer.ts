@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs'
-import { ParamSet, Params } from '../nn/params.js'
+import type { ParamSet, Params } from '../nn/params.js'
 
 /**
  * SGD, SGD with momentum, and Adam over a ParamSet, written out on tensors so that (a) their state
@@ -20,7 +20,14 @@ export interface OptimizerConfig {
   l2: number
 }
 
-export const DEFAULT_OPTIMIZER: OptimizerConfig = { name: 'sgd', momentum: 0.9, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, l2: 0 }
+export const DEFAULT_OPTIMIZER: OptimizerConfig = {
+  name: 'sgd',
+  momentum: 0.9,
+  beta1: 0.9,
+  beta2: 0.999,
+  epsilon: 1e-8,
+  l2: 0,
+}
 
 export class Optimizer {
   readonly cfg: OptimizerConfig

@@ -12,5 +12,5 @@ export function shuffleInPlace(a: Uint32Array | number[], rand: () => number): v
 
 /** The random stream of one epoch: depends on (seed, epoch) only, which makes resumption exact. */
 export function epochRandom(seed: number, epoch: number): () => number {
-  return mulberry32((Math.imul(seed >>> 0, 0x9e3779b1) ^ (epoch + 1) * 0x85ebca6b) >>> 0)
+  return mulberry32((Math.imul(seed >>> 0, 0x9e3779b1) ^ ((epoch + 1) * 0x85ebca6b)) >>> 0)
 }

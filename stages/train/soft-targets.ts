@@ -1,4 +1,4 @@
-import { RecordBatch } from 'apache-arrow'
+import type { RecordBatch } from 'apache-arrow'
 import { KtpError } from '../../schemas/errors.js'
 import { fromF16 } from '../../schemas/float16.js'
 import { getMatrix, getVector } from '../../schemas/utterance.js'
@@ -30,7 +30,8 @@ export function softRow(batch: RecordBatch, kind: 'soft-dense' | 'soft-topk', nu
   const lp = getMatrix<Float32Array | Uint16Array>(batch, 'logp')
   const f16 = lp.data instanceof Uint16Array
   if (kind === 'soft-dense') {
-    if (lp.width !== numClasses) throw new KtpError('bad-soft', `dense soft targets have ${lp.width} classes, metadata says ${numClasses}`)
+    if (lp.width !== numClasses)
+      throw new KtpError('bad-soft', `dense soft targets have ${lp.width} classes, metadata says ${numClasses}`)
     return { kind: 'dense', numClasses, width: lp.width, frames: lp.frames, logp: lp.data, f16 }
   }
   const ids = getMatrix<Uint16Array | Uint32Array>(batch, 'ids')
@@ -38,8 +39,18 @@ export function softRow(batch: RecordBatch, kind: 'soft-dense' | 'soft-topk', nu
   const d = ids.data
   let max = 0
   for (let i = 0; i < d.length; i++) if (d[i] > max) max = d[i]
-  if (d.length > 0 && max >= numClasses) throw new KtpError('bad-soft', `top-k soft targets name class ${max}, metadata says ${numClasses} classes`)
-  return { kind: 'topk', numClasses, width: lp.width, frames: lp.frames, logp: lp.data, f16, ids: ids.data, tail: getVector<Float32Array>(batch, 'tail') }
+  if (d.length > 0 && max >= numClasses)
+    throw new KtpError('bad-soft', `top-k soft targets name class ${max}, metadata says ${numClasses} classes`)
+  return {
+    kind: 'topk',
+    numClasses,
+    width: lp.width,
+    frames: lp.frames,
+    logp: lp.data,
+    f16,
+    ids: ids.data,
+    tail: getVector<Float32Array>(batch, 'tail'),
+  }
 }
 
 // Per-frame scratch of the top-k path (grown on demand; one thread, no re-entrancy).
@@ -123,7 +134,14 @@ function denseTargetsShifted(row: SoftRow, frame: number, T: number, out: Float3
  * softened with the rest: p_T ∝ exp(log p / T) over all C classes). These are exactly the values
  * softTargetsAt writes densely. O(k) per frame.
  */
-export function topkTargetsAt(row: SoftRow, frame: number, T: number, ids: Int32Array | null, probs: Float32Array, off: number): number {
+export function topkTargetsAt(
+  row: SoftRow,
+  frame: number,
+  T: number,
+  ids: Int32Array | null,
+  probs: Float32Array,
+  off: number,
+): number {
   const C = row.numClasses
   const w = row.width
   const base = frame * w

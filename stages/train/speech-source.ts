@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs'
 import { KtpError } from '../../schemas/errors.js'
-import { CorpusUtt, LabelSet, readCorpus } from './corpus.js'
+import { type CorpusUtt, type LabelSet, readCorpus } from './corpus.js'
 import { chunkBatches } from './chunk-batches.js'
 import { frameBatches, type SparseSoft } from './frame-batches.js'
 import { epochRandom } from './shuffle.js'
-import { DataSource, TargetTerm, TrainBatch } from './trainer.js'
-import { tensorFrom } from './workers.js'
+import { type TargetTerm, type TrainBatch } from './loss.js'
+import { type DataSource } from './trainer.js'
+import { tensorFrom } from './tensors.js'
 
 /**
  * The bridge from speech corpora to the trainer: reads features (+ labels, + soft targets) from
@@ -26,7 +27,8 @@ export interface SpeechSourceConfig {
   soft?: string
   numClasses: number
   select?: (utt: string) => boolean
-  layout: { kind: 'frames'; batchSize: number; bufferFrames: number; left: number; right: number }
+  layout:
+    | { kind: 'frames'; batchSize: number; bufferFrames: number; left: number; right: number }
     | { kind: 'chunks'; chunksPerBatch: number; chunkLength: number; bufferChunks: number; delay: number }
   targets: TargetMix
   seed: number
@@ -41,12 +43,23 @@ const oneHot = (labels: tf.Tensor, C: number): tf.Tensor => tf.tidy(() => tf.cas
 const tensorOf = tensorFrom
 
 /** The soft-target term of a batch: sparse (top-k files) or dense, shaped [...lead, ·]. */
-function softTerm(soft: Float32Array | undefined, sparse: SparseSoft | undefined, lead: number[], C: number, mix: TargetMix): TargetTerm {
+function softTerm(
+  soft: Float32Array | undefined,
+  sparse: SparseSoft | undefined,
+  lead: number[],
+  C: number,
+  mix: TargetMix,
+): TargetTerm {
   const { temperature, soft: weight } = mix
   if (sparse) {
     return {
-      temperature, weight,
-      sparse: { ids: tensorOf(sparse.ids, [...lead, sparse.k], 'int32'), probs: tensorOf(sparse.probs, [...lead, sparse.k]), rest: tensorOf(sparse.rest, lead) },
+      temperature,
+      weight,
+      sparse: {
+        ids: tensorOf(sparse.ids, [...lead, sparse.k], 'int32'),
+        probs: tensorOf(sparse.probs, [...lead, sparse.k]),
+        rest: tensorOf(sparse.rest, lead),
+      },
     }
   }
   return { temperature, weight, targets: tensorOf(soft!, [...lead, C]) }
@@ -61,13 +74,25 @@ export function speechSource(cfg: SpeechSourceConfig): DataSource {
   return {
     async *epoch(e: number, skip: number): AsyncGenerator<TrainBatch> {
       const utts: AsyncIterable<CorpusUtt> = readCorpus({
-        feats: cfg.feats, labels: cfg.labels, soft: needSoft ? cfg.soft : undefined, select: cfg.select,
-        needLabels: needHard, onSkip: e === 0 ? cfg.onSkip : undefined,
+        feats: cfg.feats,
+        labels: cfg.labels,
+        soft: needSoft ? cfg.soft : undefined,
+        select: cfg.select,
+        needLabels: needHard,
+        onSkip: e === 0 ? cfg.onSkip : undefined,
       })
       const rand = epochRandom(cfg.seed, e)
       // Top-k files feed the loss sparsely (no dense [rows, C] targets); batch arrays are reused,
       // every one is copied into a tensor before the next batch is asked for.
-      const common = { rand, hard: needHard, soft: needSoft, temperature: cfg.targets.temperature, numClasses: C, sparse: cfg.sparseSoft ?? true, reuse: true }
+      const common = {
+        rand,
+        hard: needHard,
+        soft: needSoft,
+        temperature: cfg.targets.temperature,
+        numClasses: C,
+        sparse: cfg.sparseSoft ?? true,
+        reuse: true,
+      }
       let n = 0
       if (cfg.layout.kind === 'frames') {
         for await (const fb of frameBatches(utts, { ...common, ...cfg.layout })) {
@@ -75,7 +100,8 @@ export function speechSource(cfg: SpeechSourceConfig): DataSource {
           yield (() => {
             const labels = fb.hard ? tensorOf(fb.hard, [fb.size], 'int32') : undefined
             const terms: TargetTerm[] = []
-            if (cfg.targets.hard > 0) terms.push({ targets: oneHot(labels!, C), temperature: 1, weight: cfg.targets.hard })
+            if (cfg.targets.hard > 0)
+              terms.push({ targets: oneHot(labels!, C), temperature: 1, weight: cfg.targets.hard })
             if (needSoft) terms.push(softTerm(fb.soft, fb.sparse, [fb.size], C, cfg.targets))
             return { x: tensorOf(fb.x, [fb.size, fb.inDim]), terms, labels, rows: fb.size }
           })()
@@ -86,9 +112,16 @@ export function speechSource(cfg: SpeechSourceConfig): DataSource {
           yield (() => {
             const labels = cb.hard ? tensorOf(cb.hard, [cb.B, cb.L], 'int32') : undefined
             const terms: TargetTerm[] = []
-            if (cfg.targets.hard > 0) terms.push({ targets: oneHot(labels!, C), temperature: 1, weight: cfg.targets.hard })
+            if (cfg.targets.hard > 0)
+              terms.push({ targets: oneHot(labels!, C), temperature: 1, weight: cfg.targets.hard })
             if (needSoft) terms.push(softTerm(cb.soft, cb.sparse, [cb.B, cb.L], C, cfg.targets))
-            return { x: tensorOf(cb.x, [cb.B, cb.L, cb.dim]), terms, mask: tensorOf(cb.mask, [cb.B, cb.L]), labels, rows: cb.B * cb.L }
+            return {
+              x: tensorOf(cb.x, [cb.B, cb.L, cb.dim]),
+              terms,
+              mask: tensorOf(cb.mask, [cb.B, cb.L]),
+              labels,
+              rows: cb.B * cb.L,
+            }
           })()
         }
       }

@@ -9,12 +9,15 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { selectBackend, type BackendName } from '../nn/backend.js'
 import { buildModel } from '../nn/registry.js'
 import type { Model } from '../nn/model.js'
-import { disposeBatch } from './trainer.js'
-import { packInto, partFromWire, partGradients, tensorFrom, type FromWorker, type ToWorker, type WorkerInit } from './workers.js'
+import { disposeBatch } from './loss.js'
+import { partGradients } from './loss.js'
+import { packInto, tensorFrom } from './tensors.js'
+import { partFromWire, type FromWorker, type ToWorker, type WorkerInit } from './workers.js'
 
 const init = workerData as WorkerInit
 const port = parentPort
-if (port == null || init?.ktpTrainWorker !== true) throw new Error('worker-entry.js is a training worker; it is started by ktp, not run directly')
+if (port == null || init?.ktpTrainWorker !== true)
+  throw new Error('worker-entry.js is a training worker; it is started by ktp, not run directly')
 
 const post = (m: FromWorker) => port.postMessage(m)
 const paramView = new Float32Array(init.params)
@@ -25,7 +28,8 @@ let model: Model
 try {
   await selectBackend(init.backend as BackendName)
   model = buildModel(init.spec)
-  if (model.params.size !== init.size) throw new Error(`replica has ${model.params.size} parameters, the main model ${init.size}`)
+  if (model.params.size !== init.size)
+    throw new Error(`replica has ${model.params.size} parameters, the main model ${init.size}`)
   post({ type: 'ready' })
 } catch (err) {
   post({ type: 'init-error', message: (err as Error)?.stack ?? String(err) })
@@ -37,7 +41,8 @@ port.on('message', (m: ToWorker) => {
   if (m.type !== 'step') return
   try {
     const version = Atomics.load(ctrl, 0)
-    if (version !== m.version) throw new Error(`parameters of version ${m.version} expected in shared memory, found ${version}`)
+    if (version !== m.version)
+      throw new Error(`parameters of version ${m.version} expected in shared memory, found ${version}`)
     if (version !== loaded) {
       for (const slot of model.params.layout) {
         const v = model.params.get(slot.name)

@@ -45,7 +45,8 @@ import { KtpError } from '../../schemas/errors.js'
 import type { ModelSpec } from '../nn/config.js'
 import type { Model } from '../nn/model.js'
 import type { ParamSet, Params } from '../nn/params.js'
-import { batchLoss, correctCount, mapTerm, termTensors, type TargetTerm, type TrainBatch } from './trainer.js'
+import { hostValues, packInto, tensorFrom } from './tensors.js'
+import { batchLoss, correctCount, mapTerm, termTensors, type TargetTerm, type TrainBatch } from './loss.js'
 
 /** A tensor on the wire: its values (moved with the message) and shape. */
 export interface WireTensor {
@@ -61,13 +62,27 @@ export type WireTerm = { temperature: number; weight: number } & (
 
 function termToWire(term: TargetTerm, f: (t: tf.Tensor) => WireTensor): WireTerm {
   const { temperature, weight } = term
-  if (term.sparse) return { temperature, weight, sparse: { ids: f(term.sparse.ids), probs: f(term.sparse.probs), rest: f(term.sparse.rest) } }
+  if (term.sparse)
+    return {
+      temperature,
+      weight,
+      sparse: { ids: f(term.sparse.ids), probs: f(term.sparse.probs), rest: f(term.sparse.rest) },
+    }
   return { temperature, weight, targets: f(term.targets) }
 }
 
 function termFromWire(term: WireTerm, f: (w: WireTensor, dtype: 'float32' | 'int32') => tf.Tensor): TargetTerm {
   const { temperature, weight } = term
-  if (term.sparse) return { temperature, weight, sparse: { ids: f(term.sparse.ids, 'int32'), probs: f(term.sparse.probs, 'float32'), rest: f(term.sparse.rest, 'float32') } }
+  if (term.sparse)
+    return {
+      temperature,
+      weight,
+      sparse: {
+        ids: f(term.sparse.ids, 'int32'),
+        probs: f(term.sparse.probs, 'float32'),
+        rest: f(term.sparse.rest, 'float32'),
+      },
+    }
   return { temperature, weight, targets: f(term.targets, 'float32') }
 }
 
@@ -92,42 +107,6 @@ export interface WorkerInit {
 
 export type ToWorker = { type: 'step'; id: number; version: number; scale: number; part: WirePart }
 
-interface WasmBackendInternals {
-  wasm: { HEAPU8: Uint8Array }
-  dataIdMap: { get(id: object): { memoryOffset: number } | undefined }
-}
-
-/**
- * A view of a tensor's values in the wasm heap (no copy), or null on other backends. Valid only
- * until the next tfjs operation (the heap may grow and move): use it at once.
- */
-function heapView(t: tf.Tensor): Float32Array | Int32Array | null {
-  if (tf.getBackend() !== 'wasm' || (t.dtype !== 'float32' && t.dtype !== 'int32')) return null
-  const be = tf.backend() as unknown as WasmBackendInternals
-  const d = be.dataIdMap?.get(t.dataId)
-  const heap = be.wasm?.HEAPU8
-  if (d == null || heap == null) return null
-  return t.dtype === 'float32' ? new Float32Array(heap.buffer, d.memoryOffset, t.size) : new Int32Array(heap.buffer, d.memoryOffset, t.size)
-}
-
-/** The values of `t` (a view into the wasm heap, else a copy): read at once, do not keep. */
-export function hostValues(t: tf.Tensor): Float32Array | Int32Array {
-  return heapView(t) ?? (t.dataSync() as Float32Array | Int32Array)
-}
-
-/** A tensor from values that may live in reused shared memory: copied unless the backend copies. */
-export function tensorFrom(values: Float32Array | Int32Array, shape: number[], dtype: 'float32' | 'int32' = 'float32'): tf.Tensor {
-  return tf.tensor(tf.getBackend() === 'wasm' ? values : values.slice(), shape, dtype)
-}
-
-/** Pack parameter-shaped tensors into `out` at the layout offsets without allocating (wasm). */
-export function packInto(params: ParamSet, ts: Params, out: Float32Array): void {
-  for (const slot of params.layout) {
-    const t = ts[slot.name]
-    if (t == null) throw new Error(`pack: missing ${slot.name}`)
-    out.set(hostValues(t), slot.offset)
-  }
-}
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'init-error'; message: string }
@@ -145,39 +124,6 @@ export function workerEntryPath(): string {
 /** Row boundaries of N contiguous parts of R rows: part k is [b[k], b[k+1]); part 0 is never empty. */
 export function partBounds(R: number, N: number): number[] {
   return Array.from({ length: N + 1 }, (_, k) => Math.ceil((k * R) / N))
-}
-
-export interface PartResult {
-  /** scale · batchLoss of the part. */
-  value: tf.Scalar
-  /** Gradients of `value`. */
-  grads: Params
-  correct: tf.Scalar
-  counted: tf.Scalar
-}
-
-/**
- * Loss (times `scale`), gradients and accuracy counts of one part, on `model`'s own parameters:
- * the computation every thread runs for its part. The caller disposes the result.
- */
-export function partGradients(model: Model, b: TrainBatch, scale: number): PartResult {
-  const names = model.params.names
-  return tf.tidy(() => {
-    let captured: tf.Tensor | null = null
-    const f = (...ps: tf.Tensor[]): tf.Scalar => {
-      const sub: Params = {}
-      names.forEach((n, i) => (sub[n] = ps[i]))
-      const logits = model.apply(b.x, sub)
-      if (b.labels) captured = tf.keep(logits)
-      return tf.mul(batchLoss(logits, b), scale) as tf.Scalar
-    }
-    const { value, grads } = tf.valueAndGrads(f)(names.map((n) => model.params.get(n)))
-    const g: Params = {}
-    names.forEach((n, i) => (g[n] = grads[i]))
-    const cc = captured ? correctCount(captured, b) : null
-    if (captured) (captured as tf.Tensor).dispose()
-    return { value, grads: g, correct: cc?.correct ?? tf.scalar(0), counted: cc?.counted ?? tf.scalar(0) }
-  })
 }
 
 /** Tensors of a wire part (the caller disposes them with the batch). */
@@ -222,7 +168,12 @@ export class GradientWorkers {
   private dead: Error | null = null
   private closing = false
 
-  private constructor(parts: number, workers: Worker[], sabs: { params: SharedArrayBuffer; grads: SharedArrayBuffer; ctrl: SharedArrayBuffer }, size: number) {
+  private constructor(
+    parts: number,
+    workers: Worker[],
+    sabs: { params: SharedArrayBuffer; grads: SharedArrayBuffer; ctrl: SharedArrayBuffer },
+    size: number,
+  ) {
     this.parts = parts
     this.workers = workers
     this.paramView = new Float32Array(sabs.params)
@@ -233,9 +184,11 @@ export class GradientWorkers {
 
   /** Start `parts − 1` workers for `model` on the current tfjs backend; resolves once all are ready. */
   static async start(model: Model, parts: number, backend: string = tf.getBackend()): Promise<GradientWorkers> {
-    if (!Number.isInteger(parts) || parts < 2) throw new KtpError('usage', `expected --workers ≥ 2 for a worker pool, got ${parts}`)
+    if (!Number.isInteger(parts) || parts < 2)
+      throw new KtpError('usage', `expected --workers ≥ 2 for a worker pool, got ${parts}`)
     const entry = workerEntryPath()
-    if (!existsSync(entry)) throw new KtpError('worker-missing', `training worker ${entry} not found; build ktp first (npx tsc -p .)`)
+    if (!existsSync(entry))
+      throw new KtpError('worker-missing', `training worker ${entry} not found; build ktp first (npx tsc -p .)`)
     const size = model.params.size
     const sabs = {
       params: new SharedArrayBuffer(4 * size),
@@ -266,7 +219,10 @@ export class GradientWorkers {
   /** One set of listeners per worker for its whole life: start-up, steps, crashes. */
   private watch(w: Worker, k: number, ready: () => void, notReady: (e: Error) => void): void {
     const die = (why: string) => {
-      const err = new KtpError('worker-failed', this.started ? `training worker ${k} ${why}` : `training worker ${k} failed to start: ${why}`)
+      const err = new KtpError(
+        'worker-failed',
+        this.started ? `training worker ${k} ${why}` : `training worker ${k} failed to start: ${why}`,
+      )
       if (!this.started) notReady(err)
       else this.fail(err)
     }
@@ -278,7 +234,9 @@ export class GradientWorkers {
       this.pending.delete(m.id)
       if (m.type === 'error') return p.reject(new KtpError('worker-failed', `training worker ${k}: ${m.message}`))
       if (Atomics.load(this.ctrl, k) !== m.id) {
-        return p.reject(new KtpError('worker-failed', `training worker ${k}: gradient of step ${m.id} missing from shared memory`))
+        return p.reject(
+          new KtpError('worker-failed', `training worker ${k}: gradient of step ${m.id} missing from shared memory`),
+        )
       }
       p.resolve({ loss: m.loss, correct: m.correct, counted: m.counted })
     })
@@ -305,7 +263,8 @@ export class GradientWorkers {
     const R = b.x.shape[0]
     const per = b.rows / R // frames per row (1, or the chunk length)
     const bounds = partBounds(R, N)
-    const sliceAll = (t: tf.Tensor, s: number, e: number) => tf.slice(t, [s, ...t.shape.slice(1).map(() => 0)], [e - s, ...t.shape.slice(1)])
+    const sliceAll = (t: tf.Tensor, s: number, e: number) =>
+      tf.slice(t, [s, ...t.shape.slice(1).map(() => 0)], [e - s, ...t.shape.slice(1)])
 
     // Shares of the target frames: mask sums, or frame counts.
     const maskData = b.mask ? Float32Array.from(hostValues(b.mask)) : null
@@ -320,7 +279,12 @@ export class GradientWorkers {
     const scale = (k: number) => (total > 0 ? weightOf(bounds[k], bounds[k + 1]) / total : 0)
 
     // Rows of parts 1…N−1, copied into each worker's shared input region.
-    const srcs: tf.Tensor[] = [b.x, ...b.terms.flatMap(termTensors), ...(b.mask ? [b.mask] : []), ...(b.labels ? [b.labels] : [])]
+    const srcs: tf.Tensor[] = [
+      b.x,
+      ...b.terms.flatMap(termTensors),
+      ...(b.mask ? [b.mask] : []),
+      ...(b.labels ? [b.labels] : []),
+    ]
     const remote: Promise<Remote | null>[] = []
     if (bounds[N] > bounds[1]) {
       packInto(params, params.tensors(), this.paramView)
@@ -335,7 +299,8 @@ export class GradientWorkers {
         continue
       }
       const bytes = srcs.reduce((a, t) => a + 4 * (t.size / R) * (e - s), 0)
-      if ((this.inputs[k - 1]?.byteLength ?? 0) < bytes) this.inputs[k - 1] = new SharedArrayBuffer(Math.ceil((bytes * 1.25) / 4096) * 4096)
+      if ((this.inputs[k - 1]?.byteLength ?? 0) < bytes)
+        this.inputs[k - 1] = new SharedArrayBuffer(Math.ceil((bytes * 1.25) / 4096) * 4096)
       const sab = this.inputs[k - 1]
       let off = 0
       const cut = (t: tf.Tensor): WireTensor => {
@@ -355,21 +320,30 @@ export class GradientWorkers {
       }
       const id = this.nextId++
       const msg: ToWorker = { type: 'step', id, version: this.version, scale: scale(k), part }
-      remote.push(new Promise<Remote>((resolve, reject) => {
-        this.pending.set(id, { k, resolve, reject })
-        this.workers[k - 1].postMessage(msg)
-      }))
+      remote.push(
+        new Promise<Remote>((resolve, reject) => {
+          this.pending.set(id, { k, resolve, reject })
+          this.workers[k - 1].postMessage(msg)
+        }),
+      )
     }
     const e0 = bounds[1]
-    const local: TrainBatch = e0 === R
-      ? { x: tf.clone(b.x), terms: b.terms.map((t) => mapTerm(t, tf.clone)), mask: b.mask && tf.clone(b.mask), labels: b.labels && tf.clone(b.labels), rows: b.rows }
-      : {
-          x: sliceAll(b.x, 0, e0),
-          terms: b.terms.map((t) => mapTerm(t, (x) => sliceAll(x, 0, e0))),
-          mask: b.mask && sliceAll(b.mask, 0, e0),
-          labels: b.labels && sliceAll(b.labels, 0, e0),
-          rows: e0 * per,
-        }
+    const local: TrainBatch =
+      e0 === R
+        ? {
+            x: tf.clone(b.x),
+            terms: b.terms.map((t) => mapTerm(t, tf.clone)),
+            mask: b.mask && tf.clone(b.mask),
+            labels: b.labels && tf.clone(b.labels),
+            rows: b.rows,
+          }
+        : {
+            x: sliceAll(b.x, 0, e0),
+            terms: b.terms.map((t) => mapTerm(t, (x) => sliceAll(x, 0, e0))),
+            mask: b.mask && sliceAll(b.mask, 0, e0),
+            labels: b.labels && sliceAll(b.labels, 0, e0),
+            rows: e0 * per,
+          }
     // Settle every part before reporting a failure, so no worker still writes when we move on.
     const all = Promise.allSettled(remote).then((rs) => {
       const bad = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected')

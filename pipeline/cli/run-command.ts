@@ -1,0 +1,87 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { z } from 'zod'
+import { KtpError } from '../../schemas/errors.js'
+import { defineCommand } from '../io/command.js'
+import { runRecipe } from '../recipes/runner.js'
+import {
+  recipeChoice,
+  recipeConfig,
+  recipeConfigOptions,
+  recipeData,
+  recipeDataOptions,
+  recipePrep,
+} from '../recipes/select.js'
+import { systemsRecipe } from '../recipes/systems.js'
+
+export const runCommand = defineCommand({
+  command: 'run <recipe>',
+  describe: 'run a recipe (fsdd, or a JSON config) as a DAG of stages, rebuilding only what is stale',
+  options: z.object(recipeConfigOptions),
+  cliOptions: z.object({
+    out: z
+      .string()
+      .optional()
+      .describe('output directory (default for --demo: a ktp-demo folder in the system temp dir)'),
+    ...recipeDataOptions,
+    dryRun: z.boolean().default(false).describe('print the plan (what would run and why) and run nothing'),
+    from: z.string().optional().describe('run from this step on (earlier steps must be up to date)'),
+    until: z.string().optional().describe('run up to this step'),
+    jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
+    demo: z
+      .boolean()
+      .default(false)
+      .describe('the README demo: the quick fsdd recipe on the bundled data, then print the table'),
+  }),
+  positionals: (y) => y.positional('recipe', { describe: 'fsdd or timit (built in)', type: 'string' }),
+  examples: [
+    ['ktp run fsdd --out exp/fsdd --quick', 'the quick configuration'],
+    ['ktp run fsdd --out exp/fsdd --seeds 3 --set students.lstm-kt.temperature=4', 'three seeds, one student changed'],
+  ],
+  run: async (o, argv) => {
+    const log = (l: string) => process.stderr.write(`${l}\n`)
+    const recipe = String(argv.recipe)
+    const quick = o.quick || Boolean(argv.demo)
+    const choice = recipeChoice({ ...o, quick }, argv)
+    const cfg = recipeConfig(recipe, choice)
+    const out = resolve(
+      argv.out
+        ? String(argv.out)
+        : argv.demo
+          ? join(tmpdir(), 'ktp-demo')
+          : (() => {
+              throw new KtpError('usage', 'give --out DIR')
+            })(),
+    )
+    const plan = systemsRecipe(recipe, recipePrep(recipe, recipeData(recipe, choice), out, cfg), out, cfg)
+    log(
+      `ktp run ${recipe}: ${quick ? 'quick' : 'full'} configuration, seeds ${(cfg.seeds as number[]).join(',')}, output ${out}`,
+    )
+    const t0 = Date.now()
+    const outcomes = await runRecipe(plan, {
+      out,
+      dryRun: Boolean(argv.dryRun),
+      from: argv.from as string | undefined,
+      until: argv.until as string | undefined,
+      jobs: Number(argv.jobs ?? 1),
+      log,
+    })
+    const ran = outcomes.filter((x) => x.state === 'ran').length
+    const failed = outcomes.filter((x) => x.state === 'failed')
+    if (!argv.dryRun) {
+      log(
+        ran === 0 && failed.length === 0
+          ? `ktp run ${recipe}: everything is up to date, nothing to do`
+          : `ktp run ${recipe}: ran ${ran} step(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s${failed.length ? `, ${failed.length} failed: ${failed.map((f) => f.name).join(', ')}` : ''}`,
+      )
+      const report = join(out, 'report.md')
+      if (existsSync(report) && failed.length === 0) {
+        const md = readFileSync(report, 'utf8')
+        const table = md.split('\n').filter((l) => l.startsWith('|') || l.startsWith('- **C'))
+        process.stdout.write(`${table.join('\n')}\n\nReport: ${report}\nResults: ${join(out, 'results.json')}\n`)
+      }
+    }
+    return failed.length ? 1 : 0
+  },
+})

@@ -1,0 +1,155 @@
+import { type RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, type Schema } from 'apache-arrow'
+import { FileBlock } from 'apache-arrow/ipc/metadata/file'
+import { KtpError } from '../../schemas/errors.js'
+import { sameColumns } from '../../schemas/kinds.js'
+
+/**
+ * Synchronous Arrow IPC encoding: `encode(batch)` returns exactly the bytes that batch adds to
+ * the stream/file. apache-arrow's writers push bytes into an async queue; we intercept its
+ * `_write` so that the caller decides when and how bytes reach the disk (fsync, resumable logs,
+ * backpressure on stdout) without a second buffering layer.
+ */
+type Chunk = ArrayBufferView | string
+
+function toBytes(chunk: Chunk): Uint8Array {
+  if (typeof chunk === 'string') return new TextEncoder().encode(chunk)
+  return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+}
+
+// Arrow's writer classes keep `_write`/`_started`/`_position` protected; both subclasses route
+// every chunk into `captured` instead of the writer's async sink.
+interface Capturing {
+  captured: Uint8Array[]
+  _position: number
+  _recordBatchBlocks: FileBlock[]
+  reset(sink?: undefined, schema?: Schema): unknown
+  write(batch: RecordBatch): void
+  finish(): unknown
+}
+
+function capture(self: { captured: Uint8Array[]; _started: boolean; _position: number }, chunk: Chunk): void {
+  if (!self._started) return
+  const b = toBytes(chunk)
+  if (b.byteLength > 0) {
+    self.captured.push(b)
+    self._position += b.byteLength
+  }
+}
+
+class CapturingStreamWriter extends RecordBatchStreamWriter {
+  captured: Uint8Array[] = []
+  protected _write(chunk: Chunk) {
+    capture(this as never, chunk)
+    return this
+  }
+}
+
+class CapturingFileWriter extends RecordBatchFileWriter {
+  captured: Uint8Array[] = []
+  protected _write(chunk: Chunk) {
+    capture(this as never, chunk)
+    return this
+  }
+}
+
+export type IpcFormat = 'stream' | 'file'
+
+export class BatchEncoder {
+  private readonly writer: Capturing
+  private started = false
+  private readonly checked = new WeakSet<Schema>()
+  readonly schema: Schema
+
+  constructor(schema: Schema, format: IpcFormat) {
+    this.schema = schema
+    const W = format === 'file' ? CapturingFileWriter : CapturingStreamWriter
+    this.writer = new W({ autoDestroy: false }) as unknown as Capturing
+  }
+
+  private take(): Uint8Array[] {
+    const out = this.writer.captured
+    this.writer.captured = []
+    return out
+  }
+
+  /** Schema header bytes (written once, before any batch). */
+  begin(): Uint8Array[] {
+    if (!this.started) {
+      this.started = true
+      // Writing an empty batch list starts the writer and emits the schema message.
+      this.writer.reset(undefined, this.schema)
+    }
+    return this.take()
+  }
+
+  /**
+   * Bytes of one batch. Arrow's writer silently closes when a later batch's schema differs
+   * (CONVENTIONS.md trap), so we check every batch ourselves and fail loudly instead.
+   */
+  encode(batch: RecordBatch): Uint8Array[] {
+    // stages reuse one schema object for all their batches: compare each distinct schema once
+    if (!this.checked.has(batch.schema) && !sameColumns(batch.schema, this.schema)) {
+      throw new KtpError('schema-changed', "a record batch has different columns from the stream's schema")
+    }
+    this.checked.add(batch.schema)
+    const head = this.begin()
+    this.writer.write(batch)
+    return head.concat(this.take())
+  }
+
+  /**
+   * Add record-batch messages encoded earlier by another encoder of the same schema (e.g. a
+   * stream encoder's `encode()` output, kept in a resumable log) without decoding them: the bytes
+   * are returned as they are and, for the file format, listed in the footer. `lengths` gives
+   * each message's metadata and body lengths (see `messageLengths`), in the order of `bytes`.
+   */
+  appendEncoded(bytes: Uint8Array, lengths: readonly MessageLengths[]): Uint8Array[] {
+    const head = this.begin()
+    const w = this.writer
+    let at = w._position
+    for (const m of lengths) {
+      w._recordBatchBlocks.push(new FileBlock(m.meta, m.body, at))
+      at += m.meta + m.body
+    }
+    if (at - w._position !== bytes.byteLength) {
+      throw new KtpError(
+        'bad-message',
+        `encoded messages of ${at - w._position} bytes announced, ${bytes.byteLength} given`,
+      )
+    }
+    w._position = at
+    return bytes.byteLength > 0 ? head.concat([bytes]) : head
+  }
+
+  /** Footer / end-of-stream bytes. */
+  finish(): Uint8Array[] {
+    const head = this.begin()
+    this.writer.finish()
+    return head.concat(this.take())
+  }
+}
+
+/** Byte lengths of one encapsulated IPC message: prefix + flatbuffer metadata + padding, and body. */
+export interface MessageLengths {
+  meta: number
+  body: number
+}
+
+/**
+ * The lengths of the one record-batch message `msg` holds (an `encode()` result joined, schema
+ * header excluded; a schema without dictionaries): the metadata length follows the 0xFFFFFFFF
+ * continuation marker, the body is the rest.
+ */
+export function messageLengths(msg: Uint8Array): MessageLengths {
+  const dv = new DataView(msg.buffer, msg.byteOffset, msg.byteLength)
+  if (msg.byteLength < 8 || dv.getInt32(0, true) !== -1) {
+    throw new KtpError('bad-message', 'an encoded record batch does not start with an IPC continuation marker')
+  }
+  const meta = 8 + dv.getInt32(4, true)
+  if (meta > msg.byteLength)
+    throw new KtpError(
+      'bad-message',
+      `an encoded record batch is shorter (${msg.byteLength} B) than its metadata (${meta} B)`,
+    )
+  return { meta, body: msg.byteLength - meta }
+}

@@ -1,0 +1,186 @@
+import * as tf from '@tensorflow/tfjs'
+import type { RecordBatch, Schema } from 'apache-arrow'
+import _ from 'highland'
+import { z } from 'zod'
+import { UttError, asUttError } from '../../schemas/errors.js'
+import { encodeF16 } from '../../schemas/float16.js'
+import { makeSchema } from '../../schemas/kinds.js'
+import { readMeta } from '../../schemas/metadata.js'
+import { getMatrix, makeUttBatch, uttId } from '../../schemas/utterance.js'
+import type { Model } from '../nn/model.js'
+import type { ModelMeta } from '../train/model-store.js'
+import { spliceFrameInto } from '../train/frame-batches.js'
+
+/**
+ * `ktp infer`: run a trained network (a teacher) over a feature stream and write what it says
+ * about every frame as soft targets (DESIGN.md §2, §5):
+ *   dense  `logp` = log softmax(z) at T = 1 for all C classes, f32 or f16;
+ *   top-k  the k largest log-probabilities with their class ids, and the tail mass τ = 1 − Σ p_k.
+ * Log-probabilities at T = 1 let each student choose its own T later: softmax(log p / T) =
+ * softmax(z / T). For top-k, the unlisted classes are taken to share τ equally (see
+ * stages/train/soft-targets.ts). Splicing follows the teacher's metadata.
+ */
+export const inferOptions = z.object({
+  topK: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe('keep the k most probable classes per frame (0 = dense, all classes)'),
+  dtype: z.enum(['f32', 'f16']).default('f16').describe('storage type of the log-probabilities'),
+  batchUtts: z.number().int().positive().default(32).describe('utterances per forward pass (frame models)'),
+})
+export type InferOptions = z.infer<typeof inferOptions>
+
+export function inferSchema(meta: ModelMeta, o: InferOptions, featureFingerprint: string): Schema {
+  const C = meta.numClasses
+  const k = o.topK > 0 ? Math.min(o.topK, C) : 0
+  const metadata: Record<string, string> = {
+    'ktp.num_classes': String(C),
+    'ktp.feature_fingerprint': featureFingerprint,
+    'ktp.teacher_fingerprint': meta.fingerprint,
+    'ktp.storage': k ? `top${k}-${o.dtype}` : `dense-${o.dtype}`,
+    'ktp.temperature': '1',
+  }
+  if (meta.inventory) metadata['ktp.inventory'] = JSON.stringify(meta.inventory)
+  if (meta.priors) metadata['ktp.priors'] = JSON.stringify(meta.priors)
+  return k
+    ? makeSchema('soft-topk', {
+        widths: { ids: k, logp: k },
+        types: { ids: C <= 65535 ? 'u16' : 'u32', logp: o.dtype },
+        metadata,
+      })
+    : makeSchema('soft-dense', { widths: { logp: C }, types: { logp: o.dtype }, metadata })
+}
+
+/** One utterance's frames spliced as the model was trained: [T × D·(L+R+1)]. */
+function spliced(meta: ModelMeta, feats: Float32Array, frames: number, dim: number): Float32Array {
+  const { left, right } = meta.splice
+  const inDim = dim * (left + right + 1)
+  const x = new Float32Array(frames * inDim)
+  const u = { utt: '', frames, dim, feats }
+  for (let t = 0; t < frames; t++) spliceFrameInto(u, t, left, right, x, t * inDim)
+  return x
+}
+
+/** Network input for one utterance: spliced frames [T, D·(L+R+1)] or a sequence [1, T, D]. */
+function inputOf(model: Model, meta: ModelMeta, feats: Float32Array, frames: number, dim: number): tf.Tensor {
+  if (model.input === 'sequence') return tf.tensor3d(feats, [1, frames, dim])
+  const x = spliced(meta, feats, frames, dim)
+  return tf.tensor2d(x, [frames, x.length / frames])
+}
+
+/** Log-probabilities [T, C] of one utterance's frames. */
+export function logProbs(model: Model, meta: ModelMeta, feats: Float32Array, frames: number, dim: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const x = inputOf(model, meta, feats, frames, dim)
+    const z = model.apply(x)
+    return tf.logSoftmax(tf.reshape(z, [frames, meta.numClasses])) as tf.Tensor2D
+  })
+}
+
+/** One utterance's soft-target row from its log-probabilities. */
+export async function softRowBatch(
+  schema: Schema,
+  utt: string,
+  lp: tf.Tensor2D,
+  o: InferOptions,
+): Promise<RecordBatch> {
+  const [_frames, C] = lp.shape
+  const k = o.topK > 0 ? Math.min(o.topK, C) : 0
+  const store = (a: Float32Array) => (o.dtype === 'f16' ? encodeF16(a) : a)
+  if (!k) return makeUttBatch(schema, { utt, logp: store((await lp.data()) as Float32Array) })
+  const { values, indices } = tf.topk(lp, k, true)
+  const tailT = tf.tidy(() => tf.maximum(tf.sub(1, tf.sum(tf.exp(values), 1)), 0))
+  const [v, i, tail] = await Promise.all([values.data(), indices.data(), tailT.data()])
+  tf.dispose([values, indices, tailT])
+  const ids = C <= 65535 ? Uint16Array.from(i as Int32Array) : Uint32Array.from(i as Int32Array)
+  return makeUttBatch(schema, {
+    utt,
+    ids,
+    logp: store(v as Float32Array),
+    tail: Float32Array.from(tail as Float32Array),
+  })
+}
+
+/**
+ * The stream stage: features@1 utterances in, soft targets out, failures per utterance. Frame
+ * models run `batchUtts` utterances per forward pass (one GEMM instead of many small ones);
+ * sequence models run one utterance at a time (no padding, exact recurrences).
+ */
+export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: InferOptions) {
+  const checked = (b: RecordBatch) => {
+    const m = getMatrix(b, 'feats')
+    if (m.width !== meta.featureDim) {
+      throw new UttError('dim-mismatch', uttId(b), `features have dim ${m.width}, the model expects ${meta.featureDim}`)
+    }
+    return m
+  }
+  const one = async (b: RecordBatch): Promise<RecordBatch> => {
+    const utt = uttId(b)
+    try {
+      const m = checked(b)
+      const lp = logProbs(model, meta, m.data, m.frames, m.width)
+      try {
+        return await softRowBatch(schema, utt, lp, o)
+      } finally {
+        lp.dispose()
+      }
+    } catch (err) {
+      throw asUttError(err, utt)
+    }
+  }
+  const group = async (bs: RecordBatch[]): Promise<(RecordBatch | UttError)[]> => {
+    const ok: { b: RecordBatch; frames: number; start: number }[] = []
+    const out: (RecordBatch | UttError)[] = new Array(bs.length)
+    const parts: Float32Array[] = []
+    let total = 0
+    bs.forEach((b, i) => {
+      try {
+        const m = checked(b)
+        if (m.frames === 0) throw new UttError('no-frames', uttId(b), 'no frames')
+        ok.push({ b, frames: m.frames, start: total })
+        total += m.frames
+        parts.push(spliced(meta, m.data, m.frames, m.width))
+      } catch (err) {
+        out[i] = asUttError(err, uttId(b))
+      }
+    })
+    if (ok.length > 0) {
+      const inDim = parts[0].length / ok[0].frames
+      const x = new Float32Array(total * inDim)
+      parts.forEach((p, k) => x.set(p, ok[k].start * inDim))
+      const lp = tf.tidy(() => tf.logSoftmax(model.apply(tf.tensor2d(x, [total, inDim]))) as tf.Tensor2D)
+      try {
+        for (const { b, frames, start } of ok) {
+          const slice = tf.slice(lp, [start, 0], [frames, meta.numClasses])
+          try {
+            out[bs.indexOf(b)] = await softRowBatch(schema, uttId(b), slice, o)
+          } finally {
+            slice.dispose()
+          }
+        }
+      } finally {
+        lp.dispose()
+      }
+    }
+    return out
+  }
+  return (s: Highland.Stream<RecordBatch>): Highland.Stream<RecordBatch> => {
+    if (model.input === 'sequence') return s.flatMap((b) => _(one(b)))
+    // a failed utterance becomes an error in the stream (reported by the runner), the rest flow on
+    return s
+      .batch(o.batchUtts)
+      .flatMap((bs) => _(group(bs)))
+      .flatMap((rs) =>
+        _(rs).map((r) => {
+          if (r instanceof UttError) throw r
+          return r
+        }),
+      )
+  }
+}
+
+export function featureFingerprintOf(schema: Schema): string {
+  return readMeta(schema).fingerprint ?? 'unknown'
+}

@@ -1,0 +1,25 @@
+import { defineCommand } from '../../pipeline/io/command.js'
+import { trainCliOptions } from '../train-model/command.js'
+import { runTrainStudent, studentOptions } from './stage.js'
+
+export const trainStudentCommand = defineCommand({
+  command: 'train-student',
+  describe: 'train a student (LSTM, GRU, … or any model config): baseline, kt, regularise or layerwise-kt',
+  options: studentOptions,
+  cliOptions: trainCliOptions,
+  positionals: (y) => y.demandOption('output'),
+  examples: [
+    [
+      'ktp train-student --mode kt --soft exp/soft.arrow --feats exp/train.arrow --labels exp/ali.arrow -o exp/lstm-kt',
+      'KT pre-training, then fine-tuning',
+    ],
+    [
+      'ktp train-student --mode baseline --feats exp/train.arrow --labels exp/ali.arrow -o exp/lstm',
+      'the randomly initialised baseline',
+    ],
+  ],
+  run: async (o, argv) =>
+    runTrainStudent(o, String(argv.output), Boolean(argv.resume), Boolean(argv.force), (l) =>
+      process.stderr.write(`${l}\n`),
+    ),
+})

@@ -1,0 +1,234 @@
+import * as tf from '@tensorflow/tfjs'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { KtpError } from '../../schemas/errors.js'
+import type { DnnConfig } from '../nn/config.js'
+import { dnnLayerName } from '../nn/dnn.js'
+import type { Model } from '../nn/model.js'
+import { type Rbm, cd1, createRbm, disposeRbm, rbmHidden, rbmMomentum } from '../nn/rbm.js'
+import { copyMatchingParams } from '../nn/stack.js'
+import { readCorpus } from '../train/corpus.js'
+import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js'
+import { frameBatches } from '../train/frame-batches.js'
+import { epochRandom } from '../train/shuffle.js'
+import {
+  type TrainContext,
+  type TrainOptions,
+  buildFor,
+  finishModel,
+  openTrainingData,
+  parseModelConfig,
+  runPhases,
+  scheduleFrom,
+  trainOptions,
+  trainingKeys,
+  upToDate,
+  useBackend,
+} from '../train/session.js'
+
+/**
+ * `ktp train-teacher`: a DNN teacher on spliced frames, optionally pre-trained layer by layer —
+ * generatively with stacked RBMs (Kaldi `pretrain_dbn.sh`: a Gaussian–Bernoulli RBM on the input,
+ * Bernoulli–Bernoulli above, CD-1 with momentum and L2, then a fresh softmax layer and
+ * cross-entropy fine-tuning), or discriminatively (one hidden layer + softmax for an epoch, add a
+ * layer, repeat) — then fine-tuned with newbob.
+ */
+export const teacherOptions = trainOptions.extend({
+  pretrain: z
+    .enum(['none', 'rbm', 'discriminative'])
+    .default('none')
+    .describe('layer-wise pre-training before fine-tuning'),
+  rbmEpochs: z
+    .number()
+    .int()
+    .min(1)
+    .default(1)
+    .describe('RBM epochs per Bernoulli layer (the Gaussian layer gets twice as many)'),
+  rbmLr: z.number().positive().default(0.4).describe('RBM learning rate, Bernoulli layers (Kaldi: 0.4)'),
+  rbmLrLow: z.number().positive().default(0.01).describe('RBM learning rate, the Gaussian input layer (Kaldi: 0.01)'),
+  rbmL2: z.number().min(0).default(0.0002).describe('RBM L2 penalty (Kaldi: 0.0002)'),
+  rbmBatchSize: z.number().int().positive().default(100).describe('RBM mini-batch, frames (Kaldi: 100)'),
+  discriminativeLr: z
+    .number()
+    .positive()
+    .default(0.008)
+    .describe('discriminative pre-training: learning rate of each one-epoch stage'),
+})
+export type TeacherOptions = z.infer<typeof teacherOptions>
+
+interface RbmLog {
+  layer: number
+  epoch: number
+  reconstruction_error: number
+  frames: number
+}
+
+/** Train the RBM stack; returns DNN hidden-layer parameters {h0.W, h0.b, …} and the per-epoch errors. */
+export async function pretrainRbm(
+  o: TeacherOptions,
+  ctx: TrainContext,
+  hidden: number[],
+  log: (r: RbmLog) => void,
+): Promise<Record<string, Float32Array>> {
+  const inDim = ctx.data.dim * (2 * o.context + 1)
+  const sizes = [inDim, ...hidden]
+  const stack: Rbm[] = []
+  const params: Record<string, Float32Array> = {}
+  let step = 0
+  for (let l = 0; l < hidden.length; l++) {
+    const name = dnnLayerName(l, hidden.length + 1)
+    const ckPath = join(ctx.out, `rbm.${l}.bin`)
+    const rbm = createRbm(l === 0 ? 'gaussian' : 'bernoulli', sizes[l], sizes[l + 1], o.seed, name)
+    const done = loadCheckpoint<{ fingerprint: string }>(ckPath)
+    if (done && done.header.fingerprint === ctx.fingerprint) {
+      rbm.W.assign(tf.tensor2d(done.arrays.W, [sizes[l], sizes[l + 1]]))
+      rbm.hb.assign(tf.tensor1d(done.arrays.hb))
+      rbm.vb.assign(tf.tensor1d(done.arrays.vb))
+      ctx.log(`ktp train-teacher: RBM layer ${l + 1} restored from ${ckPath}`)
+    } else {
+      const epochs = l === 0 ? 2 * o.rbmEpochs : o.rbmEpochs
+      const lr = l === 0 ? o.rbmLrLow : o.rbmLr
+      let seen = 0
+      let rampFrames = 0
+      for (let e = 0; e < epochs; e++) {
+        let errSum = 0
+        let frames = 0
+        const errs: tf.Scalar[] = []
+        const utts = readCorpus({ feats: o.feats, select: ctx.data.trainSelect })
+        for await (const fb of frameBatches(utts, {
+          batchSize: o.rbmBatchSize,
+          bufferFrames: o.bufferFrames,
+          left: o.context,
+          right: o.context,
+          rand: epochRandom(o.seed + 1000 * (l + 1), e),
+          hard: false,
+          soft: false,
+          temperature: 1,
+          numClasses: 1,
+        })) {
+          const err = tf.tidy(() => {
+            let v = tf.tensor2d(fb.x, [fb.size, fb.inDim])
+            for (const below of stack) v = rbmHidden(below, v)
+            // momentum ramps over the first epoch of each layer (Kaldi ramps over a fixed frame count)
+            return tf.mul(
+              cd1(rbm, v, {
+                lr,
+                momentum: rbmMomentum(seen, rampFrames || Infinity),
+                l2: o.rbmL2,
+                seed: o.seed * 7919 + step++,
+              }),
+              fb.size,
+            )
+          })
+          errs.push(err as tf.Scalar)
+          seen += fb.size
+          frames += fb.size
+          if (errs.length >= 50) {
+            errSum += (await tf.addN(errs).data())[0]
+            tf.dispose(errs)
+            errs.length = 0
+          }
+        }
+        if (errs.length) {
+          errSum += (await tf.addN(errs).data())[0]
+          tf.dispose(errs)
+        }
+        if (e === 0) rampFrames = frames
+        const rec = { layer: l + 1, epoch: e + 1, reconstruction_error: errSum / Math.max(1, frames), frames }
+        log(rec)
+        ctx.log(
+          `ktp train-teacher: RBM layer ${l + 1} (${rbm.visible}-bernoulli ${sizes[l]}→${sizes[l + 1]}) epoch ${e + 1}: reconstruction error ${rec.reconstruction_error.toFixed(4)}`,
+        )
+      }
+      saveCheckpoint(ckPath, {
+        header: { fingerprint: ctx.fingerprint },
+        arrays: {
+          W: rbm.W.dataSync() as Float32Array,
+          hb: rbm.hb.dataSync() as Float32Array,
+          vb: rbm.vb.dataSync() as Float32Array,
+        },
+      })
+    }
+    params[`${name}.W`] = Float32Array.from(rbm.W.dataSync() as Float32Array)
+    params[`${name}.b`] = Float32Array.from(rbm.hb.dataSync() as Float32Array)
+    stack.push(rbm)
+  }
+  stack.forEach(disposeRbm)
+  return params
+}
+
+/** Discriminative layer-wise pre-training: grow 1 → H hidden layers, one CE epoch each. */
+export async function pretrainDiscriminative(
+  o: TeacherOptions,
+  ctx: TrainContext,
+  cfg: DnnConfig,
+): Promise<Record<string, Float32Array>> {
+  let carried: Record<string, Float32Array> = {}
+  for (let n = 1; n < cfg.hidden.length; n++) {
+    const partial = buildFor({ ...cfg, hidden: cfg.hidden.slice(0, n) }, ctx.data, o)
+    copyMatchingParams(carried, partial, (p) => p.startsWith('out.'))
+    await runPhases(
+      partial,
+      [
+        {
+          name: `disc${n}`,
+          targets: { hard: 1, soft: 0, temperature: 1 },
+          schedule: { ...scheduleFrom(o), initialLr: o.discriminativeLr, maxEpochs: 1, minEpochs: 1, fixed: true },
+        },
+      ],
+      ctx,
+    )
+    carried = partial.params.toFlat()
+    partial.params.dispose()
+  }
+  return carried
+}
+
+export async function runTrainTeacher(
+  o: TeacherOptions,
+  out: string,
+  resume: boolean,
+  force: boolean,
+  log: (l: string) => void,
+): Promise<number> {
+  const config = parseModelConfig(o.model) as DnnConfig
+  if (config.type !== 'dnn')
+    throw new KtpError(
+      'usage',
+      `--model: train-teacher trains DNNs (type dnn), got ${config.type}; use ktp train or train-student`,
+    )
+  const data = await openTrainingData(o)
+  const keys = trainingKeys('train-teacher', o, data.inputFingerprints)
+  if (!force && upToDate(out, keys.build)) {
+    log(`ktp train-teacher: ${out} is up to date, nothing to do`)
+    return 0
+  }
+  if (!resume && existsSync(join(out, 'ktp.json'))) log(`ktp train-teacher: ${out} is stale; retraining`)
+  await useBackend(o.backend, log)
+  const ctx: TrainContext = { out, opts: o as TrainOptions, data, fingerprint: keys.fingerprint, resume, log }
+  const model: Model = buildFor(config, data, o)
+  const rbmLog: RbmLog[] = []
+  if (o.pretrain === 'rbm' && config.hidden.length > 0) {
+    const init = await pretrainRbm(o, ctx, config.hidden, (r) => rbmLog.push(r))
+    copyMatchingParams(init, model, (p) => p.startsWith('out.'))
+  } else if (o.pretrain === 'discriminative' && config.hidden.length > 1) {
+    copyMatchingParams(await pretrainDiscriminative(o, ctx, config), model, (p) => p.startsWith('out.'))
+  }
+  const { records } = await runPhases(
+    model,
+    [{ name: 'finetune', targets: { hard: 1, soft: 0, temperature: 1 }, schedule: scheduleFrom(o) }],
+    ctx,
+  )
+  finishModel(
+    ctx,
+    model,
+    keys,
+    { stage: 'train-teacher', options: o, rbm: rbmLog, epochs: records },
+    { left: o.context, right: o.context },
+  )
+  log(
+    `ktp train-teacher: wrote ${out} (best held-out frame accuracy ${Math.max(...records.filter((r) => r.accepted).map((r) => r.heldout_accuracy)).toFixed(2)}%)`,
+  )
+  return 0
+}

@@ -1,0 +1,454 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { KtpError } from '../../schemas/errors.js'
+import { fingerprint } from '../../schemas/fingerprint.js'
+import { readMeta } from '../../schemas/metadata.js'
+import { openArrow } from '../../pipeline/io/arrow-source.js'
+import { shardOf } from '../../pipeline/io/shard.js'
+import { expectFields, parseTable } from '../formats/kaldi-tables.js'
+import { BACKEND_NAMES, type BackendName, selectBackend } from '../nn/backend.js'
+import { ModelConfigSchema, type ModelSpec } from '../nn/config.js'
+import type { Model } from '../nn/model.js'
+import { buildModel } from '../nn/registry.js'
+import { type LabelSet, describeCorpus, loadLabels } from './corpus.js'
+import { DEFAULT_NEWBOB, type NewbobConfig } from './newbob.js'
+import { OPTIMIZERS, type OptimizerConfig } from './optimizer.js'
+import { type ModelMeta, readModelMeta, saveModel } from './model-store.js'
+import { type SpeechSourceConfig, type TargetMix, speechSource } from './speech-source.js'
+import { type EpochRecord, type TrainResult, train } from './trainer.js'
+
+/**
+ * `ktp train`: any model config on features + frame labels (+ soft targets), the shared core of
+ * `ktp train-teacher` and `ktp train-student`. This file holds the speech side of training —
+ * which files, which frames, which targets — and hands the trainer tensors; the trainer itself
+ * (stages/train/trainer.ts) knows nothing about speech.
+ */
+export const schedulerOptions = {
+  lr: z
+    .number()
+    .positive()
+    .default(0.008)
+    .describe('initial learning rate (newbob halves it when held-out accuracy stalls)'),
+  minEpochs: z.number().int().min(0).default(2).describe('newbob: no early stop before this many epochs'),
+  maxEpochs: z.number().int().min(1).default(20).describe('newbob: stop after this many epochs'),
+  startHalvingImpr: z
+    .number()
+    .default(0.5)
+    .describe('newbob: start halving when held-out accuracy improves by less than this (points)'),
+  endHalvingImpr: z
+    .number()
+    .default(0.1)
+    .describe('newbob: stop when, while halving, it improves by less than this (points)'),
+  fixedLr: z
+    .boolean()
+    .default(false)
+    .describe('keep the learning rate fixed for exactly --max-epochs epochs (no newbob)'),
+}
+
+export const trainOptions = z.object({
+  feats: z.string().describe('training features (features@1 Arrow file, CMVN applied, not spliced)'),
+  labels: z.string().describe('training frame labels (labels@1 Arrow file)'),
+  heldoutFeats: z.string().optional().describe('held-out features for newbob and reporting (e.g. a dev speaker)'),
+  heldoutLabels: z.string().optional().describe('held-out frame labels'),
+  heldoutFraction: z
+    .number()
+    .min(0)
+    .max(0.9)
+    .default(0.1)
+    .describe('without held-out files: this fraction of training utterances (by id hash) is held out'),
+  dataFraction: z
+    .number()
+    .gt(0)
+    .max(1)
+    .default(1)
+    .describe(
+      'train on this fraction of the training utterances (deterministic by id hash; smaller fractions are subsets of larger ones)',
+    ),
+  utt2spk: z
+    .string()
+    .optional()
+    .describe(
+      "Kaldi utt2spk of the training data: --data-fraction then takes that fraction of each speaker's utterances (balanced, still nested)",
+    ),
+  model: z
+    .string()
+    .default('{"type":"dnn","hidden":[512,512,512,512],"activation":"sigmoid"}')
+    .describe('model config as JSON, or a path to a JSON file'),
+  context: z.number().int().min(0).default(5).describe('frame models: splice ±K frames of context on the fly'),
+  batchSize: z.number().int().positive().default(256).describe('frame models: frames per mini-batch'),
+  bufferFrames: z.number().int().positive().default(100000).describe('frame models: shuffle buffer, in frames'),
+  chunkLength: z.number().int().positive().default(20).describe('recurrent models: frames per chunk'),
+  chunksPerBatch: z.number().int().positive().default(16).describe('recurrent models: chunks per mini-batch'),
+  bufferChunks: z.number().int().positive().default(4096).describe('recurrent models: shuffle buffer, in chunks'),
+  delay: z.number().int().min(0).default(0).describe('recurrent models: target delay in frames'),
+  optimizer: z.enum(OPTIMIZERS).default('sgd').describe("sgd (the paper's setting), momentum, or adam"),
+  momentum: z.number().min(0).max(0.999).default(0.9).describe('momentum coefficient (--optimizer momentum)'),
+  l2: z.number().min(0).default(0).describe('L2 weight decay'),
+  clip: z.number().default(5).describe('clip the global gradient norm to this (≤ 0: off; the NaN guard stays on)'),
+  ...schedulerOptions,
+  seed: z.number().int().default(1).describe('seed of initialisation and data order'),
+  backend: z
+    .enum(BACKEND_NAMES as unknown as [BackendName, ...BackendName[]])
+    .default('auto')
+    .describe('tfjs backend: auto picks tensorflow (tfjs-node[-gpu]) if installed, else wasm, else cpu'),
+  checkpointMinutes: z
+    .number()
+    .positive()
+    .default(5)
+    .describe('write a checkpoint at least this often (and after every epoch)'),
+  workers: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(1)
+    .describe(
+      'threads per training step (data parallel: each computes the gradient of a contiguous part of the batch; results match 1 thread up to float rounding)',
+    ),
+})
+export type TrainOptions = z.infer<typeof trainOptions>
+
+/** Options that do not change the result: they stay out of the model fingerprint. */
+export const NON_VALUE_OPTIONS = ['backend', 'checkpointMinutes', 'workers'] as const
+
+export function parseModelConfig(s: string): unknown {
+  const text = s.trim().startsWith('{')
+    ? s
+    : (() => {
+        if (!existsSync(s)) throw new KtpError('usage', `--model: '${s}' is neither JSON nor an existing file`)
+        return readFileSync(s, 'utf8')
+      })()
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new KtpError('usage', `--model: not valid JSON (${(err as Error).message})`)
+  }
+  const r = ModelConfigSchema.safeParse(json)
+  if (!r.success)
+    throw new KtpError(
+      'usage',
+      `--model: ${r.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ')}`,
+    )
+  return r.data
+}
+
+export interface TrainingData {
+  dim: number
+  numClasses: number
+  inventory: string[] | null
+  trainLabels: LabelSet
+  heldLabels: LabelSet
+  featureFingerprint: string | null
+  trainSelect: (utt: string) => boolean
+  heldSelect: (utt: string) => boolean
+  heldFeats: string
+  inputFingerprints: Record<string, string>
+  priors: number[]
+}
+
+/** A stable number in [0, 1) per utterance id: nested subsets and held-out splits without lists. */
+export function uttUnit(utt: string): number {
+  return (shardOf(utt, 1_000_003) - 1) / 1_000_003
+}
+
+async function fileFingerprint(path: string): Promise<string> {
+  const a = await openArrow(path, [])
+  await a.close()
+  return readMeta(a.schema).fingerprint ?? 'unknown'
+}
+
+/**
+ * A speaker-balanced, nested subset: each speaker keeps the `fraction` of its utterances (at least
+ * one) that rank first by id hash. Ranks do not change with the fraction, so a smaller subset is
+ * always inside a larger one, and no speaker is over- or under-represented by chance.
+ */
+export function balancedSubset(utts: string[], utt2spkPath: string, fraction: number): (utt: string) => boolean {
+  if (!existsSync(utt2spkPath)) throw new KtpError('no-file', `--utt2spk ${utt2spkPath}: no such file`)
+  const spkOf = new Map<string, string>()
+  for (const l of parseTable(readFileSync(utt2spkPath, 'utf8'), utt2spkPath))
+    spkOf.set(l.key, expectFields(l, 1, utt2spkPath, 'utt speaker')[0])
+  const bySpeaker = new Map<string, string[]>()
+  for (const u of utts) {
+    const spk = spkOf.get(u)
+    if (spk === undefined)
+      throw new KtpError(
+        'no-speaker',
+        `${utt2spkPath}: training utterance '${u}' has no speaker (is it the utt2spk of the training data?)`,
+      )
+    if (!bySpeaker.has(spk)) bySpeaker.set(spk, [])
+    bySpeaker.get(spk)!.push(u)
+  }
+  const keep = new Set<string>()
+  for (const list of bySpeaker.values()) {
+    const ranked = list
+      .map((u) => [uttUnit(`${u}#data`), u] as const)
+      .sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : 1))
+    const n = Math.max(1, Math.round(fraction * list.length))
+    for (const [, u] of ranked.slice(0, n)) keep.add(u)
+  }
+  return (u: string) => keep.has(u)
+}
+
+export async function openTrainingData(o: TrainOptions, soft?: string): Promise<TrainingData> {
+  const desc = await describeCorpus({ feats: o.feats, soft })
+  const trainLabels = await loadLabels(o.labels)
+  const separate = o.heldoutFeats !== undefined
+  if (separate !== (o.heldoutLabels !== undefined))
+    throw new KtpError('usage', 'give both --heldout-feats and --heldout-labels, or neither')
+  const heldLabels = separate ? await loadLabels(o.heldoutLabels!) : trainLabels
+  const numClasses = Math.max(trainLabels.numClasses, heldLabels.numClasses, desc.soft?.numClasses ?? 0)
+  if (desc.soft && desc.soft.numClasses !== trainLabels.numClasses) {
+    throw new KtpError(
+      'class-mismatch',
+      `${soft}: ${desc.soft.numClasses} classes, but ${o.labels} has ${trainLabels.numClasses}`,
+    )
+  }
+  const isHeld = (u: string) => !separate && uttUnit(u) < o.heldoutFraction
+  // data fraction: a unit in [0,1) independent of the held-out split (rescaled), so subsets nest
+  const inFraction =
+    o.dataFraction >= 1
+      ? () => true
+      : o.utt2spk
+        ? balancedSubset(
+            [...trainLabels.map.keys()].filter((u) => !isHeld(u)),
+            o.utt2spk,
+            o.dataFraction,
+          )
+        : (u: string) => uttUnit(`${u}#data`) < o.dataFraction
+  const trainSelect = (u: string) => !isHeld(u) && inFraction(u)
+  const heldSelect = separate ? () => true : isHeld
+  const counts = new Float64Array(numClasses).fill(1) // add-one: no class gets prior 0
+  for (const [u, labels] of trainLabels.map) if (trainSelect(u)) for (const l of labels) counts[l]++
+  const total = counts.reduce((a, b) => a + b, 0)
+  const inputFingerprints: Record<string, string> = {
+    feats: desc.featureFingerprint ?? 'unknown',
+    labels: await fileFingerprint(o.labels),
+  }
+  if (separate) {
+    inputFingerprints.heldoutFeats = await fileFingerprint(o.heldoutFeats!)
+    inputFingerprints.heldoutLabels = await fileFingerprint(o.heldoutLabels!)
+  }
+  if (soft) inputFingerprints.soft = await fileFingerprint(soft)
+  return {
+    dim: desc.dim,
+    numClasses,
+    inventory: trainLabels.inventory,
+    trainLabels,
+    heldLabels,
+    featureFingerprint: desc.featureFingerprint,
+    trainSelect,
+    heldSelect,
+    heldFeats: separate ? o.heldoutFeats! : o.feats,
+    inputFingerprints,
+    priors: Array.from(counts, (c) => c / total),
+  }
+}
+
+export interface Phase {
+  name: string
+  targets: TargetMix
+  schedule: NewbobConfig
+}
+
+export function scheduleFrom(o: Pick<TrainOptions, keyof typeof schedulerOptions>): NewbobConfig {
+  return {
+    ...DEFAULT_NEWBOB,
+    initialLr: o.lr,
+    minEpochs: o.minEpochs,
+    maxEpochs: o.maxEpochs,
+    startHalvingImpr: o.startHalvingImpr,
+    endHalvingImpr: o.endHalvingImpr,
+    fixed: o.fixedLr,
+  }
+}
+
+export function optimizerFrom(o: TrainOptions): Partial<OptimizerConfig> {
+  return { name: o.optimizer, momentum: o.momentum, l2: o.l2 }
+}
+
+export interface TrainContext {
+  out: string
+  opts: TrainOptions
+  data: TrainingData
+  soft?: string
+  /** Identifies the run: checkpoint compatibility and the model's fingerprint. */
+  fingerprint: string
+  resume: boolean
+  log: (line: string) => void
+}
+
+/** Train `model` through the phases, each with its own schedule, checkpointed for --resume. */
+export async function runPhases(
+  model: Model,
+  phases: Phase[],
+  ctx: TrainContext,
+): Promise<{ records: EpochRecord[]; results: TrainResult[] }> {
+  const { opts, data } = ctx
+  mkdirSync(ctx.out, { recursive: true })
+  const logPath = join(ctx.out, 'train.jsonl')
+  const records: EpochRecord[] = []
+  const results: TrainResult[] = []
+  const frame = model.input === 'frame'
+  const layout: SpeechSourceConfig['layout'] = frame
+    ? {
+        kind: 'frames',
+        batchSize: opts.batchSize,
+        bufferFrames: opts.bufferFrames,
+        left: opts.context,
+        right: opts.context,
+      }
+    : {
+        kind: 'chunks',
+        chunksPerBatch: opts.chunksPerBatch,
+        chunkLength: opts.chunkLength,
+        bufferChunks: opts.bufferChunks,
+        delay: opts.delay,
+      }
+  let skipped = 0
+  for (const phase of phases) {
+    const source = speechSource({
+      feats: opts.feats,
+      labels: data.trainLabels,
+      soft: ctx.soft,
+      numClasses: data.numClasses,
+      select: data.trainSelect,
+      layout,
+      targets: phase.targets,
+      seed: opts.seed,
+      onSkip: (u, why) => {
+        if (skipped++ < 10) ctx.log(`ktp train: WARNING skipping '${u}': ${why}`)
+      },
+    })
+    const held = speechSource({
+      feats: data.heldFeats,
+      labels: data.heldLabels,
+      numClasses: data.numClasses,
+      select: data.heldSelect,
+      layout: frame ? ({ ...layout, bufferFrames: 1 } as SpeechSourceConfig['layout']) : layout,
+      targets: { hard: 1, soft: 0, temperature: 1 },
+      seed: opts.seed,
+    })
+    const r = await train(
+      model,
+      source,
+      held,
+      {
+        optimizer: optimizerFrom(opts),
+        schedule: phase.schedule,
+        clip: opts.clip,
+        maxBadBatches: 20,
+        logEvery: 50,
+        phase: phase.name,
+        resume: ctx.resume,
+        workers: opts.workers,
+        checkpoint: {
+          path: join(ctx.out, `checkpoint.${phase.name}.bin`),
+          everyMinutes: opts.checkpointMinutes,
+          fingerprint: ctx.fingerprint,
+        },
+      },
+      (rec) => {
+        appendFileSync(logPath, `${JSON.stringify(rec)}\n`)
+        if ('heldout_accuracy' in rec) {
+          ctx.log(
+            `ktp train: ${rec.phase} epoch ${rec.epoch} lr ${rec.lr.toPrecision(3)} train loss ${rec.train_loss.toFixed(4)}` +
+              `${rec.train_accuracy === null ? '' : ` acc ${rec.train_accuracy.toFixed(2)}%`} held-out acc ${rec.heldout_accuracy.toFixed(2)}%` +
+              `${rec.accepted ? '' : ' (rejected)'} ${rec.rows_per_s} frames/s${rec.bad_batches ? `, ${rec.bad_batches} bad batches skipped` : ''}`,
+          )
+        }
+      },
+    )
+    records.push(...r.epochs)
+    results.push(r)
+  }
+  return { records, results }
+}
+
+/** The fingerprint and build key of a training run from its options and inputs. */
+export function trainingKeys(
+  stage: string,
+  opts: Record<string, unknown>,
+  inputs: Record<string, string>,
+): { fingerprint: string; build: string } {
+  const valueOpts = { ...opts }
+  for (const k of NON_VALUE_OPTIONS) delete valueOpts[k]
+  const fp = fingerprint(
+    stage,
+    valueOpts,
+    Object.entries(inputs)
+      .sort()
+      .map(([k, v]) => `${k}=${v}`),
+  )
+  return { fingerprint: fp, build: fp }
+}
+
+export function upToDate(out: string, build: string): ModelMeta | null {
+  const meta = readModelMeta(out)
+  return meta && meta.build === build ? meta : null
+}
+
+export function finishModel(
+  ctx: TrainContext,
+  model: Model,
+  keys: { fingerprint: string; build: string },
+  training: Record<string, unknown>,
+  splice: { left: number; right: number },
+): void {
+  saveModel(ctx.out, model, {
+    splice,
+    featureDim: ctx.data.dim,
+    featureFingerprint: ctx.data.featureFingerprint,
+    numClasses: ctx.data.numClasses,
+    inventory: ctx.data.inventory,
+    priors: ctx.data.priors,
+    fingerprint: keys.fingerprint,
+    build: keys.build,
+    training,
+  })
+}
+
+export async function useBackend(name: BackendName, log: (l: string) => void): Promise<string> {
+  const chosen = await selectBackend(name)
+  log(`ktp: tfjs backend ${chosen}`)
+  return chosen
+}
+
+export function buildFor(config: unknown, data: TrainingData, opts: TrainOptions): Model {
+  const inputDim = (config as { type: string }).type === 'dnn' ? data.dim * (2 * opts.context + 1) : data.dim
+  return buildModel({ model: config as ModelSpec['model'], inputDim, numClasses: data.numClasses, seed: opts.seed })
+}
+
+export async function runTrain(
+  o: TrainOptions,
+  out: string,
+  resume: boolean,
+  force: boolean,
+  log: (l: string) => void,
+  extra: { soft?: string; mode?: 'ce' | 'kt' | 'regularise'; temperature?: number; alpha?: number } = {},
+): Promise<number> {
+  const config = parseModelConfig(o.model)
+  const data = await openTrainingData(o, extra.soft)
+  const keys = trainingKeys('train', { ...o, ...extra }, data.inputFingerprints)
+  if (!force && upToDate(out, keys.build)) {
+    log(`ktp train: ${out} is up to date, nothing to do`)
+    return 0
+  }
+  await useBackend(o.backend, log)
+  const model = buildFor(config, data, o)
+  const ctx: TrainContext = { out, opts: o, data, soft: extra.soft, fingerprint: keys.fingerprint, resume, log }
+  const mode = extra.mode ?? 'ce'
+  const T = extra.temperature ?? 1
+  const targets: TargetMix =
+    mode === 'ce'
+      ? { hard: 1, soft: 0, temperature: 1 }
+      : mode === 'kt'
+        ? { hard: 0, soft: 1, temperature: T }
+        : { hard: extra.alpha ?? 0.5, soft: 1 - (extra.alpha ?? 0.5), temperature: T }
+  const { records } = await runPhases(model, [{ name: mode, targets, schedule: scheduleFrom(o) }], ctx)
+  const splice = model.input === 'frame' ? { left: o.context, right: o.context } : { left: 0, right: 0 }
+  finishModel(ctx, model, keys, { stage: 'train', options: { ...o, ...extra }, epochs: records }, splice)
+  log(`ktp train: wrote ${out}`)
+  return 0
+}
