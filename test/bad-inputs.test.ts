@@ -303,8 +303,7 @@ t.test('command cases', async (t) => {
   for (let g = 0; g < groups.length; g++) {
     const run = runs[g]
     for (const c of groups[g]) {
-      await t.test(c.name, async (t) => {
-        if (run.skip) return t.skip(`${c.name}: ${run.skip}`)
+      await t.test(c.name, { skip: run.skip ? `${c.name}: ${run.skip}` : false }, async (t) => {
         const e = c.expect
         const f = (s: string) => fill(s, run.vars)
         const ctx = `\n--- ktp ${c.command!.map(f).join(' ')}\n${run.stderr}`
@@ -328,7 +327,7 @@ t.test('command cases', async (t) => {
         for (const [file, path, want] of e.jsonEquals ?? []) {
           const j = JSON.parse(readFileSync(f(file), 'utf8'))
           t.same(
-            path.split('.').reduce((o: any, k) => o?.[k], j),
+            path.split('.').reduce((o: unknown, k) => (o as Record<string, unknown> | null | undefined)?.[k], j),
             want,
             `${basename(f(file))}: ${path} = ${JSON.stringify(want)}`,
           )

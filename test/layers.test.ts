@@ -40,7 +40,9 @@ export function importsOf(file: string, text: string): string[] {
   const out: string[] = []
   for (const m of text.matchAll(IMPORT)) {
     const spec = (m[1] ?? m[2]).replace(/\.js$/, '.ts')
-    const target = normalize(join(dirname(file), spec)).split('\\').join('/')
+    const target = normalize(join(dirname(file), spec))
+      .split('\\')
+      .join('/')
     out.push(target.endsWith('.ts') ? target : `${target}/index.ts`)
   }
   return out

@@ -139,27 +139,31 @@ t.test('timit, LDC layout in upper case: own TRAIN/TEST division, phones.ctm in 
   t.match(skip.stderr, /test: 1 utterances/)
 })
 
-t.test('timit, flat layout from ../shared (one folder per speaker, RIFF and SPHERE .wav)', async (t) => {
-  if (!existsSync(SHARED_TIMIT)) {
-    t.skip(`../shared/data/timit-format is absent (${SHARED_TIMIT}); the real-TIMIT check is skipped`)
-    return
-  }
-  const out = join(tmp(), 'timit')
-  const r = ktp(['prepare', 'timit', SHARED_TIMIT, '-o', out, '--test-fraction', '0'])
-  t.equal(r.code, 0, r.stderr)
-  t.same(lines(join(out, 'train', 'utt2spk')), ['fvmh0-sa1 fvmh0', 'fvmh0-si836 fvmh0'])
-  t.equal(readFileSync(join(out, 'test', 'utt2spk'), 'utf8'), '', 'fraction 0: everything in train')
-  const ctm = parseCtm(readFileSync(join(out, 'train', 'phones.ctm'), 'utf8'), 'phones.ctm')
-  const sa1 = ctm.get('fvmh0-sa1')!
-  t.same([sa1[0].label, sa1[0].start, sa1[0].dur], ['h#', 0, 7812 / 16000], '.phn samples / 16 kHz from the header')
-  t.same([sa1[1].label, sa1[1].start], ['sh', 7812 / 16000])
-  t.ok(ctm.get('fvmh0-si836')!.length > 10, "the SPHERE file's alignment too")
-  const durs = lines(join(out, 'train', 'utt2dur')).map((l) => Number(l.split(' ')[1]))
-  t.ok(
-    durs.every((d) => d > 2 && d < 6),
-    `durations ${durs} from RIFF and SPHERE headers`,
-  )
-})
+t.test(
+  'timit, flat layout from ../shared (one folder per speaker, RIFF and SPHERE .wav)',
+  {
+    skip: existsSync(SHARED_TIMIT)
+      ? false
+      : `../shared/data/timit-format is absent (${SHARED_TIMIT}); the real-TIMIT check is skipped`,
+  },
+  async (t) => {
+    const out = join(tmp(), 'timit')
+    const r = ktp(['prepare', 'timit', SHARED_TIMIT, '-o', out, '--test-fraction', '0'])
+    t.equal(r.code, 0, r.stderr)
+    t.same(lines(join(out, 'train', 'utt2spk')), ['fvmh0-sa1 fvmh0', 'fvmh0-si836 fvmh0'])
+    t.equal(readFileSync(join(out, 'test', 'utt2spk'), 'utf8'), '', 'fraction 0: everything in train')
+    const ctm = parseCtm(readFileSync(join(out, 'train', 'phones.ctm'), 'utf8'), 'phones.ctm')
+    const sa1 = ctm.get('fvmh0-sa1')!
+    t.same([sa1[0].label, sa1[0].start, sa1[0].dur], ['h#', 0, 7812 / 16000], '.phn samples / 16 kHz from the header')
+    t.same([sa1[1].label, sa1[1].start], ['sh', 7812 / 16000])
+    t.ok(ctm.get('fvmh0-si836')!.length > 10, "the SPHERE file's alignment too")
+    const durs = lines(join(out, 'train', 'utt2dur')).map((l) => Number(l.split(' ')[1]))
+    t.ok(
+      durs.every((d) => d > 2 && d < 6),
+      `durations ${durs} from RIFF and SPHERE headers`,
+    )
+  },
+)
 
 t.test('tsv and kaldi formats; clear errors for bad input', async (t) => {
   const dir = tmp('ktp-tsv-')

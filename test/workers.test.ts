@@ -9,7 +9,7 @@ import { DEFAULT_NEWBOB } from '../stages/train/newbob.js'
 import { epochRandom } from '../stages/train/shuffle.js'
 import { type TrainBatch } from '../stages/train/loss.js'
 import { type DataSource, type TrainerConfig, train } from '../stages/train/trainer.js'
-import { partGradients } from '../stages/train/loss.js'
+import { mapTerm, partGradients } from '../stages/train/loss.js'
 import { partBounds, workerEntryPath } from '../stages/train/workers.js'
 import { tmp } from './helpers.js'
 import { blobSource, blobs } from './toy-data.js'
@@ -127,7 +127,7 @@ t.test('parts weighted by their share of target frames sum to the full-batch los
   const m = lstm()
   const b = (await chunkSource(1, 5, 6, 3).epoch(0, 0)[Symbol.asyncIterator]().next()).value as TrainBatch
   const full = partGradients(m, b, 1)
-  const mask = b.mask!.dataSync()
+  const mask = b.mask!.dataSync<'float32'>()
   const total = mask.reduce((a, v) => a + v, 0)
   const bounds = partBounds(5, 2)
   let loss = 0
@@ -139,7 +139,7 @@ t.test('parts weighted by their share of target frames sum to the full-batch los
       x: cut(b.x),
       mask: cut(b.mask!),
       labels: cut(b.labels!),
-      terms: b.terms.map((u) => ({ ...u, targets: cut(u.targets) })),
+      terms: b.terms.map((u) => mapTerm(u, cut)),
       rows: (e - s) * 6,
     }
     const share = mask.slice(s * 6, e * 6).reduce((a, v) => a + v, 0) / total
