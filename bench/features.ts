@@ -88,7 +88,10 @@ export async function benchFeatures(opts: BenchOptions = {}): Promise<BenchLine[
   const byRate = new Map<number, FbankOptions>()
   const optsFor = (rate: number): FbankOptions => {
     let o = byRate.get(rate)
-    if (!o) byRate.set(rate, (o = parseFbankOptions({ sampleFrequency: rate, numMelBins: bins, dither: 0 })))
+    if (!o) {
+      o = parseFbankOptions({ sampleFrequency: rate, numMelBins: bins, dither: 0 })
+      byRate.set(rate, o)
+    }
     return o
   }
   const repeats = opts.repeats ?? 3

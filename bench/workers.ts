@@ -16,7 +16,7 @@ import { mulberry32 } from '../stages/nn/init.js'
 import type { ModelSpecInput } from '../stages/nn/config.js'
 import { buildModel } from '../stages/nn/registry.js'
 import { DEFAULT_NEWBOB } from '../stages/train/newbob.js'
-import { type TrainBatch } from '../stages/train/loss.js'
+import type { TrainBatch } from '../stages/train/loss.js'
 import { type DataSource, train } from '../stages/train/trainer.js'
 
 export interface WorkersBenchResult {

@@ -175,7 +175,8 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
     await h?.close().catch(() => {})
   }
   try {
-    const input = src === '-' ? await stdinInput() : (fh = await open(src, 'r'))
+    if (src !== '-') fh = await open(src, 'r')
+    const input = fh ?? (await stdinInput())
     reader = (await RecordBatchReader.from(input as never)) as unknown as AsyncReader
     await reader.open()
   } catch (err) {
@@ -250,7 +251,10 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
                 push(new KtpError('schema-changed', `${name}: a record batch's columns differ from the file's schema`))
                 return push(null, _.nil)
               }
-              for (const row of r.rows) rows++, push(null, row)
+              for (const row of r.rows) {
+                rows++
+                push(null, row)
+              }
               next()
             },
             (err) => {

@@ -190,7 +190,11 @@ export class ResumableArrowWriter {
           } finally {
             closeSync(fd)
           }
-          for (const u of rs) if (!seen.has(u.utt)) seen.add(u.utt), refs.push(u)
+          for (const u of rs) {
+            if (seen.has(u.utt)) continue
+            seen.add(u.utt)
+            refs.push(u)
+          }
         }
         if (refs.length > 0) opts.log?.(`${path}: resuming, ${refs.length} utterances already done`)
       }
@@ -303,7 +307,10 @@ export class ResumableArrowWriter {
           j++
         }
         let fd = fds.get(first.log)
-        if (fd === undefined) fds.set(first.log, (fd = openSync(first.log, 'r')))
+        if (fd === undefined) {
+          fd = openSync(first.log, 'r')
+          fds.set(first.log, fd)
+        }
         const buf = Buffer.allocUnsafe(end - first.offset)
         for (let got = 0; got < buf.length; ) {
           const n = readSync(fd, buf, got, buf.length - got, first.offset + got)

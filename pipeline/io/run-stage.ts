@@ -152,7 +152,10 @@ export async function runStage(run: StageRun): Promise<StageResult> {
   const ordOf = new Map<string, number>()
   let ord = 0
   const selected = run.input.stream().consume<RecordBatch>((err, x, push, next) => {
-    if (err) return (push(err), next())
+    if (err) {
+      push(err)
+      return next()
+    }
     if (x === _.nil) return push(null, _.nil)
     const b = x as RecordBatch
     const utt = uttId(b)

@@ -5,7 +5,7 @@
  * worker loads only what it computes with.
  */
 import { UttError } from '../../schemas/errors.js'
-import { AudioError, decodeAudio, resample } from '../audio/decode.js'
+import { AudioError, type DecodedAudio, decodeAudio, resample } from '../audio/decode.js'
 import {
   computeFbank,
   computeMfcc,
@@ -81,7 +81,7 @@ export async function computeUtterance(t: FeatureTask, ctx: ComputeContext): Pro
   const { plan } = ctx
   const file = isCommand(t.audio) ? `command '${t.audio.replace(/\|\s*$/, '').trim()}'` : t.audio
   const bytes = await readAudioBytes(t.audio, { utt: t.utt, allowCommands: ctx.allowCommands, file: t.audio })
-  let audio
+  let audio: DecodedAudio
   try {
     audio = decodeAudio(bytes, { name: file, channel: t.channel ?? plan.channel })
   } catch (err) {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs'
+import { createReadStream, existsSync, readFileSync, type Stats, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { RecordBatch, Schema } from 'apache-arrow'
 import { canonicalJson, hashBytes } from '../../schemas/fingerprint.js'
@@ -71,7 +71,7 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
     const entry = d.wav.get(rec)!
     if (isCommand(entry)) return void hashes.set(rec, `cmd:${entry}`)
     const path = resolve(entry)
-    let st
+    let st: Stats
     try {
       st = statSync(path)
     } catch {

@@ -69,7 +69,10 @@ export function parseCtm(text: string, source: string): Map<string, CtmEntry[]> 
       )
     }
     let list = out.get(f[0]!)
-    if (!list) out.set(f[0]!, (list = []))
+    if (!list) {
+      list = []
+      out.set(f[0]!, list)
+    }
     list.push({ word: f[4]!, start, duration, line: i + 1 })
   })
   for (const list of out.values()) list.sort((a, b) => a.start - b.start)

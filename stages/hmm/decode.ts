@@ -128,7 +128,8 @@ export class Decoder {
     let best = -Infinity
     for (let i = 0; i < this.nActiveNext; i++) {
       const s = this.nextActive[i]!
-      const v = (this.next[s]! += row[g.pdf[s]!]!)
+      const v = this.next[s]! + row[g.pdf[s]!]!
+      this.next[s] = v
       if (v > best) best = v
     }
     let thr = best - this.beam

@@ -144,7 +144,8 @@ export function buildAlignGraph(
   const idOf = (w: string) => {
     let i = wid.get(w)
     if (i === undefined) {
-      wid.set(w, (i = words.length))
+      i = words.length
+      wid.set(w, i)
       words.push(w)
     }
     return i
@@ -162,20 +163,20 @@ export function buildAlignGraph(
       else b.arc(s, first, w + b.exit(s) + extra, true)
     }
   }
-  const place = (i: number) => {
-    // optional silence before element i (i = transcript.length means the end)
+  const place = () => {
+    // optional silence before the next element (or, after the last word, at the end)
     if (!silence) return
     const [f, l] = silChain()
     enter(f, lSil)
     frontier = frontier.map(([s, w]) => [s, w + lNoSil] as [number, number]).concat([[l, 0]])
   }
-  transcript.forEach((w, i) => {
-    place(i)
+  transcript.forEach((w) => {
+    place()
     const [f, l] = b.chain(lex, w, idOf(w))
     enter(f, 0)
     frontier = [[l, 0]]
   })
-  place(transcript.length)
+  place()
   for (const [s, w] of frontier) if (s >= 0) b.setMax(b.fin, s, w + b.exit(s))
   return b.build(words, wid.get(SIL) ?? -1)
 }

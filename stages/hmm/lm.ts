@@ -48,9 +48,9 @@ export function lmLogProb(lm: BigramLm, prev: string, next: string): number {
 }
 
 /** Row/column helpers for graph builders (word index -1 = <s> as history, V = </s>). */
-export const lmRow = (lm: BigramLm, prevWord: number): number => (prevWord < 0 ? 0 : 1 + prevWord)
+export const lmRow = (prevWord: number): number => (prevWord < 0 ? 0 : 1 + prevWord)
 export const lmCell = (lm: BigramLm, prevWord: number, next: number): number =>
-  lm.logp[lmRow(lm, prevWord) * (lm.vocab.length + 1) + next]!
+  lm.logp[lmRow(prevWord) * (lm.vocab.length + 1) + next]!
 
 /** Every word and `</s>` equally likely after every history. */
 export function uniformLm(vocab: readonly string[]): BigramLm {

@@ -130,7 +130,10 @@ export function scoreTrn(refs: readonly TrnEntry[], hyps: readonly TrnEntry[], o
     }
     utterances.push(u)
     let list = bySpeaker.get(h.speaker)
-    if (!list) bySpeaker.set(h.speaker, (list = []))
+    if (!list) {
+      list = []
+      bySpeaker.set(h.speaker, list)
+    }
     list.push(u)
   }
   const speakers = [...bySpeaker].map(([s, us]) => summarize(s, us))
