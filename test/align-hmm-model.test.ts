@@ -83,8 +83,19 @@ t.test('hmm.json round trip: JSON and disk, fingerprint ignores the producer', a
 })
 
 t.test('hmm.json validation errors name the file and the field', async (t) => {
-  const good = () => hmmToJson(init({ words: 'a,b', states: 2, silence: 'sil' })) as Record<string, any>
-  const bad = (edit: (j: Record<string, any>) => void) => {
+  /** hmm.json as hmmToJson writes it: the fields the cases below break. */
+  interface HmmJson {
+    format: string
+    version: number
+    units: { name: string; states: number }[]
+    silence: string | null
+    lexicon: Record<string, string[]>
+    num_pdfs: number
+    transitions: { self_logp: number[]; forward_logp: number[] }
+    priors: number[] | null
+  }
+  const good = () => hmmToJson(init({ words: 'a,b', states: 2, silence: 'sil' })) as HmmJson
+  const bad = (edit: (j: HmmJson) => void) => {
     const j = good()
     edit(j)
     return msg(() => hmmFromJson(j, 'h.json'))

@@ -76,7 +76,9 @@ function wav(s: WavSpec): Uint8Array {
 function pcm16(values: number[], littleEndian = true): Uint8Array {
   const b = new Uint8Array(values.length * 2)
   const dv = new DataView(b.buffer)
-  values.forEach((v, i) => dv.setInt16(i * 2, v, littleEndian))
+  values.forEach((v, i) => {
+    dv.setInt16(i * 2, v, littleEndian)
+  })
   return b
 }
 
@@ -129,7 +131,9 @@ t.test('RIFF PCM 16/24/32-bit and float 32/64, Kaldi scale', async (tt) => {
 
   const v32 = [65536, -65536, 2147483647, -2147483648]
   const b32 = new Uint8Array(16)
-  v32.forEach((v, i) => new DataView(b32.buffer).setInt32(4 * i, v, true))
+  v32.forEach((v, i) => {
+    new DataView(b32.buffer).setInt32(4 * i, v, true)
+  })
   tt.same(
     Array.from(decodeAudio(wav({ bits: 32, data: b32 })).samples),
     [1, -1, Math.fround(2147483647 / 65536), -32768],

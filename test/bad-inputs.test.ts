@@ -248,7 +248,11 @@ async function execute(ps: Prepared[]): Promise<Run[]> {
   const procs = ps.map((_, i) => i).filter((i) => !ps[i].skip && ps[i].c.process)
   const inDriver = ps.map((_, i) => i).filter((i) => !ps[i].skip && !ps[i].c.process)
   await Promise.all([
-    runInDriver(inDriver.map((i) => ps[i])).then((rs) => rs.forEach((r, k) => finish(inDriver[k], r))),
+    runInDriver(inDriver.map((i) => ps[i])).then((rs) =>
+      rs.forEach((r, k) => {
+        finish(inDriver[k], r)
+      }),
+    ),
     (async () => {
       for (const i of procs) finish(i, await runKtp(ps[i].args, ps[i].vars.tmp))
     })(),

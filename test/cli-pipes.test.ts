@@ -93,7 +93,9 @@ t.test('reading a stream from a pipe holds no memory per record batch', async (t
 
 t.test('shards partition the input and merge restores it', async (t) => {
   const parts = [1, 2, 3].map((i) => join(dir, `part${i}.arrow`))
-  parts.forEach((p, i) => t.equal(ktp(['cat', feats, '--shard', `${i + 1}/3`, '-o', p, '--quiet']).code, 0))
+  parts.forEach((p, i) => {
+    t.equal(ktp(['cat', feats, '--shard', `${i + 1}/3`, '-o', p, '--quiet']).code, 0)
+  })
   const counts = parts.map((p) => info([p]).utterances)
   t.equal(
     counts.reduce((a, b) => a + b, 0),

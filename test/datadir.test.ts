@@ -191,6 +191,7 @@ t.test('wav.scp commands: refused per utterance unless allowed, then run as writ
   })
   // The id is never put into the command: a variable named like it stays unexpanded.
   t.equal(
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a template literal
     (await readAudioBytes('printf \'%s\' "${UTT:-none}" |', { utt: 'c1', allowCommands: true })).toString(),
     'none',
   )

@@ -194,15 +194,17 @@ t.test('custom BPTT equals stock autodiff', async (t) => {
       maxAbsDiff(lstmRecurrence(xp, Up, peep, Wp, opts), refLstm(xp, Up, peep, Wp, T, B, H, reverse)) < 1e-6,
       `lstmp+peep forward, reverse=${reverse}`,
     )
-    mine.forEach((g, i) =>
-      t.ok(maxAbsDiff(g, ref[i]) < 1e-5, `lstmp+peep grad ${i}, reverse=${reverse}: ${maxAbsDiff(g, ref[i])}`),
-    )
+    mine.forEach((g, i) => {
+      t.ok(maxAbsDiff(g, ref[i]) < 1e-5, `lstmp+peep grad ${i}, reverse=${reverse}: ${maxAbsDiff(g, ref[i])}`)
+    })
     const xg = rand([T * B, 3 * H])
     const Ug = rand([H, 3 * H])
     const dyg = rand([T * B, H])
     const gm = tf.grads((a: tf.Tensor, u: tf.Tensor) => gruRecurrence(a, u, { T, B, H, reverse }))([xg, Ug], dyg)
     const gr = tf.grads((a: tf.Tensor, u: tf.Tensor) => refGru(a, u, T, B, H, reverse))([xg, Ug], dyg)
-    gm.forEach((g, i) => t.ok(maxAbsDiff(g, gr[i]) < 1e-5, `gru grad ${i}, reverse=${reverse}`))
+    gm.forEach((g, i) => {
+      t.ok(maxAbsDiff(g, gr[i]) < 1e-5, `gru grad ${i}, reverse=${reverse}`)
+    })
   }
 })
 

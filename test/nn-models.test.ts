@@ -207,9 +207,13 @@ t.test('wasm kernel patches: Slice, Transpose and Identity give stock results', 
   const mvals = m.arraySync()
   await selectBackend('cpu')
   const xc = tf.tensor(vals)
-  cases.forEach(([b, s], i) => t.same(wasmOut[i], Array.from(tf.slice(xc, b, s).dataSync()), `slice ${b} ${s}`))
+  cases.forEach(([b, s], i) => {
+    t.same(wasmOut[i], Array.from(tf.slice(xc, b, s).dataSync()), `slice ${b} ${s}`)
+  })
   t.same(wasmT[0], Array.from(tf.transpose(tf.tensor(mvals)).dataSync()), 'transpose 37×70')
-  perms.forEach((p, i) => t.same(wasmT[i + 1], Array.from(tf.transpose(xc, p).dataSync()), `transpose perm ${p}`))
+  perms.forEach((p, i) => {
+    t.same(wasmT[i + 1], Array.from(tf.transpose(xc, p).dataSync()), `transpose perm ${p}`)
+  })
   await selectBackend('wasm')
   const y = tf.tensor([1, 2, 3])
   const z = tf.clone(y)

@@ -49,7 +49,9 @@ const unitsIn = (out: string) =>
 t.test('many utterances per unit; the merged file equals Arrow re-encoding them, byte for byte', async (t) => {
   const out = join(dir, 'whole.arrow')
   const w = ResumableArrowWriter.open(out, schema, { fingerprint: 'f', unitBytes: 4096, unitMs: 60_000 })
-  rows.forEach((_, i) => w.write(batch(i), i))
+  rows.forEach((_, i) => {
+    w.write(batch(i), i)
+  })
   w.suspend()
   const units = unitsIn(out)
   t.ok(units >= 5 && units <= 40, `200 utterances in ${units} units of ~4 KB, not one unit each`)
@@ -74,7 +76,9 @@ t.test('many utterances per unit; the merged file equals Arrow re-encoding them,
 t.test('a process that dies loses at most the unit being filled; the rerun equals an uninterrupted run', async (t) => {
   const whole = join(dir, 'ref.arrow')
   const w0 = ResumableArrowWriter.open(whole, schema, { fingerprint: 'f' })
-  rows.forEach((_, i) => w0.write(batch(i), i))
+  rows.forEach((_, i) => {
+    w0.write(batch(i), i)
+  })
   await w0.finish()
 
   const out = join(dir, 'died.arrow')
@@ -109,7 +113,9 @@ t.test('a partial run logged in the per-utterance format of earlier versions is 
   const w = ResumableArrowWriter.open(out, schema, { fingerprint: 'f', log: (m) => msgs.push(m) })
   t.equal(w.done.size, 0)
   t.match(msgs.join('\n'), /discarding a partial run logged by another version of ktp/)
-  rows.forEach((_, i) => w.write(batch(i), i))
+  rows.forEach((_, i) => {
+    w.write(batch(i), i)
+  })
   await w.finish()
   t.equal(sha(readFileSync(out)), sha(reencoded(schema)))
 })

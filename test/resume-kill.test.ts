@@ -16,12 +16,16 @@ t.test('resumable writer: a torn tail is cut, finished units kept, output equals
   const rows = Array.from({ length: 10 }, (_, i) => ({ utt: `u${i}`, feats: Float32Array.of(i, -i, i / 2, 1) }))
   const whole = join(dir, 'whole.arrow')
   const w0 = ResumableArrowWriter.open(whole, schema, { fingerprint: 'f' })
-  rows.forEach((r, i) => w0.write(makeUttBatch(schema, r), i))
+  rows.forEach((r, i) => {
+    w0.write(makeUttBatch(schema, r), i)
+  })
   await w0.finish()
 
   const out = join(dir, 'crashed.arrow')
   const w1 = ResumableArrowWriter.open(out, schema, { fingerprint: 'f' })
-  rows.slice(0, 4).forEach((r, i) => w1.write(makeUttBatch(schema, r), i))
+  rows.slice(0, 4).forEach((r, i) => {
+    w1.write(makeUttBatch(schema, r), i)
+  })
   w1.suspend()
   const log = join(`${out}.partial`, readdirSync(`${out}.partial`).find((n) => n.endsWith('.log'))!)
   appendFileSync(log, Buffer.from('KTPU\x20\x00\x00\x00{"utt":"u4","ord":4}')) // a unit cut mid-write
@@ -29,7 +33,9 @@ t.test('resumable writer: a torn tail is cut, finished units kept, output equals
   const w2 = ResumableArrowWriter.open(out, schema, { fingerprint: 'f', log: (m) => msgs.push(m) })
   t.same([...w2.done].sort(), ['u0', 'u1', 'u2', 'u3'], 'whole units are done, the torn one is not')
   t.match(msgs.join('\n'), /resuming, 4 utterances already done/)
-  rows.slice(4).forEach((r, i) => w2.write(makeUttBatch(schema, r), i + 4))
+  rows.slice(4).forEach((r, i) => {
+    w2.write(makeUttBatch(schema, r), i + 4)
+  })
   await w2.finish()
   t.equal(sha(out), sha(whole), 'byte-identical to the uninterrupted file')
   t.notOk(existsSync(`${out}.partial`), 'partial directory removed')

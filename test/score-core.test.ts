@@ -105,7 +105,7 @@ t.test('scoreTrn errors and JSON', async (t) => {
   t.throws(() => scoreTrn(refs, parseTrn('a (s-2)\n')), ScoringError)
   t.throws(() => scoreTrn(parseTrn('a (s-1)\nb (s-1)\n'), parseTrn('a (s-1)\n')), /two different reference texts/)
   const res = scoreTrn(refs, parseTrn('a x (s-1)\n'))
-  const j = scoreToJson(res, true) as any
+  const j = scoreToJson(res, true) as { overall: unknown; utterances: unknown }
   t.same(j.overall, {
     speaker: 'Sum/Avg',
     sentences: 1,

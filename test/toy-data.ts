@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { epochRandom } from '../stages/train/shuffle.js'
-import { type TrainBatch } from '../stages/train/loss.js'
-import { type DataSource } from '../stages/train/trainer.js'
+import type { TrainBatch } from '../stages/train/loss.js'
+import type { DataSource } from '../stages/train/trainer.js'
 
 /** Three Gaussian blobs in 4-D: a problem a small DNN must learn to > 90%. */
 export function blobs(n: number, seed: number): { x: Float32Array; y: Int32Array } {
@@ -42,7 +42,9 @@ export function blobSource(
         if (k < skip) continue
         const idx = order.slice(s, s + batch)
         const x = new Float32Array(idx.length * 4)
-        idx.forEach((o, i) => x.set(data.x.subarray(o * 4, o * 4 + 4), i * 4))
+        idx.forEach((o, i) => {
+          x.set(data.x.subarray(o * 4, o * 4 + 4), i * 4)
+        })
         if (poison !== undefined && k === poison && e === 0) x[poisonAt === 'first' ? 0 : x.length - 1] = NaN
         const labels = tf.tensor1d(
           idx.map((o) => data.y[o]),

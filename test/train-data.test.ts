@@ -26,7 +26,9 @@ t.test('dense soft targets: softmax(log p / T), exact at any T', async (t) => {
     softTargetsAt(row, 0, T, out, 0)
     const e = logits.map((z) => Math.exp(z / T))
     const s = e.reduce((a, b) => a + b)
-    e.forEach((v, i) => t.ok(close(out[i], v / s), `T=${T} class ${i}: ${out[i]} vs ${v / s}`))
+    e.forEach((v, i) => {
+      t.ok(close(out[i], v / s), `T=${T} class ${i}: ${out[i]} vs ${v / s}`)
+    })
   }
 })
 
@@ -51,7 +53,9 @@ t.test('top-k soft targets: listed classes exact at T=1, tail shared equally, T 
   softTargetsAt(row, 0, 2, out, 0)
   const raw = [0.3, 0.2 / 3, 0.2 / 3, 0.5, 0.2 / 3].map((p) => Math.sqrt(p))
   const z = raw.reduce((a, b) => a + b)
-  raw.forEach((v, i) => t.ok(close(out[i], v / z), `T=2 class ${i}`))
+  raw.forEach((v, i) => {
+    t.ok(close(out[i], v / z), `T=2 class ${i}`)
+  })
 })
 
 t.test('float16 encode/decode', async (t) => {
@@ -309,15 +313,21 @@ t.test('dense soft targets from f16 (table) and from values that are not log-pro
     const out = new Float32Array(C)
     softTargetsAt({ kind: 'dense', numClasses: C, width: C, frames: 1, logp: half, f16: true }, 0, T, out, 0)
     const want = ref(decodeF16(half), T)
-    want.forEach((v, i) => t.ok(close(out[i], v, 1e-7), `f16 T=${T} class ${i}: ${out[i]} vs ${v}`))
+    want.forEach((v, i) => {
+      t.ok(close(out[i], v, 1e-7), `f16 T=${T} class ${i}: ${out[i]} vs ${v}`)
+    })
   }
   // not log-probabilities (huge positive values, a tiny T): the max-subtracted route, still exact
   const big = Float32Array.of(900, 880, 0, -5, 899, 1)
   const out = new Float32Array(C)
   softTargetsAt({ kind: 'dense', numClasses: C, width: C, frames: 1, logp: big, f16: false }, 0, 1, out, 0)
-  ref(big, 1).forEach((v, i) => t.ok(close(out[i], v, 1e-7), `large values, class ${i}`))
+  ref(big, 1).forEach((v, i) => {
+    t.ok(close(out[i], v, 1e-7), `large values, class ${i}`)
+  })
   softTargetsAt({ kind: 'dense', numClasses: C, width: C, frames: 1, logp: lp, f16: false }, 0, 0.001, out, 0)
-  ref(lp, 0.001).forEach((v, i) => t.ok(close(out[i], v, 1e-7), `T = 0.001, class ${i}: ${out[i]} vs ${v}`))
+  ref(lp, 0.001).forEach((v, i) => {
+    t.ok(close(out[i], v, 1e-7), `T = 0.001, class ${i}: ${out[i]} vs ${v}`)
+  })
 })
 
 t.test("softRow rejects top-k class ids outside the file's classes", async (t) => {

@@ -145,10 +145,14 @@ t.test('KT loss: T²·CE on softened logits; its gradient is T·(q_T − p)', as
     const s = e.reduce((a, c) => a + c)
     const q = e.map((v) => v / s)
     want += (-T * T * ps[n].reduce((a, pv, c) => a + pv * Math.log(q[c]), 0)) / 2
-    q.forEach((qv, c) => wantGrad.push((T * (qv - ps[n][c])) / 2))
+    q.forEach((qv, c) => {
+      wantGrad.push((T * (qv - ps[n][c])) / 2)
+    })
   })
   t.ok(Math.abs(loss.dataSync()[0] - want) < 1e-5, `loss ${loss.dataSync()[0]} vs ${want}`)
-  Array.from(grad.dataSync()).forEach((g, i) => t.ok(Math.abs(g - wantGrad[i]) < 1e-5, `grad ${i}`))
+  Array.from(grad.dataSync()).forEach((g, i) => {
+    t.ok(Math.abs(g - wantGrad[i]) < 1e-5, `grad ${i}`)
+  })
 })
 
 t.test('newbob: halves after a small gain, stops after another, rejects a worse epoch', async (t) => {
@@ -235,7 +239,9 @@ t.test('KT loss on top-k targets with tail mass, against hand-computed numbers',
   // by hand: p_T ∝ p^(1/T) over all classes, tail classes 0.05 each
   const pT = [0.3, 0.05, 0.6, 0.05].map((v) => Math.sqrt(v))
   const zsum = pT.reduce((a, b) => a + b)
-  pT.forEach((v, i) => t.ok(Math.abs(targets[i] - v / zsum) < 1e-6, `target ${i}`))
+  pT.forEach((v, i) => {
+    t.ok(Math.abs(targets[i] - v / zsum) < 1e-6, `target ${i}`)
+  })
   const logits = [0.5, -1, 2, 0]
   const b: TrainBatch = {
     x: tf.tensor2d([logits]),
@@ -253,7 +259,9 @@ t.test('KT loss on top-k targets with tail mass, against hand-computed numbers',
     Math.abs(loss.dataSync()[0] - T * T * kl - T * T * -p.reduce((a, pv) => a + pv * Math.log(pv), 0)) < 1e-5,
     'T²·KL + T²·H(p)',
   )
-  Array.from(grad.dataSync()).forEach((g, i) => t.ok(Math.abs(g - T * (q[i] - p[i])) < 1e-5, `grad ${i} = T·(q−p)`))
+  Array.from(grad.dataSync()).forEach((g, i) => {
+    t.ok(Math.abs(g - T * (q[i] - p[i])) < 1e-5, `grad ${i} = T·(q−p)`)
+  })
 })
 
 t.test(
@@ -358,8 +366,10 @@ t.test(
         const g2 = gs.dataSync()
         let worst = 0
         let scale = 0
-        for (let i = 0; i < g1.length; i++)
-          (worst = Math.max(worst, Math.abs(g1[i] - g2[i]))), (scale = Math.max(scale, Math.abs(g1[i])))
+        for (let i = 0; i < g1.length; i++) {
+          worst = Math.max(worst, Math.abs(g1[i] - g2[i]))
+          scale = Math.max(scale, Math.abs(g1[i]))
+        }
         t.ok(
           scale > 1e-3 && worst < 1e-6 * Math.max(1, scale),
           `f16 ${f16} T ${T}: gradients agree (max |Δ| ${worst.toExponential(2)}, max |g| ${scale.toFixed(3)})`,
