@@ -14,7 +14,7 @@ import {
 } from './steps.js'
 import { type Prepared, systemsRecipe } from './systems.js'
 import type { TimitConfig } from './timit-config.js'
-import { makeDev, phoneText } from './timit-data.js'
+import { phoneText, splitDev } from './timit-data.js'
 
 /**
  * The `timit` recipe (DESIGN.md §6): TIMIT phone recognition from any TIMIT-layout corpus (LDC or
@@ -22,7 +22,8 @@ import { makeDev, phoneText } from './timit-data.js'
  * label of the phone under the frame centre), decoding is a phone loop with a bigram phone LM
  * estimated on the training transcripts, and scoring folds to 39 phones (PER). The systems are
  * those of every recipe (systems.ts). Corpora without a TRAIN/TEST division are split by speaker
- * (`--test-speakers`, `--test-fraction`), or by sentence (`--test-utts`).
+ * (`--test-speakers`, `--test-fraction`), or by sentence (`--test-utts`); dev speakers are then
+ * carved from the training speakers and leave training.
  */
 export function timitRecipe(corpus: string, out: string, cfg: TimitConfig): Recipe {
   // data prep … labels (below), then teachers, soft targets, students, decode, score, report
@@ -35,6 +36,8 @@ function timitFiles(out: string) {
   const { p } = f
   return {
     ...f,
+    /** The corpus' own train/test division, before dev speakers leave training. */
+    corpus: { train: p('corpus', 'train'), test: p('corpus', 'test') },
     devSplit: p('dev-split.json'),
     lm: { train48: p('lm', 'train.48.txt'), dev61: p('lm', 'dev.61.txt'), test61: p('lm', 'test.61.txt') },
     labels: perSplit((s) => p('labels', `${s}.arrow`)),
@@ -51,7 +54,7 @@ export function timitPrep(corpus: string, out: string, cfg: TimitConfig): Prepar
   const add = (...s: Step[]) => steps.push(...s)
 
   add(prepare(corpus, f, cfg.split)) // Kaldi data dirs: the corpus' train/test division
-  add(devSplit(f, cfg.split.devFraction)) // dev speakers carved from training
+  add(devSplit(f, cfg.split.devFraction)) // dev speakers carved from training, and out of it
   add(phoneTexts(f)) // phone transcripts: LM text (48 phones), dev and test references (61)
   for (const s of SPLITS) add(features(f, s, cfg.features.numMelBins))
   add(cmvnStats(f))
@@ -86,24 +89,25 @@ function prepare(corpus: string, f: TimitFiles, split: TimitConfig['split']): St
   return {
     name: 'prepare',
     cmd: [
-      ...['prepare', 'timit', resolve(corpus), '-o', f.p('data')],
+      ...['prepare', 'timit', resolve(corpus), '-o', f.p('corpus')],
       ...(split.testSpeakers ? ['--test-speakers', split.testSpeakers] : []),
       ...(split.testFraction !== undefined ? ['--test-fraction', String(split.testFraction)] : []),
       ...(split.testUtts ? ['--test-utts', split.testUtts] : []),
     ],
     inputs: [resolve(corpus)],
-    outputs: [f.data.train, f.data.test],
+    outputs: [f.corpus.train, f.corpus.test],
   }
 }
 
 function devSplit(f: TimitFiles, devFraction: number): Step {
   return {
     name: 'dev-split',
-    config: { devFraction },
-    inputs: [f.data.train],
-    outputs: [f.data.dev],
+    // v2: dev speakers leave training (issue 15)
+    config: { devFraction, v: 2 },
+    inputs: [f.corpus.train, f.corpus.test],
+    outputs: [f.data.train, f.data.dev, f.data.test, f.devSplit],
     fn: async () => {
-      const r = makeDev(f.data.train, f.data.dev, devFraction)
+      const r = splitDev(f.corpus, f.data, devFraction)
       writeFileAtomic(f.devSplit, `${JSON.stringify(r)}\n`)
     },
   }
