@@ -45,6 +45,7 @@ function fsddFiles(out: string) {
     alignDnn: p('exp', 'align-dnn'),
     alignPost: perSplit((s) => p('post', `align-${s}.arrow`)),
     ali1: perSplit((s) => p('ali1', `${s}.arrow`)),
+    /** Realigned word CTMs, beside the labels (see realign). */
     ali1Ctm: perSplit((s) => p('ali1', `${s}.ctm`)),
     boundaries: p('boundaries.json'),
   }
@@ -70,15 +71,7 @@ export function fsddPrep(corpus: string, out: string, cfg: FsddConfig): Prepared
   add(alignmentDnn(f, cfg))
   for (const s of SPLITS) {
     add(infer(`align-post-${s}`, { model: f.alignDnn, feats: f.feats[s], out: f.alignPost[s] }))
-    add(
-      realign(`realign-${s}`, {
-        hmm: f.hmm0p,
-        data: f.data[s],
-        scores: f.alignPost[s],
-        out: f.ali1[s],
-        ctm: f.ali1Ctm[s],
-      }),
-    )
+    add(realign(`realign-${s}`, { hmm: f.hmm0p, data: f.data[s], scores: f.alignPost[s], out: f.ali1[s] }))
   }
   add(boundaries(f)) // how close realignment gets to the true digit boundaries
   add(hmmUpdate('hmm-priors1', { hmm: f.hmm0, labels: f.ali1.train, out: f.hmm1 }))
