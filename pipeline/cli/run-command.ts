@@ -4,36 +4,32 @@ import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { defineCommand } from '../io/command.js'
+import { parseOptions } from '../io/options.js'
 import { runRecipe } from '../recipes/runner.js'
-import {
-  recipeChoice,
-  recipeConfig,
-  recipeConfigOptions,
-  recipeData,
-  recipeDataOptions,
-  recipePrep,
-} from '../recipes/select.js'
+import { configureRecipe, recipeChoice, recipeConfigOptions, recipeDataOptions } from '../recipes/select.js'
 import { systemsRecipe } from '../recipes/systems.js'
+
+const runCli = z.object({
+  out: z
+    .string()
+    .optional()
+    .describe('output directory (default for --demo: a ktp-demo folder in the system temp dir)'),
+  ...recipeDataOptions,
+  dryRun: z.boolean().default(false).describe('print the plan (what would run and why) and run nothing'),
+  from: z.string().optional().describe('run from this step on (earlier steps must be up to date)'),
+  until: z.string().optional().describe('run up to this step'),
+  jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
+  demo: z
+    .boolean()
+    .default(false)
+    .describe('the README demo: the quick fsdd recipe on the bundled data, then print the table'),
+})
 
 export const runCommand = defineCommand({
   command: 'run <recipe>',
   describe: 'run a recipe (fsdd, or a JSON config) as a DAG of stages, rebuilding only what is stale',
   options: z.object(recipeConfigOptions),
-  cliOptions: z.object({
-    out: z
-      .string()
-      .optional()
-      .describe('output directory (default for --demo: a ktp-demo folder in the system temp dir)'),
-    ...recipeDataOptions,
-    dryRun: z.boolean().default(false).describe('print the plan (what would run and why) and run nothing'),
-    from: z.string().optional().describe('run from this step on (earlier steps must be up to date)'),
-    until: z.string().optional().describe('run up to this step'),
-    jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
-    demo: z
-      .boolean()
-      .default(false)
-      .describe('the README demo: the quick fsdd recipe on the bundled data, then print the table'),
-  }),
+  cliOptions: runCli,
   positionals: (y) => y.positional('recipe', { describe: 'fsdd or timit (built in)', type: 'string' }),
   examples: [
     ['ktp run fsdd --out exp/fsdd --quick', 'the quick configuration'],
@@ -41,39 +37,32 @@ export const runCommand = defineCommand({
   ],
   run: async (o, argv) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)
-    const recipe = String(argv.recipe)
-    const quick = o.quick || Boolean(argv.demo)
-    const choice = recipeChoice({ ...o, quick }, argv)
-    const cfg = recipeConfig(recipe, choice)
-    const out = resolve(
-      argv.out
-        ? String(argv.out)
-        : argv.demo
-          ? join(tmpdir(), 'ktp-demo')
-          : (() => {
-              throw new KtpError('usage', 'give --out DIR')
-            })(),
-    )
-    const plan = systemsRecipe(recipe, recipePrep(recipe, recipeData(recipe, choice), out, cfg), out, cfg)
+    const cli = parseOptions(runCli, argv)
+    const quick = o.quick || cli.demo
+    // the configuration is validated here, before anything is planned or run (--dry-run too)
+    const recipe = configureRecipe(argv.recipe, recipeChoice({ ...o, quick }, cli))
+    const out = resolve(cli.out ?? (cli.demo ? join(tmpdir(), 'ktp-demo') : giveOut()))
+    const cfg = recipe.config
+    const plan = systemsRecipe(recipe.name, recipe.prep(recipe.data(), out), out, cfg)
     log(
-      `ktp run ${recipe}: ${quick ? 'quick' : 'full'} configuration, seeds ${(cfg.seeds as number[]).join(',')}, output ${out}`,
+      `ktp run ${recipe.name}: ${quick ? 'quick' : 'full'} configuration, seeds ${cfg.seeds.join(',')}, output ${out}`,
     )
     const t0 = Date.now()
     const outcomes = await runRecipe(plan, {
       out,
-      dryRun: Boolean(argv.dryRun),
-      from: argv.from as string | undefined,
-      until: argv.until as string | undefined,
-      jobs: Number(argv.jobs ?? 1),
+      dryRun: cli.dryRun,
+      from: cli.from,
+      until: cli.until,
+      jobs: cli.jobs,
       log,
     })
     const ran = outcomes.filter((x) => x.state === 'ran').length
     const failed = outcomes.filter((x) => x.state === 'failed')
-    if (!argv.dryRun) {
+    if (!cli.dryRun) {
       log(
         ran === 0 && failed.length === 0
-          ? `ktp run ${recipe}: everything is up to date, nothing to do`
-          : `ktp run ${recipe}: ran ${ran} step(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s${failed.length ? `, ${failed.length} failed: ${failed.map((f) => f.name).join(', ')}` : ''}`,
+          ? `ktp run ${recipe.name}: everything is up to date, nothing to do`
+          : `ktp run ${recipe.name}: ran ${ran} step(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s${failed.length ? `, ${failed.length} failed: ${failed.map((f) => f.name).join(', ')}` : ''}`,
       )
       const report = join(out, 'report.md')
       if (existsSync(report) && failed.length === 0) {
@@ -85,3 +74,7 @@ export const runCommand = defineCommand({
     return failed.length ? 1 : 0
   },
 })
+
+function giveOut(): never {
+  throw new KtpError('usage', 'give --out DIR')
+}

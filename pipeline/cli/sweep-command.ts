@@ -3,18 +3,13 @@ import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { defineCommand } from '../io/command.js'
+import { parseOptions } from '../io/options.js'
 import { runRecipe } from '../recipes/runner.js'
 import { OPTIMIZERS, type OptimizerName } from '../../stages/train/optimizer.js'
-import {
-  recipeChoice,
-  recipeConfig,
-  recipeConfigOptions,
-  recipeData,
-  recipeDataOptions,
-  recipePrep,
-} from '../recipes/select.js'
+import { configureRecipe, recipeChoice, recipeConfigOptions, recipeDataOptions } from '../recipes/select.js'
 import { type SweepAxes, type TopK, planSweep } from '../recipes/sweep.js'
 import { SYSTEMS } from '../recipes/systems.js'
+import { studentConfigSchema, systemsConfigSchema } from '../recipes/systems-config.js'
 
 /** A comma-separated axis; `what` names it in errors. */
 function list<T>(s: string | undefined, what: string, parse: (x: string) => T | undefined, fallback: T): T[] {
@@ -32,10 +27,24 @@ function list<T>(s: string | undefined, what: string, parse: (x: string) => T | 
   return out
 }
 
-const num = (lo: number, hi: number) => (x: string) => {
-  const v = Number(x)
-  return Number.isFinite(v) && v > lo && v <= hi ? v : undefined
-}
+/** An axis value is valid when the config field it sweeps accepts it (one declaration of each bound). */
+const valid =
+  <T>(field: z.ZodType<T>, read: (x: string) => unknown = Number) =>
+  (x: string): T | undefined => {
+    const r = field.safeParse(read(x))
+    return r.success ? r.data : undefined
+  }
+const student = studentConfigSchema.shape
+const topK = valid(systemsConfigSchema.shape.soft.shape.topK)
+/** Soft-target storage: top-k 0 keeps every class, which the sweep names 'dense'. */
+const dense = (k: number | undefined): TopK | undefined => (k === 0 ? 'dense' : k)
+
+const sweepCli = z.object({
+  out: z.string().describe('output directory'),
+  ...recipeDataOptions,
+  dryRun: z.boolean().default(false).describe('print the plan and run nothing'),
+  jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
+})
 
 export const sweepCommand = defineCommand({
   command: 'sweep <recipe>',
@@ -58,12 +67,7 @@ export const sweepCommand = defineCommand({
       .optional()
       .describe(`systems to train (teachers the students need are added), default all: ${SYSTEMS.join(',')}`),
   }),
-  cliOptions: z.object({
-    out: z.string().describe('output directory'),
-    ...recipeDataOptions,
-    dryRun: z.boolean().default(false).describe('print the plan and run nothing'),
-    jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
-  }),
+  cliOptions: sweepCli,
   positionals: (y) => y.positional('recipe', { describe: 'fsdd or timit', type: 'string' }),
   examples: [
     [
@@ -77,25 +81,15 @@ export const sweepCommand = defineCommand({
   ],
   run: async (o, argv) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)
-    const recipe = String(argv.recipe)
-    const choice = recipeChoice(o, argv)
-    const cfg = recipeConfig(recipe, choice)
+    const cli = parseOptions(sweepCli, argv)
+    // the configuration is validated here, before anything is planned or run (--dry-run too)
+    const recipe = configureRecipe(argv.recipe, recipeChoice(o, cli))
+    const cfg = recipe.config
     const axes: SweepAxes = {
-      dataFraction: list(o.dataFraction, 'data-fraction', num(0, 1), cfg.student.dataFraction ?? 1),
-      temperature: list(o.temperature, 'temperature', num(0, 1000), cfg.student.temperature),
-      topK: list<TopK>(
-        o.topK,
-        'top-k',
-        (x) =>
-          x === 'dense' || x === '0' ? 'dense' : Number.isInteger(Number(x)) && Number(x) > 0 ? Number(x) : undefined,
-        cfg.soft.topK === 0 ? 'dense' : cfg.soft.topK,
-      ),
-      optimiser: list<OptimizerName>(
-        o.optimiser,
-        'optimiser',
-        (x) => ((OPTIMIZERS as readonly string[]).includes(x) ? (x as OptimizerName) : undefined),
-        cfg.student.optimizer,
-      ),
+      dataFraction: list(o.dataFraction, 'data-fraction', valid(student.dataFraction), cfg.student.dataFraction),
+      temperature: list(o.temperature, 'temperature', valid(student.temperature), cfg.student.temperature),
+      topK: list<TopK>(o.topK, 'top-k', (x) => (x === 'dense' ? 'dense' : dense(topK(x))), dense(cfg.soft.topK)!),
+      optimiser: list<OptimizerName>(o.optimiser, 'optimiser', valid(student.optimizer, String), cfg.student.optimizer),
     }
     const systems = o.systems
       ? o.systems
@@ -103,29 +97,24 @@ export const sweepCommand = defineCommand({
           .map((s) => s.trim())
           .filter(Boolean)
       : [...SYSTEMS]
-    const out = resolve(String(argv.out))
-    const plan = planSweep(recipePrep(recipe, recipeData(recipe, choice), out, cfg), cfg, axes, systems, out)
+    const out = resolve(cli.out)
+    const plan = planSweep(recipe.prep(recipe.data(), out), cfg, axes, systems, out)
     const trains = plan.recipe.steps.filter(
       (s) => s.cmd?.[0] === 'train-teacher' || s.cmd?.[0] === 'train-student',
     ).length
     const infers = plan.recipe.steps.filter((s) => s.name.startsWith('soft-')).length
     log(
-      `ktp sweep ${recipe}: ${plan.points.length} point(s) × seeds ${cfg.seeds.join(',')}: ${trains} models to train, ${infers} soft-target file(s), output ${out}`,
+      `ktp sweep ${recipe.name}: ${plan.points.length} point(s) × seeds ${cfg.seeds.join(',')}: ${trains} models to train, ${infers} soft-target file(s), output ${out}`,
     )
     const t0 = Date.now()
-    const outcomes = await runRecipe(plan.recipe, {
-      out,
-      dryRun: Boolean(argv.dryRun),
-      jobs: Number(argv.jobs ?? 1),
-      log,
-    })
+    const outcomes = await runRecipe(plan.recipe, { out, dryRun: cli.dryRun, jobs: cli.jobs, log })
     const ran = outcomes.filter((x) => x.state === 'ran').length
     const failed = outcomes.filter((x) => x.state === 'failed')
-    if (argv.dryRun) return 0
+    if (cli.dryRun) return 0
     log(
       ran === 0 && failed.length === 0
-        ? `ktp sweep ${recipe}: everything is up to date, nothing to do`
-        : `ktp sweep ${recipe}: ran ${ran} step(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s${failed.length ? `, ${failed.length} failed: ${failed.map((f) => f.name).join(', ')}` : ''}`,
+        ? `ktp sweep ${recipe.name}: everything is up to date, nothing to do`
+        : `ktp sweep ${recipe.name}: ran ${ran} step(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s${failed.length ? `, ${failed.length} failed: ${failed.map((f) => f.name).join(', ')}` : ''}`,
     )
     const report = join(out, 'report.md')
     if (existsSync(report) && failed.length === 0) {

@@ -109,7 +109,10 @@ export async function frameAccuracy(scores: RecordBatch[], labelsPath: string): 
       for (let c = 0; c < m.width; c++) {
         const raw = m.data[t * m.width + c]
         const v = f16 ? fromF16(raw) : raw
-        if (v > bv) (bv = v), (best = c)
+        if (v > bv) {
+          bv = v
+          best = c
+        }
       }
       if (best === l[t]) hit++
       n++

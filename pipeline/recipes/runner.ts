@@ -315,7 +315,7 @@ async function runSteps(recipe: Recipe, o: RunRecipeOptions): Promise<StepOutcom
     }
   }
 
-  order.forEach((s, i) => finished.set(s.name, runOne(s, i)))
+  for (const [i, s] of order.entries()) finished.set(s.name, runOne(s, i))
   await Promise.all(finished.values())
   return order.map((s) => outcomes.get(s.name)!)
 }

@@ -1,15 +1,20 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
-import { FSDD_FULL, FSDD_QUICK, fsddPrep } from './fsdd.js'
-import { TIMIT_FULL, TIMIT_QUICK, timitPrep } from './timit.js'
-import type { Prepared, SystemsConfig } from './systems.js'
+import { applySets, readConfigFile, validateConfig } from './config.js'
+import { fsddPrep } from './fsdd.js'
+import { FSDD_FULL, FSDD_QUICK, fsddConfigSchema } from './fsdd-config.js'
+import type { Prepared } from './systems.js'
+import type { SystemsConfig } from './systems-config.js'
+import { timitPrep } from './timit.js'
+import { TIMIT_FULL, TIMIT_QUICK, timitConfigSchema } from './timit-config.js'
 
 /**
  * What `ktp run` and `ktp sweep` share: which built-in recipe, its configuration (quick or full,
- * seeds, a JSON config file, `--set` overrides, the timit split), and where its data is.
+ * seeds, a JSON config file, `--set` overrides, the timit split) validated against the recipe's
+ * schema, and where its data is.
  */
 export const RECIPES = ['fsdd', 'timit'] as const
 export type RecipeName = (typeof RECIPES)[number]
@@ -35,57 +40,78 @@ export function bundledFsdd(): string {
   throw new KtpError('no-data', 'the bundled FSDD recordings (fixtures/fsdd) were not found; give --data DIR')
 }
 
-/** `--set a.b=value`: override one field of the recipe config (value parsed as JSON when it can be). */
-export function applySets(cfg: Record<string, unknown>, sets: string[]): Record<string, unknown> {
-  const out = structuredClone(cfg)
-  for (const s of sets) {
-    const eq = s.indexOf('=')
-    if (eq < 0) throw new KtpError('usage', `--set: expected KEY=VALUE, got '${s}'`)
-    const path = s.slice(0, eq).split('.')
-    let value: unknown = s.slice(eq + 1)
-    try {
-      value = JSON.parse(value as string)
-    } catch {
-      /* a bare string */
-    }
-    let o = out as Record<string, unknown>
-    for (const k of path.slice(0, -1)) {
-      if (o[k] === undefined) o[k] = {}
-      if (typeof o[k] !== 'object' || o[k] === null)
-        throw new KtpError('usage', `--set ${s}: '${k}' is not an object in the config`)
-      o = o[k] as Record<string, unknown>
-    }
-    o[path[path.length - 1]] = value
-  }
-  return out
+/** A built-in recipe: its config schema and defaults, its data side, and where its data is. */
+interface RecipeDef<C extends SystemsConfig> {
+  schema: z.ZodType<C>
+  full: C
+  quick: C
+  prep: (corpus: string, out: string, cfg: C) => Prepared
+  /** The corpus when `--data` is not given. */
+  defaultData: () => string
+  /** CLI options that write into the config (before `--set`, which wins). */
+  fromCli?: (cfg: Record<string, unknown>, c: RecipeChoice) => void
 }
 
-export function recipeConfig(recipe: string, c: RecipeChoice): SystemsConfig & Record<string, unknown> {
-  if (!(RECIPES as readonly string[]).includes(recipe))
-    throw new KtpError('usage', `unknown recipe '${recipe}' (built in: ${RECIPES.join(', ')})`)
-  const base = recipe === 'fsdd' ? (c.quick ? FSDD_QUICK : FSDD_FULL) : c.quick ? TIMIT_QUICK : TIMIT_FULL
-  let cfg = (c.config ? JSON.parse(readFileSync(c.config, 'utf8')) : structuredClone(base)) as Record<string, unknown>
+const DEFS: { fsdd: RecipeDef<z.infer<typeof fsddConfigSchema>>; timit: RecipeDef<z.infer<typeof timitConfigSchema>> } =
+  {
+    fsdd: { schema: fsddConfigSchema, full: FSDD_FULL, quick: FSDD_QUICK, prep: fsddPrep, defaultData: bundledFsdd },
+    timit: {
+      schema: timitConfigSchema,
+      full: TIMIT_FULL,
+      quick: TIMIT_QUICK,
+      prep: timitPrep,
+      defaultData: () => {
+        throw new KtpError('usage', 'the timit recipe needs --data DIR (a TIMIT-layout corpus)')
+      },
+      fromCli: (cfg, c) => {
+        const split = { ...(cfg.split as object) } as Record<string, unknown>
+        if (c.testSpeakers) split.testSpeakers = c.testSpeakers
+        if (c.testFraction !== undefined) split.testFraction = c.testFraction
+        if (c.testUtts) split.testUtts = c.testUtts
+        cfg.split = split
+      },
+    },
+  }
+
+/** A recipe with its validated configuration, ready to plan its data side under an output directory. */
+export interface ConfiguredRecipe {
+  name: RecipeName
+  config: SystemsConfig
+  /** The corpus: `--data`, else the recipe's default (fsdd: the bundled copy). */
+  data: () => string
+  prep: (corpus: string, out: string) => Prepared
+}
+
+export function recipeName(name: unknown): RecipeName {
+  if (!(RECIPES as readonly unknown[]).includes(name))
+    throw new KtpError('usage', `unknown recipe '${String(name)}' (built in: ${RECIPES.join(', ')})`)
+  return name as RecipeName
+}
+
+function configure<C extends SystemsConfig>(name: RecipeName, def: RecipeDef<C>, c: RecipeChoice): ConfiguredRecipe {
+  const base = c.config ? `--config ${c.config}` : `the built-in ${name} ${c.quick ? 'quick' : 'full'} config`
+  const raw = c.config ? readConfigFile(c.config) : structuredClone(c.quick ? def.quick : def.full)
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new KtpError('usage', `${base}: expected a JSON object (the whole ${name} config)`)
+  const cfg = { ...(raw as Record<string, unknown>) }
   if (c.seeds) cfg.seeds = Array.from({ length: c.seeds }, (_, i) => i + 1)
-  if (recipe === 'timit') {
-    const split = { ...(cfg.split as object) } as Record<string, unknown>
-    if (c.testSpeakers) split.testSpeakers = c.testSpeakers
-    if (c.testFraction !== undefined) split.testFraction = c.testFraction
-    if (c.testUtts) split.testUtts = c.testUtts
-    cfg.split = split
+  def.fromCli?.(cfg, c)
+  const config = validateConfig(def.schema, applySets(cfg, c.set), { base, sets: c.set })
+  return {
+    name,
+    config,
+    data: () => c.data ?? def.defaultData(),
+    prep: (corpus, out) => def.prep(corpus, resolve(out), config),
   }
-  cfg = applySets(cfg, c.set)
-  return cfg as SystemsConfig & Record<string, unknown>
 }
 
-export function recipeData(recipe: string, c: RecipeChoice): string {
-  if (c.data) return c.data
-  if (recipe === 'fsdd') return bundledFsdd()
-  throw new KtpError('usage', `the ${recipe} recipe needs --data DIR (a TIMIT-layout corpus)`)
-}
-
-/** The data side of a recipe (its steps and what the systems train on), written under `out`. */
-export function recipePrep(recipe: string, data: string, out: string, cfg: SystemsConfig): Prepared {
-  return recipe === 'fsdd' ? fsddPrep(data, resolve(out), cfg as never) : timitPrep(data, resolve(out), cfg as never)
+/**
+ * The recipe and its final configuration — defaults or `--config`, then `--seeds`, the timit split
+ * options and every `--set` — validated against the recipe's schema before anything is planned.
+ */
+export function configureRecipe(name: unknown, c: RecipeChoice): ConfiguredRecipe {
+  const recipe = recipeName(name)
+  return recipe === 'fsdd' ? configure(recipe, DEFS.fsdd, c) : configure(recipe, DEFS.timit, c)
 }
 
 /** Options of `ktp run` and `ktp sweep` that choose the recipe's configuration. */
@@ -110,19 +136,12 @@ export const recipeDataOptions = {
   testUtts: z.string().optional().describe('timit: utterances (or sentence ids such as si836) for test'),
 }
 
-/** The recipe choice from parsed options (`o`: quick/seeds/set/config) and the CLI's data options. */
+/** The recipe choice from the parsed configuration options and data options. */
 export function recipeChoice(
   o: { quick: boolean; seeds?: number; set: string[]; config?: string },
-  argv: Record<string, unknown>,
+  d: { data?: string; testSpeakers?: string; testFraction?: number; testUtts?: string },
 ): RecipeChoice {
-  return {
-    quick: o.quick,
-    seeds: o.seeds,
-    set: o.set,
-    config: o.config,
-    data: argv.data as string | undefined,
-    testSpeakers: argv.testSpeakers as string | undefined,
-    testFraction: argv.testFraction as number | undefined,
-    testUtts: argv.testUtts as string | undefined,
-  }
+  const { quick, seeds, set, config } = o
+  const { data, testSpeakers, testFraction, testUtts } = d
+  return { quick, seeds, set, config, data, testSpeakers, testFraction, testUtts }
 }

@@ -2,7 +2,8 @@ import { canonicalJson } from '../../schemas/fingerprint.js'
 import { KtpError } from '../../schemas/errors.js'
 import type { Recipe, Step } from './runner.js'
 import type { OptimizerName } from '../../stages/train/optimizer.js'
-import { type SystemNaming, type SystemsConfig, type Prepared, STUDENTS, addSystems, withTeachers } from './systems.js'
+import { type SystemNaming, type Prepared, STUDENTS, addSystems, withTeachers } from './systems.js'
+import type { StudentConfig, SystemsConfig } from './systems-config.js'
 import { writeSweepReport } from './sweep-report.js'
 import { type SweepAxes, type SweepPoint, type SweepRun, type TopK, sweepPoints } from './sweep-grid.js'
 
@@ -28,9 +29,8 @@ export const OPTIMISER_RATES: Record<OptimizerName, { lrScale?: number; lr?: num
   adam: { lr: 0.002 },
 }
 
-export interface SweepConfig extends SystemsConfig {
-  optimiserRates?: Partial<Record<OptimizerName, { lrScale?: number; lr?: number }>>
-}
+/** A sweep's base configuration: a recipe's, whose `optimiserRates` overrides OPTIMISER_RATES. */
+export type SweepConfig = SystemsConfig
 
 export interface SweepPlan {
   recipe: Recipe
@@ -60,7 +60,7 @@ export function pointConfig(base: SweepConfig, pt: SweepPoint): SystemsConfig {
   const rate = (lr: number) => (rates.lr !== undefined ? rates.lr : lr * (rates.lrScale ?? 1))
   c.teacher.dataFraction = pt.dataFraction
   c.soft.topK = pt.topK === 'dense' ? 0 : pt.topK
-  const axis = (s: Partial<SystemsConfig['student']>, full: boolean) => {
+  const axis = (s: Partial<StudentConfig>, full: boolean) => {
     if (full || s.temperature !== undefined) s.temperature = pt.temperature
     if (full || s.optimizer !== undefined) s.optimizer = pt.optimiser
     if (full || s.dataFraction !== undefined) s.dataFraction = pt.dataFraction
@@ -92,7 +92,7 @@ export function planSweep(
     if (!withTeachers([s]).includes(s))
       throw new KtpError(
         'usage',
-        `--systems: unknown system '${s}' (known: ${withTeachers(STUDENTS.map(([n]) => n)).join(', ')})`,
+        `--systems: unknown system '${s}' (known: ${withTeachers(STUDENTS.map((s) => s.name)).join(', ')})`,
       )
   }
   const steps: Step[] = [...prep.steps]

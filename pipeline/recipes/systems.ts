@@ -1,6 +1,8 @@
 import type { Recipe, Step } from './runner.js'
 import { tuneAndEvaluate } from './evaluate.js'
 import { writeReport } from './report.js'
+import { type TrainingData, infer, trainDnn, trainStudent } from './steps.js'
+import type { STUDENT_NAMES, SystemsConfig } from './systems-config.js'
 
 /**
  * The systems every recipe compares, per seed (issue 7): DNN teachers with and without RBM
@@ -18,50 +20,28 @@ export const SYSTEMS = [
   'lstm-layerwise-kt',
 ] as const
 
-export interface StudentConfig {
-  cells: number
-  layers: number
-  lr: number
-  maxEpochs: number
-  minEpochs: number
-  ktLr: number
-  ktMaxEpochs: number
-  ktMinEpochs: number
-  temperature: number
-  alpha: number
-  chunkLength: number
-  chunksPerBatch: number
-  layerEpochs: number
-  optimizer: 'sgd' | 'momentum' | 'adam'
-  dataFraction: number
-}
+export type TeacherName = 'dnn' | 'dnn-rbm'
+export type StudentName = (typeof STUDENT_NAMES)[number]
 
-export interface SystemsConfig {
-  seeds: number[]
-  teacher: {
-    hidden: number[]
-    activation: 'sigmoid' | 'tanh' | 'relu'
-    context: number
-    lr: number
-    maxEpochs: number
-    minEpochs: number
-    rbmEpochs: number
-    batchSize: number
-    /** Train teachers on this fraction of the training utterances (sweeps; absent = all). */
-    dataFraction?: number
-  }
-  soft: { topK: number; dtype: 'f16' | 'f32' }
-  student: StudentConfig
-  /** Per-system overrides of `student` (e.g. {"lstm-kt": {"temperature": 4}}). */
-  students: Record<string, Partial<StudentConfig>>
-  decode: { acousticScales: number[]; insertionPenalties: number[]; lm: 'bigram' | 'unigram' | 'uniform' }
-}
+/** Teachers in the order the recipes train them, with their pre-training. */
+export const TEACHERS: { name: TeacherName; pretrain: 'none' | 'rbm' }[] = [
+  { name: 'dnn', pretrain: 'none' },
+  { name: 'dnn-rbm', pretrain: 'rbm' },
+]
 
-export interface SystemsData {
+/** Students in the order the recipes train them: their `--mode`, and the teacher whose soft targets they read. */
+export const STUDENTS: { name: StudentName; mode: string; teacher: TeacherName | null }[] = [
+  { name: 'lstm-baseline', mode: 'baseline', teacher: null },
+  { name: 'lstm-kt', mode: 'kt', teacher: 'dnn' },
+  { name: 'lstm-kt-rbm', mode: 'kt', teacher: 'dnn-rbm' },
+  { name: 'lstm-regularise', mode: 'regularise', teacher: 'dnn' },
+  { name: 'lstm-layerwise-kt', mode: 'layerwise-kt', teacher: 'dnn' },
+]
+
+/** What the systems train and score on: the data side of a recipe. */
+export interface SystemsData extends TrainingData {
   /** A path inside the recipe's output directory. */
   p: (...xs: string[]) => string
-  feats: Record<'train' | 'dev' | 'test', string>
-  labels: Record<'train' | 'dev' | 'test', string>
   hmm: string
   lmText: string
   devText: string
@@ -70,8 +50,6 @@ export interface SystemsData {
   map?: 'timit39'
   /** Directories/files whose change must re-run evaluation (transcripts). */
   evalInputs: string[]
-  /** Kaldi utt2spk of the training data: data fractions below 1 are then balanced by speaker. */
-  utt2spk?: string
 }
 
 /**
@@ -80,8 +58,8 @@ export interface SystemsData {
  * points that need the same teacher or soft targets name the same step and share it.
  */
 export interface SystemNaming {
-  teacher(name: 'dnn' | 'dnn-rbm', seed: number): string
-  soft(teacher: 'dnn' | 'dnn-rbm', seed: number): string
+  teacher(name: TeacherName, seed: number): string
+  soft(teacher: TeacherName, seed: number): string
   student(name: string, seed: number): string
 }
 
@@ -91,19 +69,10 @@ export const RECIPE_NAMING: SystemNaming = {
   student: (name, seed) => `${name}.s${seed}`,
 }
 
-/** Students in the order the recipes train them: [system, --mode, teacher]. */
-export const STUDENTS: [string, string, 'dnn' | 'dnn-rbm' | null][] = [
-  ['lstm-baseline', 'baseline', null],
-  ['lstm-kt', 'kt', 'dnn'],
-  ['lstm-kt-rbm', 'kt', 'dnn-rbm'],
-  ['lstm-regularise', 'regularise', 'dnn'],
-  ['lstm-layerwise-kt', 'layerwise-kt', 'dnn'],
-]
-
 /** The systems a set of systems needs trained (students need their teacher). */
 export function withTeachers(systems: readonly string[]): string[] {
   const need = new Set(systems)
-  for (const [name, , teacher] of STUDENTS) if (need.has(name) && teacher) need.add(teacher)
+  for (const s of STUDENTS) if (need.has(s.name) && s.teacher) need.add(s.teacher)
   return SYSTEMS.filter((s) => need.has(s))
 }
 
@@ -116,16 +85,33 @@ export interface SystemRun {
   eval: string
 }
 
-/** kebab-case CLI flags from a flat options object. */
-export function flags(o: Record<string, unknown>): string[] {
-  const out: string[] = []
-  for (const [k, v] of Object.entries(o)) {
-    if (v === undefined) continue
-    const name = `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
-    if (typeof v === 'boolean') out.push(v ? name : `--no-${name.slice(2)}`)
-    else out.push(name, typeof v === 'object' ? JSON.stringify(v) : String(v))
+/** Decode dev over the grid of acoustic scales and insertion penalties, keep the best, score test. */
+function evaluation(d: SystemsData, cfg: SystemsConfig, r: SystemRun): Step {
+  const { p } = d
+  const scores = { dev: p('post', `${r.id}-dev.arrow`), test: p('post', `${r.id}-test.arrow`) }
+  const out = p('eval', r.id)
+  return {
+    name: `eval-${r.id}`,
+    config: { decode: cfg.decode, map: d.map ?? null },
+    inputs: [d.hmm, scores.dev, scores.test, d.labels.test, d.lmText, d.devText, d.testText, ...d.evalInputs],
+    outputs: [`${out}.json`],
+    fn: async () => {
+      await tuneAndEvaluate({
+        hmm: d.hmm,
+        lmText: d.lmText,
+        devScores: scores.dev,
+        devText: d.devText,
+        testScores: scores.test,
+        testText: d.testText,
+        testLabels: d.labels.test,
+        acousticScales: cfg.decode.acousticScales,
+        insertionPenalties: cfg.decode.insertionPenalties,
+        lm: cfg.decode.lm,
+        map: d.map,
+        out,
+      })
+    },
   }
-  return out
 }
 
 /**
@@ -141,164 +127,43 @@ export function addSystems(
   naming: SystemNaming = RECIPE_NAMING,
 ): SystemRun[] {
   const { p } = d
-  const runs: SystemRun[] = []
   const wanted = new Set(withTeachers(systems))
-  // a fraction below 1 names its subset; flags are added only then, so recipe commands (and their stamps) stay as they were
-  const spk = (f: number | undefined) => (f !== undefined && f < 1 && d.utt2spk ? [d.utt2spk] : [])
-  const common = (seed: number) => [
-    '--feats',
-    d.feats.train,
-    '--labels',
-    d.labels.train,
-    '--heldout-feats',
-    d.feats.dev,
-    '--heldout-labels',
-    d.labels.dev,
-    '--seed',
-    String(seed),
-  ]
-  const trainInputs = (f: number | undefined) => [d.feats.train, d.feats.dev, d.labels.train, d.labels.dev, ...spk(f)]
-  const dnnModel = JSON.stringify({ type: 'dnn', hidden: cfg.teacher.hidden, activation: cfg.teacher.activation })
+  const runs: SystemRun[] = []
+  const run = (system: string, seed: number, id: string) =>
+    runs.push({ system, seed, id, eval: p('eval', `${id}.json`) })
+  const softFile = (teacher: TeacherName, seed: number) => p('soft', `${naming.soft(teacher, seed)}.arrow`)
   for (const seed of cfg.seeds) {
-    const t = cfg.teacher
-    for (const [name, pre] of [
-      ['dnn', 'none'],
-      ['dnn-rbm', 'rbm'],
-    ] as const) {
-      if (!wanted.has(name)) continue
+    // teachers, and their soft targets on the training data
+    for (const { name, pretrain } of TEACHERS.filter((t) => wanted.has(t.name))) {
       const id = naming.teacher(name, seed)
-      const soft = naming.soft(name, seed)
-      add({
-        name: id,
-        cmd: [
-          'train-teacher',
-          ...common(seed),
-          '--model',
-          dnnModel,
-          '--context',
-          String(t.context),
-          '--pretrain',
-          pre,
-          '--rbm-epochs',
-          String(t.rbmEpochs),
-          '--lr',
-          String(t.lr),
-          '--max-epochs',
-          String(t.maxEpochs),
-          '--min-epochs',
-          String(t.minEpochs),
-          '--batch-size',
-          String(t.batchSize),
-          ...(t.dataFraction !== undefined && t.dataFraction < 1 ? ['--data-fraction', String(t.dataFraction)] : []),
-          ...spk(t.dataFraction).flatMap((u) => ['--utt2spk', u]),
-          '-o',
-          p('exp', id),
-        ],
-        inputs: trainInputs(t.dataFraction),
-        outputs: [p('exp', id)],
-      })
-      add({
-        name: `soft-${soft}`,
-        cmd: [
-          'infer',
-          '--model',
-          p('exp', id),
-          d.feats.train,
-          '--top-k',
-          String(cfg.soft.topK),
-          '--dtype',
-          cfg.soft.dtype,
-          '-o',
-          p('soft', `${soft}.arrow`),
-          '--quiet',
-        ],
-        inputs: [p('exp', id), d.feats.train],
-        outputs: [p('soft', `${soft}.arrow`)],
-      })
-      runs.push({ system: name, seed, id, eval: p('eval', `${id}.json`) })
+      const teacher = { pretrain, config: cfg.teacher }
+      add(trainDnn(id, { data: d, seed, net: cfg.teacher, context: cfg.teacher.context, teacher, out: p('exp', id) }))
+      add(
+        infer(`soft-${naming.soft(name, seed)}`, {
+          model: p('exp', id),
+          feats: d.feats.train,
+          ...cfg.soft,
+          out: softFile(name, seed),
+        }),
+      )
+      run(name, seed, id)
     }
-    for (const [name, mode, teacher] of STUDENTS) {
-      if (!wanted.has(name)) continue
+    // students, each with its own overrides of the student settings
+    for (const { name, mode, teacher } of STUDENTS.filter((s) => wanted.has(s.name))) {
       const id = naming.student(name, seed)
-      const { cells, layers, dataFraction, ...rest } = { ...cfg.student, ...(cfg.students[name] ?? {}) }
-      const softFile = teacher ? p('soft', `${naming.soft(teacher, seed)}.arrow`) : null
-      add({
-        name: id,
-        cmd: [
-          'train-student',
-          ...common(seed),
-          '--mode',
-          mode,
-          ...(softFile ? ['--soft', softFile] : []),
-          '--model',
-          JSON.stringify({ type: 'lstm', cells, layers }),
-          ...flags(rest),
-          '--data-fraction',
-          String(dataFraction),
-          ...spk(dataFraction).flatMap((u) => ['--utt2spk', u]),
-          '-o',
-          p('exp', id),
-        ],
-        inputs: [...trainInputs(dataFraction), ...(softFile ? [softFile] : [])],
-        outputs: [p('exp', id)],
-      })
-      runs.push({ system: name, seed, id, eval: p('eval', `${id}.json`) })
+      const student = { ...cfg.student, ...(cfg.students[name] ?? {}) }
+      const soft = teacher ? softFile(teacher, seed) : null
+      add(trainStudent(id, { data: d, seed, mode, soft, student, out: p('exp', id) }))
+      run(name, seed, id)
     }
   }
+  // decode: dense log-posteriors of dev and test; score: tuned on dev, scored on test
   for (const r of runs) {
-    const model = p('exp', r.id)
-    for (const s of ['dev', 'test'] as const) {
-      add({
-        name: `post-${r.id}-${s}`,
-        cmd: [
-          'infer',
-          '--model',
-          model,
-          d.feats[s],
-          '--top-k',
-          '0',
-          '--dtype',
-          'f32',
-          '-o',
-          p('post', `${r.id}-${s}.arrow`),
-          '--quiet',
-        ],
-        inputs: [model, d.feats[s]],
-        outputs: [p('post', `${r.id}-${s}.arrow`)],
-      })
-    }
-    const out = p('eval', r.id)
-    add({
-      name: `eval-${r.id}`,
-      config: { decode: cfg.decode, map: d.map ?? null },
-      inputs: [
-        d.hmm,
-        p('post', `${r.id}-dev.arrow`),
-        p('post', `${r.id}-test.arrow`),
-        d.labels.test,
-        d.lmText,
-        d.devText,
-        d.testText,
-        ...d.evalInputs,
-      ],
-      outputs: [`${out}.json`],
-      fn: async () => {
-        await tuneAndEvaluate({
-          hmm: d.hmm,
-          lmText: d.lmText,
-          devScores: p('post', `${r.id}-dev.arrow`),
-          devText: d.devText,
-          testScores: p('post', `${r.id}-test.arrow`),
-          testText: d.testText,
-          testLabels: d.labels.test,
-          acousticScales: cfg.decode.acousticScales,
-          insertionPenalties: cfg.decode.insertionPenalties,
-          lm: cfg.decode.lm,
-          map: d.map,
-          out,
-        })
-      },
-    })
+    for (const s of ['dev', 'test'] as const)
+      add(
+        infer(`post-${r.id}-${s}`, { model: p('exp', r.id), feats: d.feats[s], out: p('post', `${r.id}-${s}.arrow`) }),
+      )
+    add(evaluation(d, cfg, r))
   }
   return runs
 }
@@ -313,17 +178,25 @@ export interface Prepared {
   reportInputs: string[]
 }
 
-/** `ktp run`: the data side, every system for every seed, and the report. */
-export function systemsRecipe(name: string, prep: Prepared, out: string, cfg: SystemsConfig): Recipe {
-  const steps = [...prep.steps]
-  const runs = addSystems((s) => steps.push(s), prep.data, cfg)
-  steps.push({
+/** results.json and report.md over every system and seed. */
+function report(prep: Prepared, runs: SystemRun[], out: string, cfg: SystemsConfig): Step {
+  return {
     name: 'report',
     config: { systems: SYSTEMS, seeds: cfg.seeds, v: 1 },
     inputs: [...runs.map((r) => r.eval), ...prep.reportInputs],
     outputs: [prep.data.p('results.json'), prep.data.p('report.md')],
     fn: async () =>
       writeReport({ task: prep.task, metric: prep.metric, out, seeds: cfg.seeds, systems: [...SYSTEMS], config: cfg }),
-  })
+  }
+}
+
+/**
+ * `ktp run`: the recipe's data side, then for every seed the teachers, their soft targets and the
+ * students, then decoding and scoring of every system, then the report.
+ */
+export function systemsRecipe(name: string, prep: Prepared, out: string, cfg: SystemsConfig): Recipe {
+  const steps = [...prep.steps]
+  const runs = addSystems((s) => steps.push(s), prep.data, cfg)
+  steps.push(report(prep, runs, out, cfg))
   return { name, steps }
 }

@@ -1,212 +1,128 @@
-import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import type { Recipe, Step } from './runner.js'
 import { writeFileAtomic } from '../io/atomic-file.js'
-import { parseCtm } from '../../stages/formats/ctm.js'
-import { readDataDir, subsetDataDir, writeDataDir } from '../../stages/formats/datadir-io.js'
-import { formatCtm } from '../../stages/formats/ctm.js'
-import { TIMIT_61_TO_48 } from '../../stages/scoring/timit-phones.js'
-import { shardOf } from '../io/shard.js'
-import { type Prepared, type SystemsConfig, systemsRecipe } from './systems.js'
-import { FSDD_FULL, FSDD_QUICK } from './fsdd.js'
+import type { Recipe, Step } from './runner.js'
+import {
+  SPLITS,
+  cmvnApply,
+  cmvnStats,
+  dataFiles,
+  features,
+  frameLabels,
+  hmmInit,
+  hmmUpdate,
+  perSplit,
+} from './steps.js'
+import { type Prepared, systemsRecipe } from './systems.js'
+import type { TimitConfig } from './timit-config.js'
+import { phoneText, splitDev } from './timit-data.js'
 
 /**
  * The `timit` recipe (DESIGN.md §6): TIMIT phone recognition from any TIMIT-layout corpus (LDC or
  * flat, either case). Frame targets come straight from the `.phn` alignments (48 training phones,
  * label of the phone under the frame centre), decoding is a phone loop with a bigram phone LM
  * estimated on the training transcripts, and scoring folds to 39 phones (PER). The systems are
- * those of every recipe (stages/recipes/systems.ts). Corpora without a TRAIN/TEST division are
- * split by speaker (`--test-speakers`, `--test-fraction`), or by sentence (`--test-utts`).
+ * those of every recipe (systems.ts). Corpora without a TRAIN/TEST division are split by speaker
+ * (`--test-speakers`, `--test-fraction`), or by sentence (`--test-utts`); dev speakers are then
+ * carved from the training speakers and leave training.
  */
-export interface TimitConfig extends SystemsConfig {
-  split: { testSpeakers?: string; testFraction?: number; testUtts?: string; devFraction: number }
-  features: { numMelBins: number }
+export function timitRecipe(corpus: string, out: string, cfg: TimitConfig): Recipe {
+  // data prep … labels (below), then teachers, soft targets, students, decode, score, report
+  return systemsRecipe('timit', timitPrep(corpus, out, cfg), resolve(out), cfg)
 }
 
-const decode = { acousticScales: [0.2, 0.5, 1], insertionPenalties: [0, -2], lm: 'bigram' as const }
-export const TIMIT_FULL: TimitConfig = {
-  ...FSDD_FULL,
-  decode,
-  split: { devFraction: 0.1 },
-  features: { numMelBins: 40 },
-}
-export const TIMIT_QUICK: TimitConfig = {
-  ...FSDD_QUICK,
-  decode: { ...decode, acousticScales: [0.5] },
-  split: { devFraction: 0.1 },
-  features: { numMelBins: 40 },
-}
-
-/** Phone sequences of a data dir's phones.ctm as Kaldi text, optionally mapped 61 → 48 (q dropped). */
-export function phoneText(ctmPath: string, map48: boolean): string {
-  const ctm = parseCtm(readFileSync(ctmPath, 'utf8'), ctmPath)
-  const lines: string[] = []
-  for (const [utt, segs] of [...ctm].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const phones = segs
-      .map((s) => (map48 ? (TIMIT_61_TO_48[s.label] ?? null) : s.label))
-      .filter((x): x is string => !!x)
-    lines.push(`${utt} ${phones.join(' ')}\n`)
+/** The recipe's files beyond the shared data layout. */
+function timitFiles(out: string) {
+  const f = dataFiles(out)
+  const { p } = f
+  return {
+    ...f,
+    /** The corpus' own train/test division, before dev speakers leave training. */
+    corpus: { train: p('corpus', 'train'), test: p('corpus', 'test') },
+    devSplit: p('dev-split.json'),
+    lm: { train48: p('lm', 'train.48.txt'), dev61: p('lm', 'dev.61.txt'), test61: p('lm', 'test.61.txt') },
+    labels: perSplit((s) => p('labels', `${s}.arrow`)),
+    hmm0: p('hmm0.json'),
+    hmm1: p('hmm1.json'),
   }
-  return lines.join('')
 }
+type TimitFiles = ReturnType<typeof timitFiles>
 
-/**
- * A dev set for tuning, carved from training speakers by a stable hash (never the test
- * speakers). A corpus with a single training speaker has nothing to spare: dev is then the
- * training set itself, and the report says so.
- */
-export function makeDev(
-  trainDir: string,
-  devDir: string,
-  fraction: number,
-): { devSpeakers: string[]; sameAsTrain: boolean } {
-  const { data } = readDataDir(trainDir)
-  const speakers = [...new Set(data.utt2spk.values())].sort()
-  let dev = new Set(speakers.filter((s) => shardOf(s, 1000) <= Math.round(fraction * 1000)))
-  if (speakers.length > 1 && dev.size === 0) dev = new Set([speakers[0]])
-  const sameAsTrain = speakers.length <= 1 || dev.size === speakers.length
-  const keep = sameAsTrain ? () => true : (u: string) => dev.has(data.utt2spk.get(u)!)
-  const extra: Record<string, string> = {}
-  const ctm = join(trainDir, 'phones.ctm')
-  if (existsSync(ctm)) {
-    const all = parseCtm(readFileSync(ctm, 'utf8'), ctm)
-    extra['phones.ctm'] = formatCtm(new Map([...all].filter(([u]) => keep(u))))
-  }
-  writeDataDir(devDir, subsetDataDir(data, keep), extra)
-  return { devSpeakers: sameAsTrain ? speakers : [...dev], sameAsTrain }
-}
-
-/** The data side of the recipe (prepare, dev split, features, labels, HMM), shared with `ktp sweep timit`. */
-export function timitPrep(data: string, outDir: string, cfg: TimitConfig): Prepared {
-  const D = resolve(outDir)
-  const p = (...xs: string[]) => join(D, ...xs)
+/** The data side (prepare, dev split, features, labels, HMM), shared with `ktp sweep timit`. */
+export function timitPrep(corpus: string, out: string, cfg: TimitConfig): Prepared {
+  const f = timitFiles(out)
   const steps: Step[] = []
-  const add = (s: Step) => steps.push(s)
-  const dir = (s: string) => p('data', s)
-  const split = [
-    ...(cfg.split.testSpeakers ? ['--test-speakers', cfg.split.testSpeakers] : []),
-    ...(cfg.split.testFraction !== undefined ? ['--test-fraction', String(cfg.split.testFraction)] : []),
-    ...(cfg.split.testUtts ? ['--test-utts', cfg.split.testUtts] : []),
-  ]
-  add({
-    name: 'prepare',
-    cmd: ['prepare', 'timit', resolve(data), '-o', p('data'), ...split],
-    inputs: [resolve(data)],
-    outputs: [dir('train'), dir('test')],
-  })
-  add({
-    name: 'dev-split',
-    config: { devFraction: cfg.split.devFraction },
-    inputs: [dir('train')],
-    outputs: [dir('dev')],
-    fn: async () => {
-      const r = makeDev(dir('train'), dir('dev'), cfg.split.devFraction)
-      writeFileAtomic(p('dev-split.json'), `${JSON.stringify(r)}\n`)
-    },
-  })
-  add({
-    name: 'phone-texts',
-    config: { v: 1 },
-    inputs: [dir('train'), dir('dev'), dir('test')],
-    outputs: [p('lm', 'train.48.txt'), p('lm', 'dev.61.txt'), p('lm', 'test.61.txt')],
-    fn: async () => {
-      writeFileAtomic(p('lm', 'train.48.txt'), phoneText(join(dir('train'), 'phones.ctm'), true))
-      for (const s of ['dev', 'test'])
-        writeFileAtomic(p('lm', `${s}.61.txt`), phoneText(join(dir(s), 'phones.ctm'), false))
-    },
-  })
-  const splits = ['train', 'dev', 'test'] as const
-  for (const s of splits) {
-    add({
-      name: `features-${s}`,
-      cmd: [
-        'features',
-        dir(s),
-        '--dither',
-        '0',
-        '--num-mel-bins',
-        String(cfg.features.numMelBins),
-        '-o',
-        p('feats', `${s}.raw.arrow`),
-        '--quiet',
-      ],
-      inputs: [dir(s)],
-      outputs: [p('feats', `${s}.raw.arrow`)],
-    })
+  const add = (...s: Step[]) => steps.push(...s)
+
+  add(prepare(corpus, f, cfg.split)) // Kaldi data dirs: the corpus' train/test division
+  add(devSplit(f, cfg.split.devFraction)) // dev speakers carved from training, and out of it
+  add(phoneTexts(f)) // phone transcripts: LM text (48 phones), dev and test references (61)
+  for (const s of SPLITS) add(features(f, s, cfg.features.numMelBins))
+  add(cmvnStats(f))
+  for (const s of SPLITS) {
+    add(cmvnApply(f, s))
+    add(frameLabels(`labels-${s}`, { data: f.data[s], feats: f.feats[s], map: 'timit48', out: f.labels[s] }))
   }
-  add({
-    name: 'cmvn-stats',
-    cmd: ['cmvn', 'compute', p('feats', 'train.raw.arrow'), '--norm-vars', '-o', p('cmvn.json')],
-    inputs: [p('feats', 'train.raw.arrow')],
-    outputs: [p('cmvn.json')],
-  })
-  for (const s of splits) {
-    add({
-      name: `cmvn-${s}`,
-      cmd: [
-        'cmvn',
-        'apply',
-        '--stats',
-        p('cmvn.json'),
-        p('feats', `${s}.raw.arrow`),
-        '-o',
-        p('feats', `${s}.arrow`),
-        '--quiet',
-      ],
-      inputs: [p('cmvn.json'), p('feats', `${s}.raw.arrow`)],
-      outputs: [p('feats', `${s}.arrow`)],
-    })
-    add({
-      name: `labels-${s}`,
-      cmd: [
-        'labels',
-        '--ctm',
-        join(dir(s), 'phones.ctm'),
-        '--feats',
-        p('feats', `${s}.arrow`),
-        '--map',
-        'timit48',
-        '-o',
-        p('labels', `${s}.arrow`),
-        '--quiet',
-      ],
-      inputs: [dir(s), p('feats', `${s}.arrow`)],
-      outputs: [p('labels', `${s}.arrow`)],
-      allowPartial: true,
-    })
-  }
-  add({
-    name: 'hmm-init',
-    cmd: ['hmm-init', '--phones-from', 'timit48', '--states', '1', '-o', p('hmm0.json')],
-    inputs: [],
-    outputs: [p('hmm0.json')],
-  })
-  add({
-    name: 'hmm-priors',
-    cmd: ['hmm-update', '--hmm', p('hmm0.json'), p('labels', 'train.arrow'), '-o', p('hmm1.json')],
-    inputs: [p('hmm0.json'), p('labels', 'train.arrow')],
-    outputs: [p('hmm1.json')],
-  })
+  add(hmmInit(['--phones-from', 'timit48', '--states', '1'], f.hmm0)) // a 48-phone loop
+  add(hmmUpdate('hmm-priors', { hmm: f.hmm0, labels: f.labels.train, out: f.hmm1 }))
+
   return {
     steps,
     task: 'timit phone recognition',
     metric: 'PER',
     reportInputs: [],
     data: {
-      p,
-      feats: { train: p('feats', 'train.arrow'), dev: p('feats', 'dev.arrow'), test: p('feats', 'test.arrow') },
-      labels: { train: p('labels', 'train.arrow'), dev: p('labels', 'dev.arrow'), test: p('labels', 'test.arrow') },
-      hmm: p('hmm1.json'),
-      lmText: p('lm', 'train.48.txt'),
-      devText: p('lm', 'dev.61.txt'),
-      testText: p('lm', 'test.61.txt'),
+      p: f.p,
+      feats: f.feats,
+      labels: f.labels,
+      hmm: f.hmm1,
+      lmText: f.lm.train48,
+      devText: f.lm.dev61,
+      testText: f.lm.test61,
       map: 'timit39',
       evalInputs: [],
-      utt2spk: join(dir('train'), 'utt2spk'),
+      utt2spk: join(f.data.train, 'utt2spk'),
     },
   }
 }
 
-export function timitRecipe(data: string, outDir: string, cfg: TimitConfig): Recipe {
-  return systemsRecipe('timit', timitPrep(data, outDir, cfg), resolve(outDir), cfg)
+function prepare(corpus: string, f: TimitFiles, split: TimitConfig['split']): Step {
+  return {
+    name: 'prepare',
+    cmd: [
+      ...['prepare', 'timit', resolve(corpus), '-o', f.p('corpus')],
+      ...(split.testSpeakers ? ['--test-speakers', split.testSpeakers] : []),
+      ...(split.testFraction !== undefined ? ['--test-fraction', String(split.testFraction)] : []),
+      ...(split.testUtts ? ['--test-utts', split.testUtts] : []),
+    ],
+    inputs: [resolve(corpus)],
+    outputs: [f.corpus.train, f.corpus.test],
+  }
+}
+
+function devSplit(f: TimitFiles, devFraction: number): Step {
+  return {
+    name: 'dev-split',
+    // v2: dev speakers leave training (issue 15)
+    config: { devFraction, v: 2 },
+    inputs: [f.corpus.train, f.corpus.test],
+    outputs: [f.data.train, f.data.dev, f.data.test, f.devSplit],
+    fn: async () => {
+      const r = splitDev(f.corpus, f.data, devFraction)
+      writeFileAtomic(f.devSplit, `${JSON.stringify(r)}\n`)
+    },
+  }
+}
+
+function phoneTexts(f: TimitFiles): Step {
+  return {
+    name: 'phone-texts',
+    config: { v: 1 },
+    inputs: [f.data.train, f.data.dev, f.data.test],
+    outputs: [f.lm.train48, f.lm.dev61, f.lm.test61],
+    fn: async () => {
+      writeFileAtomic(f.lm.train48, phoneText(join(f.data.train, 'phones.ctm'), true))
+      writeFileAtomic(f.lm.dev61, phoneText(join(f.data.dev, 'phones.ctm'), false))
+      writeFileAtomic(f.lm.test61, phoneText(join(f.data.test, 'phones.ctm'), false))
+    },
+  }
 }
