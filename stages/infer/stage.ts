@@ -152,7 +152,7 @@ export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: Inf
     if (ok.length > 0) {
       const inDim = parts[0].length / ok[0].frames
       const x = new Float32Array(total * inDim)
-      parts.forEach((p, k) => x.set(p, ok[k].start * inDim))
+      for (const [k, p] of parts.entries()) x.set(p, ok[k].start * inDim)
       const lp = tf.tidy(() => tf.logSoftmax(model.apply(tf.tensor2d(x, [total, inDim]))) as tf.Tensor2D)
       try {
         for (const { b, frames, start } of ok) {
