@@ -11,23 +11,34 @@ import { type Shard, parseShard } from './shard.js'
  * come from one declaration, and `run` receives ONE typed object (no `String(argv.x)`):
  *
  *   export const hmmUpdateCommand = defineCommand({
- *     command: 'hmm-update <labels..>',    // yargs usage: <required>, [optional], <many..>
+ *     command: 'hmm-update <labels..>',       // yargs usage: <required>, [optional], <many..>
  *     describe: 'one line for --help',
- *     options: hmmUpdateOptions,           // the stage's zod object: the options that change its values
- *     cli: { hmm: z.string().describe('…'), output: z.string().describe('…') }, // CLI-only options (a zod shape)
- *     positionals: { labels: z.array(z.string()).describe('…') },  // a zod shape, in usage order
+ *     options: hmmUpdateOptions,              // the stage's zod object: the options that change its values
+ *     cli: { hmm: z.string().describe('…'), output: z.string().describe('…') }, // CLI-only options, a zod shape
+ *     positionals: { labels: z.array(z.string()).describe('…') }, // a zod shape, in usage order
  *     examples: [['ktp hmm-update --hmm h0.json ali.arrow -o h1.json', 'what this example does']],
- *     run: (args) => hmmUpdate(args),      // args: { options, hmm, output, labels }, typed; returns the exit code
+ *     run: ({ options, ...files }) => hmmUpdate(options, files), // { options, hmm, output, labels }, typed
  *   })
  *
- * `options` appear under "Stage options" in --help and reach `run` as `args.options` (exactly as
- * parsed: they go into fingerprints); `cli` options ("Run options") and positionals are flat on
- * `args`. A field without `.default()` or `.optional()` is required (`[required]` in --help). An
- * `output` CLI option also answers to `-o`. A lone `-` (stdin/stdout) arrives as '-'.
+ * `run` returns the exit code. `options` appear under "Stage options" in --help and reach `run`
+ * as `args.options`, exactly as parsed (they go into fingerprints and metadata); `cli` options
+ * ("Run options") and positionals are flat on `args`. A field without `.default()` or
+ * `.optional()` is required (`[required]` in --help, refused by yargs when missing). An `output`
+ * CLI option also answers to `-o`. A lone `-` (stdin/stdout) arrives as '-'. The logic belongs
+ * in the stage's stage.ts: `run` (or `plan`) only hands the arguments over.
  *
- * `defineArrowStage` (below) is the same contract for an Arrow → Arrow stage: it adds the run
- * options (-o/--output, --shard, --force, --quiet), opens the input and runs the stage through
- * `runStage`, so a stage's command.ts declares only what is its own.
+ * An Arrow → Arrow stage uses `defineArrowStage`, which adds the run options (-o/--output,
+ * --shard parsed to a Shard, --force, --quiet), and runs the stage's plan through `runStage`
+ * (resume, shards, up-to-date outputs, "done N, failed M", exit code):
+ *
+ *   export const spliceCommand = defineArrowStage({
+ *     command: 'splice [input]',
+ *     describe: '…',
+ *     accepts: ['features'],                  // the kinds `open()` accepts
+ *     options: spliceOptions,
+ *     positionals: { input: z.string().default('-').describe('features Arrow file, or - for stdin') },
+ *     plan: async ({ options }, open) => planSplice(options, await open()), // → StagePlan
+ *   })
  *
  * Exit codes (Kaldi's): 0 all good, 1 some utterances failed (reported and skipped), 2 usage
  * error or fatal error. Data go to stdout, everything else to stderr; a KtpError is printed as
@@ -255,8 +266,8 @@ export interface ArrowStageSpec<O extends z.ZodObject, C extends Shape, P extend
 export function defineArrowStage<O extends z.ZodObject, C extends Shape = NoShape, P extends Shape = NoShape>(
   spec: ArrowStageSpec<O, C, P>,
 ): CommandModule {
-  const { shard: _shard, ...withShard } = runOptions
-  const run: RunOptions = spec.shard === false ? (withShard as RunOptions) : runOptions
+  const { shard: _shard, ...withoutShard } = runOptions
+  const run: RunOptions = spec.shard === false ? (withoutShard as RunOptions) : runOptions
   return defineCommand({
     command: spec.command,
     describe: spec.describe,

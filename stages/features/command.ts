@@ -31,5 +31,5 @@ export const featuresCommand = defineArrowStage({
     ['ktp features data/train --shard 3/8 -o exp/fbank/train.3.arrow', 'the third of eight jobs (then ktp merge)'],
     ['ktp features data/8k --sample-frequency 16000 --resample -o f.arrow', 'resample 8 kHz audio to 16 kHz'],
   ],
-  plan: ({ options, input, jobs, allowCommands }) => planFeatures(options, { input, jobs, allowCommands }),
+  plan: ({ options, input, jobs, allowCommands }, open) => planFeatures(options, { input, jobs, allowCommands }, open),
 })

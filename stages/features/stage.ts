@@ -14,8 +14,8 @@
 import { statSync } from 'node:fs'
 import type { RecordBatch, Schema } from 'apache-arrow'
 import _ from 'highland'
-import type { StagePlan } from '../../pipeline/io/command.js'
-import { arrowInput, type StageInput, type Transform } from '../../pipeline/io/run-stage.js'
+import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
+import type { StageInput, Transform } from '../../pipeline/io/run-stage.js'
 import { z } from 'zod'
 import { KtpError, UttError } from '../../schemas/errors.js'
 import { makeSchema } from '../../schemas/kinds.js'
@@ -208,14 +208,14 @@ export async function probeSampleRate(
 }
 
 /** A data dir (its manifest rows and content fingerprint), or a manifest@1 Arrow file / stdin. */
-async function openInput(src: string, allowCommands: boolean): Promise<StageInput> {
+async function openInput(src: string, allowCommands: boolean, open: OpenInput): Promise<StageInput> {
   let isDir = false
   try {
     isDir = src !== '-' && statSync(src).isDirectory()
   } catch {
     throw new KtpError('no-file', `${src}: no such data dir or manifest file`)
   }
-  if (!isDir) return arrowInput(src, ['manifest'])
+  if (!isDir) return open(src)
   const input = await dataDirInput(src, { allowCommands })
   for (const w of input.warnings) process.stderr.write(`ktp features: WARNING ${w}\n`)
   if (input.total === 0) {
@@ -228,15 +228,17 @@ async function openInput(src: string, allowCommands: boolean): Promise<StageInpu
 }
 
 /**
- * A run of `ktp features` over a data dir or manifest: the sample rate learnt from the audio
- * when unset, then computed on this thread (jobs 1) or a worker pool (same values either way).
+ * A run of `ktp features` over a data dir or a manifest (opened with `open`): the sample rate
+ * learnt from the audio when unset, then computed on this thread (jobs 1) or a worker pool
+ * (same values either way).
  */
 export async function planFeatures(
   o: FeaturesOptions,
   run: { input: string; jobs: number; allowCommands: boolean },
+  open: OpenInput,
 ): Promise<StagePlan> {
   const { allowCommands } = run
-  let input = await openInput(run.input, allowCommands)
+  let input = await openInput(run.input, allowCommands, open)
   let rate: number | undefined
   if (o.sampleFrequency === undefined) {
     const probe = await probeSampleRate(input, { channel: o.channel, allowCommands })
