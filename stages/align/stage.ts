@@ -1,8 +1,12 @@
+import { existsSync } from 'node:fs'
 import type { RecordBatch, Schema } from 'apache-arrow'
 import { z } from 'zod'
-import { UttError, asUttError } from '../../schemas/errors.js'
+import { KtpError, UttError, asUttError } from '../../schemas/errors.js'
+import { hashBytes } from '../../schemas/fingerprint.js'
 import { makeSchema } from '../../schemas/kinds.js'
 import { makeUttBatch, numFrames, uttId } from '../../schemas/utterance.js'
+import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
+import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
 import type { Transform } from '../../pipeline/io/run-stage.js'
 import {
   AlignmentError,
@@ -13,9 +17,9 @@ import {
   type FrameScores,
   type Segment,
 } from '../hmm/index.js'
-import { hmmFingerprint, pdfNames, type HmmModel } from '../hmm/model.js'
-import { frameScoresOf, type ScoresReader } from '../hmm/soft-scores.js'
-import { secondsToFrame, type CtmEntry } from '../formats/transcripts.js'
+import { hmmFingerprint, pdfNames, readHmm, type HmmModel } from '../hmm/model.js'
+import { frameScoresOf, scoresReader, type ScoresReader } from '../hmm/soft-scores.js'
+import { formatCtm, parseCtm, parseKaldiText, readText, secondsToFrame, type CtmEntry } from '../formats/transcripts.js'
 
 /**
  * `ktp align`: frame labels (a pdf id per frame, labels@1) from transcripts and an HMM model,
@@ -227,4 +231,83 @@ export function alignBatch(ctx: AlignContext, schema: Schema, batch: RecordBatch
 
 export function alignStage(ctx: AlignContext, schema: Schema = labelsSchema(ctx.model)): Transform {
   return (s) => s.map((b) => alignBatch(ctx, schema, b))
+}
+
+/** The files `ktp align` reads and writes besides its input and output. */
+export interface AlignFiles {
+  /** the HMM model */
+  hmm: string
+  /** transcripts, Kaldi "text" */
+  text: string
+  /** flat start: the utterances whose frames to label */
+  feats?: string
+  /** flat start: known word spans */
+  ctm?: string
+  /** also write the aligned word segments here */
+  ctmOut?: string
+  /** Viterbi: the soft-dense scores (a file, or - for stdin) */
+  scores?: string
+}
+
+/**
+ * A run of `ktp align`: the model and transcripts read, the option combination checked, then
+ * the input opened — the --feats of a flat start, or the scores to realign. The model and the
+ * contents of --text and --ctm enter the fingerprint. With --ctm-out, the word segments are
+ * written after the run (complete only when every utterance was aligned by this run).
+ */
+export async function planAlign(opts: AlignOptions, f: AlignFiles, open: OpenInput): Promise<StagePlan> {
+  const log = (l: string) => process.stderr.write(`${l}\n`)
+  const model = readHmm(f.hmm)
+  const textRaw = readText(f.text, '--text')
+  const transcripts = parseKaldiText(textRaw, f.text)
+  let ctmRaw: string | undefined
+  if (opts.flatStart) {
+    if (!f.feats) throw new KtpError('usage', '--flat-start needs --feats FILE (the utterances whose frames to label)')
+    if (f.scores !== undefined)
+      throw new KtpError('usage', `--flat-start reads frame counts from --feats; drop the scores input '${f.scores}'`)
+    if (f.ctm) ctmRaw = readText(f.ctm, '--ctm')
+  } else {
+    if (f.feats || f.ctm)
+      throw new KtpError('usage', '--feats and --ctm go with --flat-start; Viterbi realignment reads soft-dense scores')
+    if (f.scores === undefined)
+      throw new KtpError(
+        'usage',
+        'give the soft-dense scores (a file, or - for stdin), or use --flat-start --feats FILE',
+      )
+  }
+  const input = opts.flatStart ? await open(f.feats!, []) : await open(f.scores!, ['soft-dense'])
+  const scores = opts.flatStart ? undefined : scoresReader(input.schema, input.name, model, opts)
+  if (scores?.flatPriors && opts.usePriors)
+    log(`ktp align: note: ${f.hmm} has no priors; aligning with unnormalised posteriors (add them with ktp hmm-update)`)
+
+  const segments = new Map<string, readonly Segment[]>()
+  const ctmOut = f.ctmOut
+  return {
+    stage: 'align',
+    options: {
+      ...opts,
+      hmm: hmmFingerprint(model),
+      text: hashBytes(textRaw),
+      ctm: ctmRaw === undefined ? null : hashBytes(ctmRaw),
+    },
+    input,
+    schema: labelsSchema(model),
+    transform: alignStage({
+      model,
+      options: opts,
+      transcripts,
+      ctm: ctmRaw === undefined ? undefined : parseCtm(ctmRaw, f.ctm!),
+      scores,
+      onSegments: ctmOut ? (utt, w) => segments.set(utt, w) : undefined,
+    }),
+    after: (r) => {
+      if (!ctmOut || (r.upToDate && existsSync(ctmOut))) return
+      if (r.upToDate || r.resumed > 0) {
+        log(
+          `ktp align: WARNING ${ctmOut} lacks the ${r.upToDate ? 'utterances of the up-to-date output' : `${r.resumed} utterances resumed from an earlier run`}; rerun with --force for a complete CTM`,
+        )
+      }
+      writeFileAtomic(ctmOut, [...segments].map(([utt, w]) => formatCtm(utt, w, opts.frameShift)).join(''))
+    },
+  }
 }

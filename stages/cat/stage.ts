@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { createWriteStream, existsSync, readFileSync } from 'node:fs'
 import type { RecordBatch } from 'apache-arrow'
 import _ from 'highland'
 import { z } from 'zod'
@@ -6,7 +7,9 @@ import { KtpError } from '../../schemas/errors.js'
 import { fingerprint } from '../../schemas/fingerprint.js'
 import { sameColumns } from '../../schemas/kinds.js'
 import { getMatrix, getVector, uttId } from '../../schemas/utterance.js'
-import type { StageInput } from '../../pipeline/io/run-stage.js'
+import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
+import { drain, type StageInput } from '../../pipeline/io/run-stage.js'
+import { type Shard, inShard } from '../../pipeline/io/shard.js'
 import { matrixToKaldiText, vectorToKaldiText } from '../formats/kaldi-text.js'
 
 /**
@@ -96,4 +99,52 @@ export function batchToKaldiText(batch: RecordBatch, column?: string): string {
     return matrixToKaldiText(utt, m.data, m.frames, m.width)
   }
   return vectorToKaldiText(utt, getVector(batch, name))
+}
+
+/** The utterances of `input` in the shard and selection, as a Kaldi text archive to `output` (- = stdout). */
+async function writeKaldiText(
+  input: StageInput,
+  o: { shard: Shard | null; select?: (utt: string) => boolean; column?: string; output: string },
+): Promise<void> {
+  const out = o.output === '-' ? process.stdout : createWriteStream(o.output)
+  const s = input.stream().filter((b) => {
+    const u = uttId(b)
+    return inShard(u, o.shard) && (!o.select || o.select(u))
+  })
+  await drain(
+    s,
+    async (b) => {
+      if (!out.write(batchToKaldiText(b, o.column))) await once(out, 'drain')
+    },
+    () => false,
+  )
+  if (out !== process.stdout) await new Promise<void>((r) => (out as NodeJS.WritableStream).end(() => r()))
+}
+
+/**
+ * A run of `ktp cat` over its inputs (stdin at most once). Arrow output is a plan for the runner
+ * (same values, so the provenance is kept when all inputs share it); a Kaldi text archive is
+ * written here, and the run's exit code returned.
+ */
+export async function planCat(
+  a: { options: CatOptions; inputs: string[]; output: string; shard: Shard | null },
+  open: OpenInput,
+): Promise<StagePlan | number> {
+  if (a.inputs.filter((n) => n === '-').length > 1) throw new KtpError('usage', 'stdin (-) can be given only once')
+  const { input, sameValues } = concatInputs(await Promise.all(a.inputs.map((n) => open(n))))
+  const select = uttSelector(a.options.utts)
+  if (a.options.format === 'kaldi-text') {
+    await writeKaldiText(input, { shard: a.shard, select, column: a.options.column, output: a.output })
+    return 0
+  }
+  return {
+    stage: 'cat',
+    options: {},
+    selection: { utts: a.options.utts ?? null },
+    select,
+    preserveMeta: sameValues,
+    input,
+    schema: input.schema,
+    transform: (s) => s,
+  }
 }

@@ -4,9 +4,11 @@ import type { RecordBatch } from 'apache-arrow'
 import { z } from 'zod'
 import { KtpError, UttError } from '../../schemas/errors.js'
 import { hashBytes } from '../../schemas/fingerprint.js'
-import { makeSchema } from '../../schemas/kinds.js'
+import { columnWidth, makeSchema } from '../../schemas/kinds.js'
 import { getMatrix, makeUttBatch, uttId } from '../../schemas/utterance.js'
-import { drain, type StageInput, type Transform } from '../../pipeline/io/run-stage.js'
+import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
+import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
+import { arrowInput, drain, type StageInput, type Transform } from '../../pipeline/io/run-stage.js'
 import { expectFields, parseTable } from '../formats/kaldi-tables.js'
 
 /**
@@ -343,4 +345,57 @@ export function cmvnApplyStage(plan: CmvnApplyPlan, dim: number): Transform {
       }
       return makeUttBatch(schema, { utt, feats: applyCmvn(m.data, m.frames, dim, n) })
     })
+}
+
+/**
+ * `ktp cmvn compute`: the statistics of a features file (or - for stdin) written to `output`
+ * (atomically), or to stdout with `-`. Exit code 1 if some utterances failed.
+ */
+export async function cmvnCompute(args: {
+  options: CmvnComputeOptions
+  input: string
+  output?: string
+}): Promise<number> {
+  const out = args.output
+  if (!out) throw new KtpError('usage', 'give the statistics file to write with -o STATS.json (or -o - for stdout)')
+  const input = await arrowInput(args.input, ['features'])
+  const dim = columnWidth(input.schema, 'feats')
+  const r = await computeCmvn(input, dim, args.options, (e) =>
+    process.stderr.write(`ktp cmvn compute: WARNING ${e.message}\n`),
+  )
+  const json = statsToJson(r.stats)
+  if (out === '-') process.stdout.write(json)
+  else writeFileAtomic(out, json)
+  process.stderr.write(
+    `ktp cmvn compute: done ${r.done}, failed ${r.failed} (${Object.keys(r.stats.stats).length} ${r.stats.mode} entries)\n`,
+  )
+  return r.failed > 0 ? 1 : 0
+}
+
+/** `ktp cmvn apply` over an input: the stats file is read (and checked) before the input is opened. */
+export async function planCmvnApply(opts: CmvnApplyOptions, open: OpenInput): Promise<StagePlan> {
+  let statsText: string | null = null
+  if (opts.stats) {
+    try {
+      statsText = readFileSync(opts.stats, 'utf8')
+    } catch {
+      throw new KtpError('no-file', `--stats: cannot read ${opts.stats}`)
+    }
+  }
+  const plan = planApply(opts, statsText)
+  const input = await open()
+  const dim = columnWidth(input.schema, 'feats')
+  if (plan.stats && plan.stats.dim !== dim) {
+    throw new KtpError(
+      'dim-mismatch',
+      `${opts.stats} holds ${plan.stats.dim}-dimensional statistics but ${input.name} has ${dim}-dimensional features`,
+    )
+  }
+  return {
+    stage: 'cmvn-apply',
+    options: plan.fingerprintOptions,
+    input,
+    schema: makeSchema('features', { widths: { feats: dim } }),
+    transform: cmvnApplyStage(plan, dim),
+  }
 }

@@ -163,10 +163,11 @@ export function connectDigits(
   const splits: Record<string, { d: DataDir; ctm: Map<string, CtmSegment[]> }> = {}
   const read = (p: string) => decodeAudio(new Uint8Array(readFileSync(p)), { name: p })
   for (const p of plan) {
-    const s = (splits[p.split] ??= {
+    splits[p.split] ??= {
       d: { wav: new Map(), segments: null, utt2spk: new Map(), text: new Map(), utt2dur: new Map() },
       ctm: new Map(),
-    })
+    }
+    const s = splits[p.split]
     const r = renderUtt(p, o, read)
     const path = join(wavDir, `${p.utt}.wav`)
     const bytes = encodeWav16(r.samples, r.sampleRate)

@@ -1,6 +1,9 @@
+import { once } from 'node:events'
 import type { RecordBatch } from 'apache-arrow'
 import { z } from 'zod'
-import { KtpError, asUttError } from '../../schemas/errors.js'
+import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
+import { arrowInput, drain } from '../../pipeline/io/run-stage.js'
+import { KtpError, UttError, asUttError } from '../../schemas/errors.js'
 import { uttId } from '../../schemas/utterance.js'
 import {
   buildLoopGraph,
@@ -12,8 +15,9 @@ import {
   type HmmGraph,
   type Segment,
 } from '../hmm/index.js'
-import { vocabulary, type HmmModel } from '../hmm/model.js'
-import { frameScoresOf, type ScoresReader } from '../hmm/soft-scores.js'
+import { readHmm, vocabulary, type HmmModel } from '../hmm/model.js'
+import { frameScoresOf, scoresReader, type ScoresReader } from '../hmm/soft-scores.js'
+import { formatCtm, formatTrn, parseSentences, readText } from '../formats/transcripts.js'
 
 /**
  * `ktp decode`: Viterbi beam search of network log-posteriors over a word (or phone) loop with a
@@ -139,4 +143,96 @@ export function decodeBatch(ctx: DecodeContext, batch: RecordBatch): Hypothesis 
 /** Utterances in, hypotheses out (in input order); a failing utterance is a UttError in the stream. */
 export function decodeStage(ctx: DecodeContext): (s: Highland.Stream<RecordBatch>) => Highland.Stream<Hypothesis> {
   return (s) => s.map((b) => decodeBatch(ctx, b))
+}
+
+/** What `ktp decode` reads and writes besides its options. */
+export interface DecodeFiles {
+  /** soft-dense scores: a file, or - for stdin */
+  scores: string
+  /** the HMM model */
+  hmm: string
+  /** LM training text (bigram/unigram) */
+  lmText?: string
+  /** sclite trn hypotheses, or - for stdout (as they come) */
+  output: string
+  /** also write the hypotheses' word segments as a CTM */
+  ctmOut?: string
+  /** no summary on stderr */
+  quiet: boolean
+}
+
+/**
+ * `ktp decode`: every utterance of the scores decoded, hypotheses written as sclite trn (to
+ * stdout as they come, or to a file written whole at the end), a summary with the real-time
+ * factor on stderr. Exit code 1 if some utterances failed.
+ */
+export async function decodeFiles(opts: DecodeOptions, f: DecodeFiles): Promise<number> {
+  const log = (l: string) => process.stderr.write(`${l}\n`)
+  const model = readHmm(f.hmm)
+  const sentences = f.lmText ? parseSentences(readText(f.lmText, '--lm-text')) : null
+  const lm = estimateLm(model, opts, sentences, f.lmText ?? '')
+  const input = await arrowInput(f.scores, ['soft-dense'])
+  const scores = scoresReader(input.schema, input.name, model, opts)
+  if (scores.flatPriors && opts.usePriors)
+    log(`ktp decode: note: ${f.hmm} has no priors; decoding unnormalised posteriors (add them with ktp hmm-update)`)
+  const graph = decodeGraph(model, lm, opts)
+
+  const toStdout = f.output === '-'
+  let pipeClosed = false
+  if (toStdout)
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') pipeClosed = true
+      else throw e
+    })
+  const trn: string[] = []
+  const ctm: string[] = []
+  const seen = new Set<string>()
+  let done = 0,
+    failed = 0,
+    frames = 0,
+    searchMs = 0
+  const t0 = performance.now()
+  const warn = (msg: string) => log(`ktp decode: WARNING ${msg}`)
+  await drain(
+    decodeStage({ model, graph, options: opts, scores })(input.stream()),
+    async (h) => {
+      if (seen.has(h.utt)) {
+        failed++
+        warn(`${h.utt}: utterance id appears twice in ${input.name}; the second is skipped`)
+        return
+      }
+      seen.add(h.utt)
+      if (!h.reachedFinal)
+        warn(`${h.utt}: no final state survived the beam; writing the best partial path (widen --beam or --max-active)`)
+      done++
+      frames += h.frames
+      searchMs += h.searchMs
+      const line = formatTrn(h.utt, h.words)
+      if (f.ctmOut) ctm.push(formatCtm(h.utt, h.segments, opts.frameShift))
+      if (!toStdout) trn.push(line)
+      else if (!pipeClosed && !process.stdout.write(line))
+        await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')])
+    },
+    (err) => {
+      if (!(err instanceof UttError)) return false
+      failed++
+      warn(err.message)
+      return true
+    },
+    () => pipeClosed,
+  )
+  // files appear whole or not at all: a failed run leaves the previous ones untouched
+  if (!toStdout) writeFileAtomic(f.output, trn.join(''))
+  if (f.ctmOut) writeFileAtomic(f.ctmOut, ctm.join(''))
+  if (!f.quiet) {
+    const audio = (frames * opts.frameShift) / 1000
+    const wall = (performance.now() - t0) / 1000
+    const rtf = (x: number) => (audio > 0 ? (x / audio).toPrecision(3) : 'n/a')
+    log(
+      `ktp decode: done ${done}, failed ${failed}; ${audio.toFixed(2)} s of audio in ${wall.toFixed(2)} s, real-time factor ${rtf(wall)} (search alone ${rtf(searchMs / 1000)})`,
+    )
+  } else if (failed > 0) {
+    log(`ktp decode: done ${done}, failed ${failed}`)
+  }
+  return failed > 0 ? 1 : 0
 }

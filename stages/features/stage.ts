@@ -11,8 +11,10 @@
  * serialisable task, so it runs the same on the main thread (--jobs 1) and in worker threads
  * (features-worker.ts).
  */
+import { statSync } from 'node:fs'
 import type { RecordBatch, Schema } from 'apache-arrow'
 import _ from 'highland'
+import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
 import type { StageInput, Transform } from '../../pipeline/io/run-stage.js'
 import { z } from 'zod'
 import { KtpError, UttError } from '../../schemas/errors.js'
@@ -28,8 +30,10 @@ import {
   type FbankOptions,
   type MfccOptions,
 } from '../dsp/kaldi-features.js'
-import type { FeaturePlan, FeatureTask, Runner } from '../dsp/features-compute.js'
+import { type FeaturePlan, type FeatureTask, type Runner, inlineRunner } from '../dsp/features-compute.js'
+import { FeaturePool } from '../dsp/features-worker.js'
 import { readAudioBytes } from '../formats/audio-bytes.js'
+import { dataDirInput } from '../formats/kaldi-datadir.js'
 
 export { computeUtterance, inlineRunner } from '../dsp/features-compute.js'
 export type { ComputeContext, FeaturePlan, FeatureTask, Runner } from '../dsp/features-compute.js'
@@ -201,4 +205,62 @@ export async function probeSampleRate(
     ;(next as unknown as (s: Highland.Stream<RecordBatch>) => void)(src)
   })
   return { rate, input: { ...input, stream: () => replay } }
+}
+
+/** A data dir (its manifest rows and content fingerprint), or a manifest@1 Arrow file / stdin. */
+async function openInput(src: string, allowCommands: boolean, open: OpenInput): Promise<StageInput> {
+  let isDir = false
+  try {
+    isDir = src !== '-' && statSync(src).isDirectory()
+  } catch {
+    throw new KtpError('no-file', `${src}: no such data dir or manifest file`)
+  }
+  if (!isDir) return open(src)
+  const input = await dataDirInput(src, { allowCommands })
+  for (const w of input.warnings) process.stderr.write(`ktp features: WARNING ${w}\n`)
+  if (input.total === 0) {
+    throw new KtpError(
+      'empty',
+      `${src}: the data dir has no utterances (${input.data.segments ? 'segments' : 'wav.scp'} is empty); nothing to compute`,
+    )
+  }
+  return input
+}
+
+/**
+ * A run of `ktp features` over a data dir or a manifest (opened with `open`): the sample rate
+ * learnt from the audio when unset, then computed on this thread (jobs 1) or a worker pool
+ * (same values either way).
+ */
+export async function planFeatures(
+  o: FeaturesOptions,
+  run: { input: string; jobs: number; allowCommands: boolean },
+  open: OpenInput,
+): Promise<StagePlan> {
+  const { allowCommands } = run
+  let input = await openInput(run.input, allowCommands, open)
+  let rate: number | undefined
+  if (o.sampleFrequency === undefined) {
+    const probe = await probeSampleRate(input, { channel: o.channel, allowCommands })
+    input = probe.input
+    rate = probe.rate ?? 16000
+    process.stderr.write(
+      probe.rate
+        ? `ktp features: --sample-frequency ${rate} (the rate of the audio)\n`
+        : `ktp features: WARNING none of the first utterances' audio reads; using Kaldi's default --sample-frequency ${rate}\n`,
+    )
+  }
+  const plan = featurePlan(o, rate)
+  const schema = featuresSchema(plan)
+  const pool = run.jobs > 1 ? new FeaturePool(run.jobs, plan, allowCommands) : null
+  return {
+    stage: 'features',
+    options: valueOptions(plan),
+    // Refused commands fail their utterances; allowing them must rebuild the output.
+    selection: { allowCommands },
+    input,
+    schema,
+    transform: featuresStage(schema, pool ? pool.run : inlineRunner({ plan, allowCommands }), pool ? pool.inFlight : 2),
+    close: () => pool?.close(),
+  }
 }

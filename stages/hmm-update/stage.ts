@@ -1,9 +1,12 @@
 import type { RecordBatch, Schema } from 'apache-arrow'
 import { z } from 'zod'
+import { openArrow } from '../../pipeline/io/arrow-source.js'
+import { drain } from '../../pipeline/io/run-stage.js'
+import { KTP_VERSION } from '../../pipeline/io/version.js'
 import { KtpError } from '../../schemas/errors.js'
 import { getVector, uttId } from '../../schemas/utterance.js'
 import { estimatePriors, reestimateTransitions } from '../hmm/index.js'
-import { checkInventory, type HmmModel } from '../hmm/model.js'
+import { checkInventory, readHmm, writeHmm, type HmmModel } from '../hmm/model.js'
 
 /**
  * `ktp hmm-update`: re-estimate an HMM model's pdf priors and transition probabilities from
@@ -87,4 +90,32 @@ export function updateHmm(m: HmmModel, counts: LabelCounts, o: HmmUpdateOptions)
         )
       : m.transitions,
   }
+}
+
+/**
+ * `ktp hmm-update`: count every label file (whole, one after the other; - is stdin), then write
+ * the re-estimated model to `output` (atomically, so it may be the model it was read from).
+ */
+export async function hmmUpdate(
+  opts: HmmUpdateOptions,
+  f: { hmm: string; output: string; labels: string[] },
+): Promise<number> {
+  if (f.output === '-') throw new KtpError('usage', '--output: hmm-update writes a file, got -')
+  const model = readHmm(f.hmm)
+  const counts = new LabelCounts(model.units.numPdfs)
+  for (const name of f.labels) {
+    const src = await openArrow(name, ['labels'])
+    checkLabelsSchema(src.schema, src.name, model)
+    await drain(
+      src.stream(),
+      (b) => counts.add(b, src.name),
+      () => false,
+    )
+  }
+  const updated = updateHmm(model, counts, opts)
+  writeHmm(f.output, updated, { stage: 'hmm-update', options: opts, from: f.hmm, ktp_version: KTP_VERSION })
+  process.stderr.write(
+    `ktp hmm-update: ${counts.alignments.length} utterances, ${counts.frames} frames; wrote ${f.output}\n`,
+  )
+  return 0
 }

@@ -7,9 +7,12 @@ import { encodeF16 } from '../../schemas/float16.js'
 import { makeSchema } from '../../schemas/kinds.js'
 import { readMeta } from '../../schemas/metadata.js'
 import { getMatrix, makeUttBatch, uttId } from '../../schemas/utterance.js'
+import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
+import type { BackendName } from '../nn/backend.js'
 import type { Model } from '../nn/model.js'
-import type { ModelMeta } from '../train/model-store.js'
+import { type ModelMeta, loadModel } from '../train/model-store.js'
 import { spliceFrameInto } from '../train/frame-batches.js'
+import { useBackend } from '../train/session.js'
 
 /**
  * `ktp infer`: run a trained network (a teacher) over a feature stream and write what it says
@@ -149,7 +152,7 @@ export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: Inf
     if (ok.length > 0) {
       const inDim = parts[0].length / ok[0].frames
       const x = new Float32Array(total * inDim)
-      parts.forEach((p, k) => x.set(p, ok[k].start * inDim))
+      for (const [k, p] of parts.entries()) x.set(p, ok[k].start * inDim)
       const lp = tf.tidy(() => tf.logSoftmax(model.apply(tf.tensor2d(x, [total, inDim]))) as tf.Tensor2D)
       try {
         for (const { b, frames, start } of ok) {
@@ -183,4 +186,26 @@ export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: Inf
 
 export function featureFingerprintOf(schema: Schema): string {
   return readMeta(schema).fingerprint ?? 'unknown'
+}
+
+/**
+ * A run of the teacher in `modelDir` over the input, on the given tfjs backend. The teacher's
+ * fingerprint enters the output's; --batch-utts does not (it changes speed, not values).
+ */
+export async function planInfer(
+  o: InferOptions,
+  teacher: { model: string; backend: BackendName },
+  open: OpenInput,
+): Promise<StagePlan> {
+  const { model, meta } = loadModel(teacher.model)
+  const input = await open()
+  await useBackend(teacher.backend, (l) => process.stderr.write(`${l}\n`))
+  const schema = inferSchema(meta, o, featureFingerprintOf(input.schema))
+  return {
+    stage: 'infer',
+    options: { ...o, teacher: meta.fingerprint, batchUtts: undefined },
+    input,
+    schema,
+    transform: inferStage(model, meta, schema, o),
+  }
 }

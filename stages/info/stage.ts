@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { columnWidth, elemTypeName } from '../../schemas/kinds.js'
 import { readMeta } from '../../schemas/metadata.js'
 import { numFrames } from '../../schemas/utterance.js'
-import type { ArrowSource } from '../../pipeline/io/arrow-source.js'
+import { type ArrowSource, openArrow } from '../../pipeline/io/arrow-source.js'
 import { drain } from '../../pipeline/io/run-stage.js'
 
 /** `ktp info`: what a ktp Arrow file or stream holds (kind, provenance, counts, dims). */
@@ -70,4 +70,11 @@ export function formatInfo(r: InfoReport): string {
     `columns      ${r.columns.map((c) => `${c.name}:${c.type}${c.width ? `[${c.width}]` : ''}`).join(' ')}`,
   ]
   return `${lines.join('\n')}\n`
+}
+
+/** `ktp info`: the report of an Arrow file (or - for stdin) on stdout, as text or one JSON line. */
+export async function printInfo(o: InfoOptions, input: string): Promise<number> {
+  const report = await summarize(await openArrow(input, []))
+  process.stdout.write(o.json ? `${JSON.stringify(report)}\n` : formatInfo(report))
+  return 0
 }

@@ -1,12 +1,27 @@
+import { readFileSync } from 'node:fs'
+import { basename, dirname, extname, join } from 'node:path'
 import type { RecordBatch, Schema } from 'apache-arrow'
 import { z } from 'zod'
-import { UttError } from '../../schemas/errors.js'
+import { KtpError, UttError } from '../../schemas/errors.js'
+import { hashBytes } from '../../schemas/fingerprint.js'
 import { makeSchema } from '../../schemas/kinds.js'
 import { makeUttBatch, numFrames, uttId } from '../../schemas/utterance.js'
+import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
+import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
 import { arrayStream } from '../../pipeline/io/pull.js'
-import type { Transform } from '../../pipeline/io/run-stage.js'
-import type { CtmSegment } from '../formats/ctm.js'
-import { type Inventory, type LabelMap, numClasses } from '../formats/inventory.js'
+import type { StageInput, Transform } from '../../pipeline/io/run-stage.js'
+import { type CtmSegment, parseCtm } from '../formats/ctm.js'
+import {
+  type Inventory,
+  type LabelMap,
+  formatInventory,
+  inventoryFromLabels,
+  inventoryFromNames,
+  loadLabelMap,
+  numClasses,
+  parseInventory,
+} from '../formats/inventory.js'
+import { parseKaldiIntVectors } from '../formats/kaldi-text.js'
 
 /**
  * `ktp labels`: frame-level hard targets (labels@1) from a time alignment (CTM) or from Kaldi
@@ -254,4 +269,104 @@ export function labelsStage(
 /** An alignment alone as a stage input stream (labels batches of the raw ids, in file order). */
 export function aliStream(ali: Map<string, Int32Array>, schema: Schema): Highland.Stream<RecordBatch> {
   return arrayStream([...ali]).map(([utt, values]) => makeUttBatch(schema, { utt, labels: values }))
+}
+
+function readText(path: string, option: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    throw new KtpError('no-file', `${option}: cannot read ${path}`)
+  }
+}
+
+/** The labels a CTM holds after the map (labels the map rejects fail later, per utterance). */
+function ctmLabels(ctm: Map<string, { label: string }[]>, map: LabelMap | null): string[] {
+  const out = new Set<string>()
+  for (const segs of ctm.values()) {
+    for (const s of segs) {
+      try {
+        const l = map ? map.apply(s.label) : s.label
+        if (l !== null) out.add(l)
+      } catch {
+        /* reported per utterance */
+      }
+    }
+  }
+  return [...out]
+}
+
+/** Where a made-up inventory goes: `exp/train.labels.arrow` → `exp/train.labels.inventory.txt`. */
+export function inventoryPathFor(output: string): string {
+  return join(dirname(output), `${basename(output, extname(output))}.inventory.txt`)
+}
+
+/**
+ * A run of `ktp labels`: the alignment (and map, inventory) read and checked first; the input is
+ * the features (for frame counts) or, without --feats, the alignment itself. An inventory made
+ * from the data is written next to `output` (or left in the stream's metadata on stdout).
+ */
+export async function planLabels(opts: LabelsOptions, output: string, open: OpenInput): Promise<StagePlan> {
+  if ((opts.ctm === undefined) === (opts.ali === undefined))
+    throw new KtpError('usage', 'give exactly one of --ctm FILE or --ali FILE')
+  if (opts.map && !opts.ctm)
+    throw new KtpError('usage', '--map applies to CTM labels; Kaldi alignments are ids already')
+  if (opts.ctm && !opts.feats)
+    throw new KtpError('usage', '--ctm needs --feats FILE: the features decide how many frames each utterance has')
+  const file = (opts.ctm ?? opts.ali)!
+  const text = readText(file, opts.ctm ? '--ctm' : '--ali')
+  const map = opts.map ? loadLabelMap(opts.map) : null
+  const ctm = opts.ctm ? parseCtm(text, file) : null
+  const ali = opts.ali ? new Map(parseKaldiIntVectors(text, file).map((a) => [a.utt, a.values] as const)) : null
+
+  let inv: Inventory
+  const made = opts.inventory === undefined
+  if (opts.inventory !== undefined) inv = parseInventory(readText(opts.inventory, '--inventory'), opts.inventory)
+  else if (ctm)
+    inv = map?.inventory
+      ? inventoryFromNames(map.inventory)
+      : inventoryFromLabels([...ctmLabels(ctm, map), ...(opts.fill ? [opts.fill] : [])])
+  else {
+    const max = [...ali!.values()].reduce((m, v) => v.reduce((a, x) => Math.max(a, x), m), -1)
+    inv = inventoryFromNames(Array.from({ length: max + 1 }, (_, i) => String(i)))
+  }
+  let fill: number | undefined
+  if (opts.fill !== undefined) {
+    fill = inv.ids.get(opts.fill)
+    if (fill === undefined) throw new KtpError('usage', `--fill ${opts.fill}: not a label of the inventory`)
+  }
+  const src: LabelSource = ctm ? { kind: 'ctm', ctm, map, fill, file } : { kind: 'ali', ali: ali!, file }
+  const schema = labelsSchema(inv)
+  const input: StageInput = opts.feats
+    ? await open(opts.feats)
+    : { name: file, schema, fingerprint: hashBytes(text), total: ali!.size, stream: () => aliStream(ali!, schema) }
+
+  return {
+    stage: 'labels',
+    options: {
+      source: ctm ? 'ctm' : 'ali',
+      alignment: hashBytes(text),
+      inventory: inv.names,
+      map: map ? hashBytes(map.content) : null,
+      fill: opts.fill ?? null,
+      tolerance: opts.tolerance,
+      frameShift: opts.frameShift,
+      frameLength: opts.frameLength,
+    },
+    input,
+    schema,
+    transform: labelsStage(src, inv, opts),
+    after: () => {
+      if (!made) return
+      if (output === '-')
+        process.stderr.write(
+          `ktp labels: the inventory (${inv.names.length} classes) is in the stream's ktp.inventory metadata\n`,
+        )
+      else {
+        writeFileAtomic(inventoryPathFor(output), formatInventory(inv))
+        process.stderr.write(
+          `ktp labels: wrote the inventory (${inv.names.length} classes) to ${inventoryPathFor(output)}; pass it as --inventory for other sets\n`,
+        )
+      }
+    },
+  }
 }

@@ -2,7 +2,9 @@ import type { RecordBatch } from 'apache-arrow'
 import _ from 'highland'
 import { KtpError } from '../../schemas/errors.js'
 import { uttId } from '../../schemas/utterance.js'
+import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
 import type { StageInput } from '../../pipeline/io/run-stage.js'
+import { concatInputs } from '../cat/stage.js'
 
 /**
  * `ktp merge`: join the outputs of `--shard i/N` jobs back into one stream sorted by utterance
@@ -59,4 +61,18 @@ export function mergeSorted(inputs: StageInput[]): Highland.Stream<RecordBatch> 
         push(null, _.nil)
       })
   })
+}
+
+/** A run of `ktp merge`: the parts as one input, read in utterance order (values and provenance unchanged). */
+export async function planMerge(inputs: string[], open: OpenInput): Promise<StagePlan> {
+  const parts = await Promise.all(inputs.map((n) => open(n)))
+  const { input, sameValues } = concatInputs(parts)
+  return {
+    stage: 'merge',
+    options: {},
+    preserveMeta: sameValues,
+    input: { ...input, stream: () => mergeSorted(parts) },
+    schema: input.schema,
+    transform: (s) => s,
+  }
 }

@@ -186,3 +186,23 @@ export function prepare(
   ]
   return { parts, warnings }
 }
+
+/**
+ * `ktp prepare`: read, split and write, then say on stderr what each data dir holds and which
+ * of its files were (re)written or removed as stale.
+ */
+export function prepareCorpus(opts: PrepareOptions, a: { format: string; src: string; output?: string }): number {
+  if (!a.output) throw new KtpError('usage', 'give the data dir to write with -o DATADIR')
+  const { parts, warnings } = prepare(a.format, a.src, a.output, opts)
+  for (const w of warnings) process.stderr.write(`ktp prepare: WARNING ${w}\n`)
+  for (const p of parts) {
+    const wrote = p.written.filter((n) => !n.startsWith('-'))
+    const removed = p.written.filter((n) => n.startsWith('-')).map((n) => n.slice(1))
+    const what =
+      [wrote.length ? `wrote ${wrote.join(' ')}` : '', removed.length ? `removed stale ${removed.join(' ')}` : '']
+        .filter(Boolean)
+        .join('; ') || 'up to date'
+    process.stderr.write(`ktp prepare: ${p.dir}: ${p.utterances} utterances, ${p.speakers} speakers (${what})\n`)
+  }
+  return 0
+}

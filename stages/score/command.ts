@@ -1,20 +1,17 @@
 import { z } from 'zod'
 import { defineCommand } from '../../pipeline/io/command.js'
-import { parseOptions } from '../../pipeline/io/options.js'
-import { formatScore, scoreFiles, scoreOptions } from './stage.js'
-
-const scoreCli = z.object({
-  ref: z
-    .string()
-    .describe('reference transcripts, sclite trn "words (utt)"; the speaker is the id up to the first - (else _)'),
-  hyp: z.string().describe('hypotheses, sclite trn (ktp decode -o)'),
-})
+import { printScore, scoreOptions } from './stage.js'
 
 export const scoreCommand = defineCommand({
   command: 'score',
   describe: 'score trn hypotheses against references (WER/PER), sclite summary table by speaker',
   options: scoreOptions,
-  cliOptions: scoreCli,
+  cli: {
+    ref: z
+      .string()
+      .describe('reference transcripts, sclite trn "words (utt)"; the speaker is the id up to the first - (else _)'),
+    hyp: z.string().describe('hypotheses, sclite trn (ktp decode -o)'),
+  },
   examples: [
     ['ktp score --ref data/test/ref.trn --hyp exp/hyp.trn', 'word error rate, per speaker and overall'],
     [
@@ -22,9 +19,5 @@ export const scoreCommand = defineCommand({
       'TIMIT phone error rate on 39 classes, as JSON',
     ],
   ],
-  run: async (opts, argv) => {
-    const a = parseOptions(scoreCli, argv)
-    process.stdout.write(formatScore(scoreFiles(a.ref, a.hyp, opts), a.hyp, opts))
-    return 0
-  },
+  run: ({ options, ...files }) => printScore(options, files),
 })

@@ -82,3 +82,9 @@ export function scoreFiles(refPath: string, hypPath: string, o: ScoreOptions): S
 export function formatScore(r: ScoreResult, hypPath: string, o: ScoreOptions): string {
   return o.json ? `${JSON.stringify(scoreToJson(r, o.utterances))}\n` : formatSumTable(r, basename(hypPath))
 }
+
+/** `ktp score`: the sclite summary (or JSON) of `hyp` against `ref`, on stdout. */
+export function printScore(o: ScoreOptions, f: { ref: string; hyp: string }): number {
+  process.stdout.write(formatScore(scoreFiles(f.ref, f.hyp, o), f.hyp, o))
+  return 0
+}

@@ -3,7 +3,9 @@ import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { makeSchema } from '../../schemas/kinds.js'
 import { getMatrix, makeUttBatch, uttId } from '../../schemas/utterance.js'
-import type { Transform } from '../../pipeline/io/run-stage.js'
+import type { StagePlan } from '../../pipeline/io/command.js'
+import type { StageInput, Transform } from '../../pipeline/io/run-stage.js'
+import { columnWidth } from '../../schemas/kinds.js'
 
 /**
  * Frame splicing, Kaldi's `splice-feats`: output frame t is input frames t−L … t+R side by side,
@@ -92,4 +94,17 @@ export function spliceStage(dim: number, left: number, right: number): Transform
       const m = getMatrix(b, 'feats')
       return makeUttBatch(schema, { utt: uttId(b), feats: spliceFrames(m.data, m.frames, dim, left, right) })
     })
+}
+
+/** A run of the stage over `input`: the context resolved, the output dim from the input's. */
+export function planSplice(opts: SpliceOptions, input: StageInput): StagePlan {
+  const { left, right } = spliceContext(opts)
+  const dim = columnWidth(input.schema, 'feats')
+  return {
+    stage: 'splice',
+    options: { left, right },
+    input,
+    schema: makeSchema('features', { widths: { feats: dim * (left + right + 1) } }),
+    transform: spliceStage(dim, left, right),
+  }
 }
