@@ -171,7 +171,7 @@ export async function writeTeacher(
   o: { hidden?: number[]; classes?: number; seed?: number } = {},
 ): Promise<void> {
   // loaded here, not at the top: tfjs takes seconds to load and the harness' usage path needs none of it
-  const { buildModel } = await import('../stages/nn/registry.js')
+  const { buildModel } = await import('../stages/nn/index.js')
   const { saveModel } = await import('../stages/train/model-store.js')
   const inDim = TEACHER.featDim * (2 * TEACHER.context + 1)
   const numClasses = o.classes ?? TEACHER.classes

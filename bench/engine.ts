@@ -14,11 +14,8 @@ import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { selectBackend } from '../stages/nn/backend.js'
-import { mulberry32 } from '../stages/nn/init.js'
-import type { Model } from '../stages/nn/model.js'
-import { sgdStep } from '../stages/nn/params.js'
-import { buildModel, lossAndGrads } from '../stages/nn/registry.js'
+import { type Model, buildModel, mulberry32, selectBackend, sgdStep } from '../stages/nn/index.js'
+import { partGradients } from '../stages/train/loss.js'
 
 export interface EngineBenchResult {
   name: 'train-dnn' | 'train-lstm'
@@ -50,7 +47,8 @@ function randomTensor(shape: number[], seed: number): tf.Tensor {
 /** One SGD step, entirely on tensors (no dataSync): what the trainer's hot loop does. */
 function trainStep(model: Model, x: tf.Tensor, p: tf.Tensor, lr: number): void {
   tf.tidy(() => {
-    const { grads } = lossAndGrads(model, x, p)
+    const rows = p.size / p.shape[p.rank - 1]
+    const { grads } = partGradients(model, { x, terms: [{ temperature: 1, weight: 1, targets: p }], rows }, 1)
     sgdStep(model.params, grads, lr)
   })
 }

@@ -11,10 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { fileURLToPath } from 'node:url'
-import { selectBackend } from '../stages/nn/backend.js'
-import { mulberry32 } from '../stages/nn/init.js'
-import type { ModelSpecInput } from '../stages/nn/config.js'
-import { buildModel } from '../stages/nn/registry.js'
+import { type ModelSpecInput, buildModel, mulberry32, selectBackend } from '../stages/nn/index.js'
 import { DEFAULT_NEWBOB } from '../stages/train/newbob.js'
 import type { TrainBatch } from '../stages/train/loss.js'
 import { type DataSource, train } from '../stages/train/trainer.js'

@@ -1,14 +1,18 @@
 // Models, registry, parameters, backend selection, wasm kernel patches and export to tfjs-layers.
 import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
-import { selectBackend } from '../stages/nn/backend.js'
-import type { ModelSpecInput } from '../stages/nn/config.js'
-import { KtpLSTM } from '../stages/nn/export-layers.js'
-import { permuteColumnBlocks, toLayersModel } from '../stages/nn/export.js'
-import { glorotUniform, mulberry32 } from '../stages/nn/init.js'
-import { softmaxCrossEntropy } from '../stages/nn/ops.js'
-import { sgdStep } from '../stages/nn/params.js'
-import { buildModel } from '../stages/nn/registry.js'
+import {
+  KtpLSTM,
+  type ModelSpecInput,
+  buildModel,
+  glorotUniform,
+  mulberry32,
+  permuteColumnBlocks,
+  selectBackend,
+  sgdStep,
+  softmaxCrossEntropy,
+  toLayersModel,
+} from '../stages/nn/index.js'
 
 t.equal(await selectBackend('auto'), 'wasm', 'auto falls back to wasm when tfjs-node is not installed')
 t.equal(tf.getBackend(), 'wasm')
@@ -229,7 +233,7 @@ t.test('forward values agree between wasm and cpu', async (t) => {
   for (const model of CONFIGS) {
     const spec = { model, inputDim: 4, numClasses: 6, seed: 9 }
     const m = buildModel(spec)
-    const xs = m.input === 'frame' ? rand([5, 4]) : rand([3, 6, 4])
+    const xs = m.input === 'frames' ? rand([5, 4]) : rand([3, 6, 4])
     const xv = xs.arraySync()
     const onWasm = m.apply(xs).arraySync()
     await selectBackend('cpu')
@@ -245,7 +249,7 @@ t.test('forward values agree between wasm and cpu', async (t) => {
 t.test('export to tfjs-layers gives the same outputs', async (t) => {
   for (const model of CONFIGS) {
     const m = buildModel({ model, inputDim: 4, numClasses: 6, seed: 4 })
-    const x = m.input === 'frame' ? rand([5, 4]) : rand([3, 7, 4])
+    const x = m.input === 'frames' ? rand([5, 4]) : rand([3, 7, 4])
     const ours = m.apply(x)
     const seq = toLayersModel(m)
     const theirs = seq.predict(x) as tf.Tensor
@@ -266,7 +270,7 @@ t.test('save/load round trip, including the custom KtpLSTM layer', async (t) => 
     { type: 'dnn', hidden: [6], activation: 'tanh' },
   ] as ModelSpecInput['model'][]) {
     const m = buildModel({ model, inputDim: 4, numClasses: 6, seed: 2 })
-    const x = m.input === 'frame' ? rand([5, 4]) : rand([2, 9, 4])
+    const x = m.input === 'frames' ? rand([5, 4]) : rand([2, 9, 4])
     let saved: tf.io.ModelArtifacts | undefined
     await toLayersModel(m).save(
       tf.io.withSaveHandler(async (a) => {

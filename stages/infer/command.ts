@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineArrowStage } from '../../pipeline/io/command.js'
-import { BACKEND_NAMES, type BackendName } from '../nn/backend.js'
+import { BACKEND_NAMES, type BackendName } from '../nn/index.js'
 import { inferOptions, planInfer } from './stage.js'
 
 export const inferCommand = defineArrowStage({

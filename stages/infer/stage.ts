@@ -8,8 +8,7 @@ import { makeSchema } from '../../schemas/kinds.js'
 import { readMeta } from '../../schemas/metadata.js'
 import { getMatrix, makeUttBatch, uttId } from '../../schemas/utterance.js'
 import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
-import type { BackendName } from '../nn/backend.js'
-import type { Model } from '../nn/model.js'
+import type { BackendName, Model } from '../nn/index.js'
 import { type ModelMeta, loadModel } from '../train/model-store.js'
 import { spliceFrameInto } from '../train/frame-batches.js'
 import { useBackend } from '../train/session.js'
@@ -68,7 +67,7 @@ function spliced(meta: ModelMeta, feats: Float32Array, frames: number, dim: numb
 
 /** Network input for one utterance: spliced frames [T, D·(L+R+1)] or a sequence [1, T, D]. */
 function inputOf(model: Model, meta: ModelMeta, feats: Float32Array, frames: number, dim: number): tf.Tensor {
-  if (model.input === 'sequence') return tf.tensor3d(feats, [1, frames, dim])
+  if (model.input === 'chunks') return tf.tensor3d(feats, [1, frames, dim])
   const x = spliced(meta, feats, frames, dim)
   return tf.tensor2d(x, [frames, x.length / frames])
 }
@@ -170,7 +169,7 @@ export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: Inf
     return out
   }
   return (s: Highland.Stream<RecordBatch>): Highland.Stream<RecordBatch> => {
-    if (model.input === 'sequence') return s.flatMap((b) => _(one(b)))
+    if (model.input === 'chunks') return s.flatMap((b) => _(one(b)))
     // a failed utterance becomes an error in the stream (reported by the runner), the rest flow on
     return s
       .batch(o.batchUtts)

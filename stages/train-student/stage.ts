@@ -1,7 +1,6 @@
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
-import type { RecurrentConfig } from '../nn/config.js'
-import { copyMatchingParams } from '../nn/stack.js'
+import { type RecurrentConfig, copyMatchingParams } from '../nn/index.js'
 import {
   type Phase,
   type TrainContext,
@@ -123,7 +122,7 @@ export async function runTrainStudent(
     phases = [kt, ce]
   }
   const { records } = await runPhases(model, phases, ctx)
-  const splice = model.input === 'frame' ? { left: o.context, right: o.context } : { left: 0, right: 0 }
+  const splice = model.input === 'frames' ? { left: o.context, right: o.context } : { left: 0, right: 0 }
   finishModel(ctx, model, keys, { stage: 'train-student', options: o, epochs: records }, splice)
   const last = records.filter((r) => r.phase === phases[phases.length - 1].name && r.accepted)
   log(

@@ -3,11 +3,18 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
-import type { DnnConfig } from '../nn/config.js'
-import { dnnLayerName } from '../nn/dnn.js'
-import type { Model } from '../nn/model.js'
-import { type Rbm, cd1, createRbm, disposeRbm, rbmHidden, rbmMomentum } from '../nn/rbm.js'
-import { copyMatchingParams } from '../nn/stack.js'
+import {
+  type DnnConfig,
+  type Model,
+  type Rbm,
+  cd1,
+  copyMatchingParams,
+  createRbm,
+  disposeRbm,
+  dnnLayerName,
+  rbmHidden,
+  rbmMomentum,
+} from '../nn/index.js'
 import { readCorpus } from '../train/corpus.js'
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js'
 import { frameBatches } from '../train/frame-batches.js'

@@ -1,8 +1,6 @@
 import * as tf from '@tensorflow/tfjs'
 import { KtpError } from '../../schemas/errors.js'
-import type { Model } from '../nn/model.js'
-import { softmaxCrossEntropy, sparseSoftmaxCrossEntropy } from '../nn/ops.js'
-import type { Params } from '../nn/params.js'
+import { type Model, type Params, softmaxCrossEntropy, sparseSoftmaxCrossEntropy } from '../nn/index.js'
 
 /**
  * Loss: Σ_terms weight · T² · CE(softmax(z / T), targets), averaged over (masked) rows. With soft

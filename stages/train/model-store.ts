@@ -2,9 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
-import { type ModelSpec, ModelSpecSchema } from '../nn/config.js'
-import type { Model } from '../nn/model.js'
-import { buildModel } from '../nn/registry.js'
+import { type Model, type ModelSpecOf, ModelSpecSchema, buildModel } from '../nn/index.js'
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js'
 
 /**
@@ -21,7 +19,7 @@ export const MODEL_FORMAT = 'ktp.model@1'
 
 export interface ModelMeta {
   format: typeof MODEL_FORMAT
-  spec: ModelSpec
+  spec: ModelSpecOf
   /** Frame context the network's input is spliced with (DNN teachers); 0/0 for recurrent models. */
   splice: { left: number; right: number }
   featureDim: number

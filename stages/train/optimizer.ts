@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs'
-import type { ParamSet, Params } from '../nn/params.js'
+import type { ParamSet, Params } from '../nn/index.js'
 
 /**
  * SGD, SGD with momentum, and Adam over a ParamSet, written out on tensors so that (a) their state

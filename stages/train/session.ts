@@ -7,10 +7,16 @@ import { readMeta } from '../../schemas/metadata.js'
 import { openArrow } from '../../pipeline/io/arrow-source.js'
 import { shardOf } from '../../pipeline/io/shard.js'
 import { expectFields, parseTable } from '../formats/kaldi-tables.js'
-import { BACKEND_NAMES, type BackendName, selectBackend } from '../nn/backend.js'
-import { ModelConfigSchema, type ModelSpec } from '../nn/config.js'
-import type { Model } from '../nn/model.js'
-import { buildModel } from '../nn/registry.js'
+import {
+  BACKEND_NAMES,
+  type BackendName,
+  type Model,
+  type ModelConfig,
+  ModelConfigSchema,
+  buildModel,
+  modelType,
+  selectBackend,
+} from '../nn/index.js'
 import { type LabelSet, describeCorpus, loadLabels } from './corpus.js'
 import { DEFAULT_NEWBOB, type NewbobConfig } from './newbob.js'
 import { OPTIMIZERS, type OptimizerConfig } from './optimizer.js'
@@ -112,7 +118,7 @@ export type TrainOptions = z.infer<typeof trainOptions>
 /** Options that do not change the result: they stay out of the model fingerprint. */
 export const NON_VALUE_OPTIONS = ['backend', 'checkpointMinutes', 'workers'] as const
 
-export function parseModelConfig(s: string): unknown {
+export function parseModelConfig(s: string): ModelConfig {
   const text = s.trim().startsWith('{')
     ? s
     : (() => {
@@ -290,7 +296,7 @@ export async function runPhases(
   const logPath = join(ctx.out, 'train.jsonl')
   const records: EpochRecord[] = []
   const results: TrainResult[] = []
-  const frame = model.input === 'frame'
+  const frame = model.input === 'frames'
   const layout: SpeechSourceConfig['layout'] = frame
     ? {
         kind: 'frames',
@@ -415,9 +421,10 @@ export async function useBackend(name: BackendName, log: (l: string) => void): P
   return chosen
 }
 
-export function buildFor(config: unknown, data: TrainingData, opts: TrainOptions): Model {
-  const inputDim = (config as { type: string }).type === 'dnn' ? data.dim * (2 * opts.context + 1) : data.dim
-  return buildModel({ model: config as ModelSpec['model'], inputDim, numClasses: data.numClasses, seed: opts.seed })
+/** Build `config` for this data: its registry entry gives the input width (spliced or not). */
+export function buildFor(config: ModelConfig, data: TrainingData, opts: TrainOptions): Model {
+  const inputDim = modelType(config.type).inputDim(data.dim, opts.context)
+  return buildModel({ model: config, inputDim, numClasses: data.numClasses, seed: opts.seed })
 }
 
 export async function runTrain(
@@ -447,7 +454,7 @@ export async function runTrain(
         ? { hard: 0, soft: 1, temperature: T }
         : { hard: extra.alpha ?? 0.5, soft: 1 - (extra.alpha ?? 0.5), temperature: T }
   const { records } = await runPhases(model, [{ name: mode, targets, schedule: scheduleFrom(o) }], ctx)
-  const splice = model.input === 'frame' ? { left: o.context, right: o.context } : { left: 0, right: 0 }
+  const splice = model.input === 'frames' ? { left: o.context, right: o.context } : { left: 0, right: 0 }
   finishModel(ctx, model, keys, { stage: 'train', options: { ...o, ...extra }, epochs: records }, splice)
   log(`ktp train: wrote ${out}`)
   return 0

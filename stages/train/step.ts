@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs'
-import type { Model } from '../nn/model.js'
+import type { Model } from '../nn/index.js'
 import { type PartResult, type TrainBatch, disposeBatch, partGradients } from './loss.js'
 import { type Optimizer, clipAndGuard } from './optimizer.js'
 import type { GradientWorkers } from './workers.js'

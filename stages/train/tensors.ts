@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs'
-import type { ParamSet, Params } from '../nn/params.js'
+import type { ParamSet, Params } from '../nn/index.js'
 
 /**
  * Moving tensor values between tfjs and plain (often shared) memory without needless copies: the

@@ -1,5 +1,5 @@
 import { KtpError } from '../../schemas/errors.js'
-import type { Model } from '../nn/model.js'
+import type { Model } from '../nn/index.js'
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js'
 import type { NewbobState } from './newbob.js'
 import type { Optimizer } from './optimizer.js'

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs'
 import { KtpError } from '../../schemas/errors.js'
-import type { Model } from '../nn/model.js'
+import type { Model } from '../nn/index.js'
 import { type TrainBatch, batchLoss, correctCount, disposeBatch } from './loss.js'
 import { type NewbobConfig, newbobStart, newbobUpdate } from './newbob.js'
 import { Optimizer, type OptimizerConfig } from './optimizer.js'

@@ -6,11 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { parentPort, workerData } from 'node:worker_threads'
-import { selectBackend, type BackendName } from '../nn/backend.js'
-import { buildModel } from '../nn/registry.js'
-import type { Model } from '../nn/model.js'
-import { disposeBatch } from './loss.js'
-import { partGradients } from './loss.js'
+import { type BackendName, type Model, buildModel, selectBackend } from '../nn/index.js'
+import { disposeBatch, partGradients } from './loss.js'
 import { packInto, tensorFrom } from './tensors.js'
 import { partFromWire, type FromWorker, type ToWorker, type WorkerInit } from './workers.js'
 

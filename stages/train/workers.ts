@@ -42,11 +42,9 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { KtpError } from '../../schemas/errors.js'
-import type { ModelSpec } from '../nn/config.js'
-import type { Model } from '../nn/model.js'
-import type { ParamSet, Params } from '../nn/params.js'
+import type { Model, ModelSpecOf, ParamSet, Params } from '../nn/index.js'
 import { hostValues, packInto, tensorFrom } from './tensors.js'
-import { batchLoss, correctCount, mapTerm, termTensors, type TargetTerm, type TrainBatch } from './loss.js'
+import { mapTerm, termTensors, type TargetTerm, type TrainBatch } from './loss.js'
 
 /** A tensor on the wire: its values (moved with the message) and shape. */
 export interface WireTensor {
@@ -97,7 +95,7 @@ export interface WirePart {
 export interface WorkerInit {
   ktpTrainWorker: true
   index: number
-  spec: ModelSpec
+  spec: ModelSpecOf
   backend: string
   params: SharedArrayBuffer
   grads: SharedArrayBuffer
