@@ -141,7 +141,7 @@ t.test('a --config file is the whole config: checked like the built-in one', asy
 })
 
 t.test('every student setting reaches train-student: the architecture, the fraction, or a flag', async (t) => {
-  const passed = new Set<string>(['cells', 'layers', 'dataFraction', ...STUDENT_FLAGS, ...STUDENT_EXTRA_FLAGS])
+  const passed = new Set<string>(['model', 'cells', 'layers', 'dataFraction', ...STUDENT_FLAGS, ...STUDENT_EXTRA_FLAGS])
   t.same(
     Object.keys(studentConfigSchema.shape).filter((k) => !passed.has(k)),
     [],

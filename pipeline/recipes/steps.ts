@@ -251,7 +251,7 @@ export function trainStudent(
       'train-student',
       ...trainingArgs(o.data, o.seed),
       ...['--mode', o.mode, ...(o.soft ? ['--soft', o.soft] : [])],
-      ...['--model', JSON.stringify({ type: 'lstm', cells, layers })],
+      ...['--model', JSON.stringify(o.student.model ?? { type: 'lstm', cells, layers })],
       ...studentFlags(o.student),
       // always given, even at 1 (students always have been)
       ...['--data-fraction', String(dataFraction), ...part.utt2spk],

@@ -1,9 +1,10 @@
 import { z } from 'zod'
 import { decodeOptions } from '../../stages/decode/stage.js'
 import { inferOptions } from '../../stages/infer/stage.js'
+import { ModelConfigSchema } from '../../stages/nn/index.js'
 import { teacherOptions } from '../../stages/train-teacher/stage.js'
-import { studentOptions } from '../../stages/train-student/stage.js'
 import { OPTIMIZERS } from '../../stages/train/optimizer.js'
+import { methodTrainOptions } from '../../stages/train/options.js'
 
 /**
  * The configuration every recipe shares: the systems (teachers, soft targets, students), their
@@ -15,9 +16,9 @@ import { OPTIMIZERS } from '../../stages/train/optimizer.js'
  * defaults are stripped and every field the recipe always passes is required.
  */
 
-// The one place the recipes read training options from. When the shared training-options fragment
-// of stages/train* lands (issue 18, branch r-models), point these two lines at it.
-const studentTraining = studentOptions.shape
+// The one place the recipes read training options from: the fragment ktp train and train-student
+// share (stages/train/options.ts), and the teacher's own options.
+const studentTraining = methodTrainOptions.shape
 const teacherTraining = teacherOptions.shape
 
 /** Hidden layer sizes of a DNN, input side first. */
@@ -71,6 +72,9 @@ export const STUDENT_EXTRA_FLAGS = [
 ] as const
 
 export const studentConfigSchema = z.strictObject({
+  model: ModelConfigSchema.optional().describe(
+    'the student network, any registered model type (stages/nn/models/); absent: an LSTM of cells × layers',
+  ),
   cells: z.number().int().positive().describe('LSTM cells per layer'),
   layers: z.number().int().positive().describe('stacked LSTM layers'),
   lr: studentTraining.lr.unwrap(),

@@ -1,25 +1,13 @@
-import { z } from 'zod'
+import { parseOptions } from '../../pipeline/io/options.js'
 import { defineCommand } from '../../pipeline/io/command.js'
-import { runTrain, trainOptions } from '../train/session.js'
-
-export const trainCliOptions = z.object({
-  output: z.string().describe('model directory to write (ktp.json, params.bin, train.jsonl)'),
-  resume: z.boolean().default(false).describe('continue from the last checkpoint in the output directory'),
-  force: z.boolean().default(false).describe('train even if the model is up to date'),
-})
+import { TRAIN, runMethod } from '../train/method.js'
+import { methodTrainOptions, trainCliOptions } from '../train/options.js'
 
 export const trainCommand = defineCommand({
   command: 'train',
-  describe: 'train any model config (DNN, LSTM, GRU, …) on features + frame labels, optionally with soft targets',
-  options: trainOptions.extend({
-    soft: z.string().optional().describe('soft-target file from ktp infer (for --mode kt|regularise)'),
-    mode: z
-      .enum(['ce', 'kt', 'regularise'])
-      .default('ce')
-      .describe('ce: hard labels; kt: T²·KL to soft targets; regularise: α·CE + (1−α)·T²·KL'),
-    temperature: z.number().positive().default(2).describe('temperature T of the soft targets and the student'),
-    alpha: z.number().min(0).max(1).default(0.5).describe('--mode regularise: weight of the hard-label term'),
-  }),
+  describe:
+    'train any model config (DNN, LSTM, GRU, …) on features + frame labels: baseline, kt, regularise or layerwise-kt',
+  options: methodTrainOptions,
   cliOptions: trainCliOptions,
   positionals: (y) => y.demandOption('output'),
   examples: [
@@ -28,16 +16,6 @@ export const trainCommand = defineCommand({
       'an LSTM on hard labels',
     ],
   ],
-  run: async (o, argv) => {
-    const log = (l: string) => process.stderr.write(`${l}\n`)
-    const { soft, mode, temperature, alpha, ...base } = o
-    return runTrain(
-      base,
-      String(argv.output),
-      Boolean(argv.resume),
-      Boolean(argv.force),
-      log,
-      mode === 'ce' ? {} : { soft, mode, temperature, alpha: mode === 'regularise' ? alpha : undefined },
-    )
-  },
+  run: async (o, argv) =>
+    runMethod(TRAIN, o, parseOptions(trainCliOptions, argv), (l) => process.stderr.write(`${l}\n`)),
 })

@@ -1,5 +1,6 @@
+import { parseOptions } from '../../pipeline/io/options.js'
 import { defineCommand } from '../../pipeline/io/command.js'
-import { trainCliOptions } from '../train-model/command.js'
+import { trainCliOptions } from '../train/options.js'
 import { runTrainStudent, studentOptions } from './stage.js'
 
 export const trainStudentCommand = defineCommand({
@@ -19,7 +20,5 @@ export const trainStudentCommand = defineCommand({
     ],
   ],
   run: async (o, argv) =>
-    runTrainStudent(o, String(argv.output), Boolean(argv.resume), Boolean(argv.force), (l) =>
-      process.stderr.write(`${l}\n`),
-    ),
+    runTrainStudent(o, parseOptions(trainCliOptions, argv), (l) => process.stderr.write(`${l}\n`)),
 })

@@ -1,5 +1,6 @@
+import { parseOptions } from '../../pipeline/io/options.js'
 import { defineCommand } from '../../pipeline/io/command.js'
-import { trainCliOptions } from '../train-model/command.js'
+import { trainCliOptions } from '../train/options.js'
 import { runTrainTeacher, teacherOptions } from './stage.js'
 
 export const trainTeacherCommand = defineCommand({
@@ -15,7 +16,5 @@ export const trainTeacherCommand = defineCommand({
     ],
   ],
   run: async (o, argv) =>
-    runTrainTeacher(o, String(argv.output), Boolean(argv.resume), Boolean(argv.force), (l) =>
-      process.stderr.write(`${l}\n`),
-    ),
+    runTrainTeacher(o, parseOptions(trainCliOptions, argv), (l) => process.stderr.write(`${l}\n`)),
 })

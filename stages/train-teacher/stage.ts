@@ -19,16 +19,14 @@ import { readCorpus } from '../train/corpus.js'
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js'
 import { frameBatches } from '../train/frame-batches.js'
 import { epochRandom } from '../train/shuffle.js'
+import { type TrainCliOptions, parseModelConfig, trainOptions } from '../train/options.js'
 import {
   type TrainContext,
-  type TrainOptions,
   buildFor,
   finishModel,
   openTrainingData,
-  parseModelConfig,
   runPhases,
   scheduleFrom,
-  trainOptions,
   trainingKeys,
   upToDate,
   useBackend,
@@ -194,12 +192,10 @@ export async function pretrainDiscriminative(
 
 export async function runTrainTeacher(
   o: TeacherOptions,
-  out: string,
-  resume: boolean,
-  force: boolean,
+  { output: out, resume, force }: TrainCliOptions,
   log: (l: string) => void,
 ): Promise<number> {
-  const config = parseModelConfig(o.model) as DnnConfig
+  const config = parseModelConfig(o.model)
   if (config.type !== 'dnn')
     throw new KtpError(
       'usage',
@@ -213,7 +209,7 @@ export async function runTrainTeacher(
   }
   if (!resume && existsSync(join(out, 'ktp.json'))) log(`ktp train-teacher: ${out} is stale; retraining`)
   await useBackend(o.backend, log)
-  const ctx: TrainContext = { out, opts: o as TrainOptions, data, fingerprint: keys.fingerprint, resume, log }
+  const ctx: TrainContext = { out, opts: o, data, fingerprint: keys.fingerprint, resume, log }
   const model: Model = buildFor(config, data, o)
   const rbmLog: RbmLog[] = []
   if (o.pretrain === 'rbm' && config.hidden.length > 0) {

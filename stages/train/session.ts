@@ -1,6 +1,5 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { fingerprint } from '../../schemas/fingerprint.js'
 import { readMeta } from '../../schemas/metadata.js'
@@ -8,138 +7,29 @@ import { openArrow } from '../../pipeline/io/arrow-source.js'
 import { shardOf } from '../../pipeline/io/shard.js'
 import { expectFields, parseTable } from '../formats/kaldi-tables.js'
 import {
-  BACKEND_NAMES,
   type BackendName,
   type Model,
   type ModelConfig,
-  ModelConfigSchema,
+  type ModelSpecOf,
   buildModel,
   modelType,
   selectBackend,
 } from '../nn/index.js'
 import { type LabelSet, describeCorpus, loadLabels } from './corpus.js'
 import { DEFAULT_NEWBOB, type NewbobConfig } from './newbob.js'
-import { OPTIMIZERS, type OptimizerConfig } from './optimizer.js'
+import type { OptimizerConfig } from './optimizer.js'
+import { NON_VALUE_OPTIONS, type TrainOptions, type schedulerOptions } from './options.js'
 import { type ModelMeta, readModelMeta, saveModel } from './model-store.js'
 import { type SpeechSourceConfig, type TargetMix, speechSource } from './speech-source.js'
 import { type EpochRecord, type TrainResult, train } from './trainer.js'
 
 /**
- * `ktp train`: any model config on features + frame labels (+ soft targets), the shared core of
- * `ktp train-teacher` and `ktp train-student`. This file holds the speech side of training —
- * which files, which frames, which targets — and hands the trainer tensors; the trainer itself
- * (stages/train/trainer.ts) knows nothing about speech.
+ * The speech side of training, shared by ktp train, train-teacher and train-student: which files,
+ * which utterances and frames, which targets, how a model's input is laid out (spliced frames or
+ * chunks, as its registry entry says) — it hands the trainer tensors; the trainer itself
+ * (trainer.ts) knows nothing about speech. The training methods are in method.ts, the options in
+ * options.ts.
  */
-export const schedulerOptions = {
-  lr: z
-    .number()
-    .positive()
-    .default(0.008)
-    .describe('initial learning rate (newbob halves it when held-out accuracy stalls)'),
-  minEpochs: z.number().int().min(0).default(2).describe('newbob: no early stop before this many epochs'),
-  maxEpochs: z.number().int().min(1).default(20).describe('newbob: stop after this many epochs'),
-  startHalvingImpr: z
-    .number()
-    .default(0.5)
-    .describe('newbob: start halving when held-out accuracy improves by less than this (points)'),
-  endHalvingImpr: z
-    .number()
-    .default(0.1)
-    .describe('newbob: stop when, while halving, it improves by less than this (points)'),
-  fixedLr: z
-    .boolean()
-    .default(false)
-    .describe('keep the learning rate fixed for exactly --max-epochs epochs (no newbob)'),
-}
-
-export const trainOptions = z.object({
-  feats: z.string().describe('training features (features@1 Arrow file, CMVN applied, not spliced)'),
-  labels: z.string().describe('training frame labels (labels@1 Arrow file)'),
-  heldoutFeats: z.string().optional().describe('held-out features for newbob and reporting (e.g. a dev speaker)'),
-  heldoutLabels: z.string().optional().describe('held-out frame labels'),
-  heldoutFraction: z
-    .number()
-    .min(0)
-    .max(0.9)
-    .default(0.1)
-    .describe('without held-out files: this fraction of training utterances (by id hash) is held out'),
-  dataFraction: z
-    .number()
-    .gt(0)
-    .max(1)
-    .default(1)
-    .describe(
-      'train on this fraction of the training utterances (deterministic by id hash; smaller fractions are subsets of larger ones)',
-    ),
-  utt2spk: z
-    .string()
-    .optional()
-    .describe(
-      "Kaldi utt2spk of the training data: --data-fraction then takes that fraction of each speaker's utterances (balanced, still nested)",
-    ),
-  model: z
-    .string()
-    .default('{"type":"dnn","hidden":[512,512,512,512],"activation":"sigmoid"}')
-    .describe('model config as JSON, or a path to a JSON file'),
-  context: z.number().int().min(0).default(5).describe('frame models: splice ±K frames of context on the fly'),
-  batchSize: z.number().int().positive().default(256).describe('frame models: frames per mini-batch'),
-  bufferFrames: z.number().int().positive().default(100000).describe('frame models: shuffle buffer, in frames'),
-  chunkLength: z.number().int().positive().default(20).describe('recurrent models: frames per chunk'),
-  chunksPerBatch: z.number().int().positive().default(16).describe('recurrent models: chunks per mini-batch'),
-  bufferChunks: z.number().int().positive().default(4096).describe('recurrent models: shuffle buffer, in chunks'),
-  delay: z.number().int().min(0).default(0).describe('recurrent models: target delay in frames'),
-  optimizer: z.enum(OPTIMIZERS).default('sgd').describe("sgd (the paper's setting), momentum, or adam"),
-  momentum: z.number().min(0).max(0.999).default(0.9).describe('momentum coefficient (--optimizer momentum)'),
-  l2: z.number().min(0).default(0).describe('L2 weight decay'),
-  clip: z.number().default(5).describe('clip the global gradient norm to this (≤ 0: off; the NaN guard stays on)'),
-  ...schedulerOptions,
-  seed: z.number().int().default(1).describe('seed of initialisation and data order'),
-  backend: z
-    .enum(BACKEND_NAMES as unknown as [BackendName, ...BackendName[]])
-    .default('auto')
-    .describe('tfjs backend: auto picks tensorflow (tfjs-node[-gpu]) if installed, else wasm, else cpu'),
-  checkpointMinutes: z
-    .number()
-    .positive()
-    .default(5)
-    .describe('write a checkpoint at least this often (and after every epoch)'),
-  workers: z
-    .number()
-    .int()
-    .min(1)
-    .max(64)
-    .default(1)
-    .describe(
-      'threads per training step (data parallel: each computes the gradient of a contiguous part of the batch; results match 1 thread up to float rounding)',
-    ),
-})
-export type TrainOptions = z.infer<typeof trainOptions>
-
-/** Options that do not change the result: they stay out of the model fingerprint. */
-export const NON_VALUE_OPTIONS = ['backend', 'checkpointMinutes', 'workers'] as const
-
-export function parseModelConfig(s: string): ModelConfig {
-  const text = s.trim().startsWith('{')
-    ? s
-    : (() => {
-        if (!existsSync(s)) throw new KtpError('usage', `--model: '${s}' is neither JSON nor an existing file`)
-        return readFileSync(s, 'utf8')
-      })()
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    throw new KtpError('usage', `--model: not valid JSON (${(err as Error).message})`)
-  }
-  const r = ModelConfigSchema.safeParse(json)
-  if (!r.success)
-    throw new KtpError(
-      'usage',
-      `--model: ${r.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ')}`,
-    )
-  return r.data
-}
-
 export interface TrainingData {
   dim: number
   numClasses: number
@@ -421,41 +311,13 @@ export async function useBackend(name: BackendName, log: (l: string) => void): P
   return chosen
 }
 
-/** Build `config` for this data: its registry entry gives the input width (spliced or not). */
-export function buildFor(config: ModelConfig, data: TrainingData, opts: TrainOptions): Model {
+/** Build `config` (validated by the registry) for this data: its entry gives input width and layout. */
+export function buildFor(config: ModelConfig | ModelSpecOf['model'], data: TrainingData, opts: TrainOptions): Model {
   const inputDim = modelType(config.type).inputDim(data.dim, opts.context)
   return buildModel({ model: config, inputDim, numClasses: data.numClasses, seed: opts.seed })
 }
 
-export async function runTrain(
-  o: TrainOptions,
-  out: string,
-  resume: boolean,
-  force: boolean,
-  log: (l: string) => void,
-  extra: { soft?: string; mode?: 'ce' | 'kt' | 'regularise'; temperature?: number; alpha?: number } = {},
-): Promise<number> {
-  const config = parseModelConfig(o.model)
-  const data = await openTrainingData(o, extra.soft)
-  const keys = trainingKeys('train', { ...o, ...extra }, data.inputFingerprints)
-  if (!force && upToDate(out, keys.build)) {
-    log(`ktp train: ${out} is up to date, nothing to do`)
-    return 0
-  }
-  await useBackend(o.backend, log)
-  const model = buildFor(config, data, o)
-  const ctx: TrainContext = { out, opts: o, data, soft: extra.soft, fingerprint: keys.fingerprint, resume, log }
-  const mode = extra.mode ?? 'ce'
-  const T = extra.temperature ?? 1
-  const targets: TargetMix =
-    mode === 'ce'
-      ? { hard: 1, soft: 0, temperature: 1 }
-      : mode === 'kt'
-        ? { hard: 0, soft: 1, temperature: T }
-        : { hard: extra.alpha ?? 0.5, soft: 1 - (extra.alpha ?? 0.5), temperature: T }
-  const { records } = await runPhases(model, [{ name: mode, targets, schedule: scheduleFrom(o) }], ctx)
-  const splice = model.input === 'frames' ? { left: o.context, right: o.context } : { left: 0, right: 0 }
-  finishModel(ctx, model, keys, { stage: 'train', options: { ...o, ...extra }, epochs: records }, splice)
-  log(`ktp train: wrote ${out}`)
-  return 0
+/** The input splicing a model directory records: ±context for frame models, none for chunk models. */
+export function spliceOf(model: Model, opts: TrainOptions): { left: number; right: number } {
+  return model.input === 'frames' ? { left: opts.context, right: opts.context } : { left: 0, right: 0 }
 }
