@@ -9,7 +9,7 @@ import { CLI, ROOT, ktp, tmp } from './helpers.js'
  * Issue 4's acceptance on a tiny real task: connected digits from the bundled FSDD (30 recordings
  * per speaker), fbank + CMVN, whole-word digit HMMs (3 states + 3 silence states = 33 classes),
  * flat-start alignment inside the known digit spans; then real `ktp train-teacher` /
- * `ktp train-student` runs, an RBM pre-training run, and kill -9 + --resume.
+ * `ktp train-student` / `ktp train` (a TDNN) runs, an RBM pre-training run, and kill -9 + --resume.
  */
 const D = tmp('ktp-train-cli-')
 const p = (...xs: string[]) => join(D, ...xs)
@@ -146,6 +146,32 @@ t.test('train-student --mode baseline: a tiny LSTM, 2 epochs, well above chance'
   const acc = best(meta(p('lstm')))
   t.comment(`LSTM held-out frame accuracy ${acc.toFixed(2)}% (chance ${chance.toFixed(2)}%)`)
   t.ok(acc > 3 * chance, `held-out ${acc.toFixed(2)}% > 3 × chance`)
+})
+
+t.test('ktp train --model tdnn: a model type added as one registry file trains and infers', async (t) => {
+  const r = run([
+    'train',
+    ...common,
+    '--model',
+    '{"type":"tdnn","hidden":[64,64],"offsets":[[-2,-1,0,1,2],[-3,0,3]]}',
+    '--lr',
+    '0.1',
+    '--fixed-lr',
+    '--max-epochs',
+    '2',
+    '--chunks-per-batch',
+    '4',
+    '--chunk-length',
+    '20',
+    '-o',
+    p('tdnn'),
+  ])
+  t.match(r.stderr, /ce epoch 2/, "ktp train's baseline phase is named ce")
+  const acc = best(meta(p('tdnn')))
+  t.comment(`TDNN held-out frame accuracy ${acc.toFixed(2)}% (chance ${chance.toFixed(2)}%)`)
+  t.ok(acc > 3 * chance, `held-out ${acc.toFixed(2)}% > 3 × chance`)
+  const inf = run(['infer', '--model', p('tdnn'), p('dev.arrow'), '--top-k', '0', '-o', p('tdnn-dev.arrow')])
+  t.match(inf.stderr, /done 10, failed 0/, 'ktp infer reads it as a chunk model (whole utterances)')
 })
 
 t.test('RBM pre-training: reconstruction error falls over epochs on real features', async (t) => {

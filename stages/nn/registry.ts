@@ -8,8 +8,9 @@ import { z } from 'zod'
 import type { Model, ModelConfigSchemaOf, ModelSpecOf, ModelType } from './model.js'
 import { dnn } from './models/dnn.js'
 import { recurrent } from './models/recurrent.js'
+import { tdnn } from './models/tdnn.js'
 
-export const MODEL_TYPES = [dnn, recurrent] as const
+export const MODEL_TYPES = [dnn, recurrent, tdnn] as const
 
 /** The entries' schemas, as a tuple type (what z.discriminatedUnion needs to type the union). */
 type SchemasOf<T extends readonly unknown[]> = {

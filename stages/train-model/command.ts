@@ -6,7 +6,7 @@ import { methodTrainOptions, trainCliOptions } from '../train/options.js'
 export const trainCommand = defineCommand({
   command: 'train',
   describe:
-    'train any model config (DNN, LSTM, GRU, …) on features + frame labels: baseline, kt, regularise or layerwise-kt',
+    'train any model config (DNN, LSTM, GRU, TDNN, …) on features + frame labels: baseline, kt, regularise or layerwise-kt',
   options: methodTrainOptions,
   cliOptions: trainCliOptions,
   positionals: (y) => y.demandOption('output'),
@@ -14,6 +14,10 @@ export const trainCommand = defineCommand({
     [
       'ktp train --feats exp/train.arrow --labels exp/ali.arrow --model \'{"type":"lstm","cells":256}\' -o exp/lstm',
       'an LSTM on hard labels',
+    ],
+    [
+      'ktp train --mode kt --soft exp/soft.arrow --feats exp/train.arrow --labels exp/ali.arrow --model \'{"type":"tdnn","hidden":[256,256],"offsets":[[-2,-1,0,1,2],[-3,0,3]]}\' -o exp/tdnn-kt',
+      'a TDNN: KT pre-training, then fine-tuning',
     ],
   ],
   run: async (o, argv) =>

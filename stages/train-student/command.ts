@@ -5,7 +5,7 @@ import { runTrainStudent, studentOptions } from './stage.js'
 
 export const trainStudentCommand = defineCommand({
   command: 'train-student',
-  describe: 'train a student (LSTM, GRU, … or any model config): baseline, kt, regularise or layerwise-kt',
+  describe: 'train a student (LSTM, GRU, TDNN, … or any model config): baseline, kt, regularise or layerwise-kt',
   options: studentOptions,
   cliOptions: trainCliOptions,
   positionals: (y) => y.demandOption('output'),
