@@ -89,7 +89,11 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
         mask.fill(0)
         hard?.fill(0)
         soft?.fill(0)
-        if (sp) sp.ids.fill(0), sp.probs.fill(0), sp.rest.fill(0)
+        if (sp) {
+          sp.ids.fill(0)
+          sp.probs.fill(0)
+          sp.rest.fill(0)
+        }
       }
       let frames = 0
       for (let b = 0; b < B; b++) {

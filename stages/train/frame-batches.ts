@@ -100,13 +100,19 @@ export class BatchArrays {
   float(name: string, n: number): Float32Array {
     if (!this.reuse) return new Float32Array(n)
     let a = this.f32.get(name)
-    if (!a || a.length < n) this.f32.set(name, (a = new Float32Array(n)))
+    if (!a || a.length < n) {
+      a = new Float32Array(n)
+      this.f32.set(name, a)
+    }
     return a.length === n ? a : a.subarray(0, n)
   }
   int(name: string, n: number): Int32Array {
     if (!this.reuse) return new Int32Array(n)
     let a = this.i32.get(name)
-    if (!a || a.length < n) this.i32.set(name, (a = new Int32Array(n)))
+    if (!a || a.length < n) {
+      a = new Int32Array(n)
+      this.i32.set(name, a)
+    }
     return a.length === n ? a : a.subarray(0, n)
   }
 }
@@ -128,7 +134,10 @@ export async function* frameBatches(utts: AsyncIterable<CorpusUtt>, o: FrameBatc
     let n = 0
     for (let k = 0; k < buffer.length; k++) {
       const f = buffer[k].frames
-      for (let t = 0; t < f; t++) (owner[n] = k), (idx[n++] = t)
+      for (let t = 0; t < f; t++) {
+        owner[n] = k
+        idx[n++] = t
+      }
     }
     const order = new Uint32Array(frames)
     for (let i = 0; i < frames; i++) order[i] = i

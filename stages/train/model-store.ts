@@ -66,7 +66,7 @@ export function loadModel(dir: string): { model: Model; meta: ModelMeta } {
   const meta = readModelMeta(dir)
   if (!meta)
     throw new KtpError('no-model', `${dir}: no ktp.json; not a ktp model directory (or its training did not finish)`)
-  let ck
+  let ck: ReturnType<typeof loadCheckpoint>
   try {
     ck = loadCheckpoint(join(dir, 'params.bin'))
   } catch (err) {

@@ -100,7 +100,10 @@ function denseTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Arra
       sum += e
     }
   }
-  if (!(sum >= 1e-200 && sum <= 1e300)) return denseTargetsShifted(row, frame, T, out, off)
+  if (!(sum >= 1e-200 && sum <= 1e300)) {
+    denseTargetsShifted(row, frame, T, out, off)
+    return
+  }
   const inv = 1 / sum
   for (let c = 0; c < C; c++) out[off + c] *= inv
 }
@@ -194,7 +197,10 @@ export function topkTargetsAt(
 
 /** Write the C target probabilities of `frame` at temperature T into out[off … off+C). */
 export function softTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Array, off: number): void {
-  if (row.kind === 'dense') return denseTargetsAt(row, frame, T, out, off)
+  if (row.kind === 'dense') {
+    denseTargetsAt(row, frame, T, out, off)
+    return
+  }
   const w = row.width
   if (topProbs.length < w) topProbs = new Float32Array(w)
   const r = topkTargetsAt(row, frame, T, null, topProbs, 0)

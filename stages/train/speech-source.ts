@@ -4,8 +4,8 @@ import { type CorpusUtt, type LabelSet, readCorpus } from './corpus.js'
 import { chunkBatches } from './chunk-batches.js'
 import { frameBatches, type SparseSoft } from './frame-batches.js'
 import { epochRandom } from './shuffle.js'
-import { type TargetTerm, type TrainBatch } from './loss.js'
-import { type DataSource } from './trainer.js'
+import type { TargetTerm, TrainBatch } from './loss.js'
+import type { DataSource } from './trainer.js'
 import { tensorFrom } from './tensors.js'
 
 /**
