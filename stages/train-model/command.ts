@@ -1,4 +1,3 @@
-import { parseOptions } from '../../pipeline/io/options.js'
 import { defineCommand } from '../../pipeline/io/command.js'
 import { TRAIN, runMethod } from '../train/method.js'
 import { methodTrainOptions, trainCliOptions } from '../train/options.js'
@@ -8,8 +7,7 @@ export const trainCommand = defineCommand({
   describe:
     'train any model config (DNN, LSTM, GRU, TDNN, …) on features + frame labels: baseline, kt, regularise or layerwise-kt',
   options: methodTrainOptions,
-  cliOptions: trainCliOptions,
-  positionals: (y) => y.demandOption('output'),
+  cli: trainCliOptions.shape,
   examples: [
     [
       'ktp train --feats exp/train.arrow --labels exp/ali.arrow --model \'{"type":"lstm","cells":256}\' -o exp/lstm',
@@ -20,6 +18,5 @@ export const trainCommand = defineCommand({
       'a TDNN: KT pre-training, then fine-tuning',
     ],
   ],
-  run: async (o, argv) =>
-    runMethod(TRAIN, o, parseOptions(trainCliOptions, argv), (l) => process.stderr.write(`${l}\n`)),
+  run: ({ options, ...cli }) => runMethod(TRAIN, options, cli, (l) => process.stderr.write(`${l}\n`)),
 })

@@ -1,4 +1,3 @@
-import { parseOptions } from '../../pipeline/io/options.js'
 import { defineCommand } from '../../pipeline/io/command.js'
 import { trainCliOptions } from '../train/options.js'
 import { runTrainStudent, studentOptions } from './stage.js'
@@ -7,8 +6,7 @@ export const trainStudentCommand = defineCommand({
   command: 'train-student',
   describe: 'train a student (LSTM, GRU, TDNN, … or any model config): baseline, kt, regularise or layerwise-kt',
   options: studentOptions,
-  cliOptions: trainCliOptions,
-  positionals: (y) => y.demandOption('output'),
+  cli: trainCliOptions.shape,
   examples: [
     [
       'ktp train-student --mode kt --soft exp/soft.arrow --feats exp/train.arrow --labels exp/ali.arrow -o exp/lstm-kt',
@@ -19,6 +17,5 @@ export const trainStudentCommand = defineCommand({
       'the randomly initialised baseline',
     ],
   ],
-  run: async (o, argv) =>
-    runTrainStudent(o, parseOptions(trainCliOptions, argv), (l) => process.stderr.write(`${l}\n`)),
+  run: ({ options, ...cli }) => runTrainStudent(options, cli, (l) => process.stderr.write(`${l}\n`)),
 })
