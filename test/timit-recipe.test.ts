@@ -3,7 +3,9 @@ import fc from 'fast-check'
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { readAudioHeader } from '../stages/formats/audio-header.js'
+import { foldsRecipe } from '../pipeline/recipes/folds.js'
 import { planOrder, runRecipe } from '../pipeline/recipes/runner.js'
+import { configureRecipe, recipeChoice } from '../pipeline/recipes/select.js'
 import { timitRecipe } from '../pipeline/recipes/timit.js'
 import { TIMIT_QUICK } from '../pipeline/recipes/timit-config.js'
 import { chooseDevSpeakers } from '../pipeline/recipes/timit-data.js'
@@ -114,4 +116,46 @@ t.test('the timit recipe: dev speakers leave training (dev shares no speaker wit
     .split('\n')
   t.equal(lm.length, 3 * train.size, 'the LM text is the training speakers only')
   t.match(lm[0], /^[a-z0-9]+-si0 sil sh iy sil$/, '61 phones folded to 48 (h# is sil)')
+})
+
+t.test('timit --folds: test groups rotate, and in every fold dev shares no speaker with train', async (t) => {
+  const { dir, speakers } = tinyTimit()
+  const out = tmp('ktp-timit-folds-')
+  const recipe = configureRecipe('timit', recipeChoice({ quick: true, set: ['split.foldGroups=3'] }, { data: dir }))
+  const folds = recipe.folds(dir, 3)
+  const sorted = [...speakers].sort()
+  t.same(
+    folds.map((f) => f.test),
+    [0, 1, 2].map((g) => sorted.filter((_, i) => i % 3 === g)),
+    'speaker i (sorted) tests in fold i mod 3',
+  )
+  // the data side of each fold up to the dev split: prepare (the fold's test group) and dev-split
+  const perFold = folds.map((fold) => {
+    const { prep } = recipe.prepFold(dir, join(out, fold.name), fold)
+    return {
+      fold,
+      recipe: { name: 'timit', steps: prep.steps.filter((s) => ['prepare', 'dev-split'].includes(s.name)) },
+    }
+  })
+  const done = await runRecipe(foldsRecipe('timit', perFold, []), { out, log: () => {} })
+  t.same(
+    done.filter((s) => s.state !== 'ran'),
+    [],
+    'every fold prepared and split',
+  )
+  for (const f of folds) {
+    const d = (s: string) => speakersOf(join(out, f.name, 'data', s))
+    const [train, dev, test] = [d('train'), d('dev'), d('test')]
+    t.same([...test].sort(), f.test, `${f.name}: test is the fold's group`)
+    t.ok(dev.size >= 1, `${f.name}: dev speakers ${[...dev]}`)
+    t.same(
+      [...dev].filter((s) => train.has(s) || test.has(s)),
+      [],
+      `${f.name}: dev ∩ (train ∪ test) = ∅`,
+    )
+    t.same([...train, ...dev, ...test].sort(), sorted, `${f.name}: train, dev and test partition the speakers`)
+  }
+  t.throws(() => recipe.folds(dir, 4), { code: 'usage', message: /--folds 4: the corpus has only 3 fold/ })
+  const split = configureRecipe('timit', recipeChoice({ quick: true, set: [] }, { data: dir, testFraction: 0.3 }))
+  t.throws(() => split.folds(dir, 2), { code: 'usage', message: /--folds chooses the test speakers itself/ })
 })

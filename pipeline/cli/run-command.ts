@@ -7,7 +7,7 @@ import { defineCommand } from '../io/command.js'
 import { parseOptions } from '../io/options.js'
 import { runRecipe } from '../recipes/runner.js'
 import { configureRecipe, recipeChoice, recipeConfigOptions, recipeDataOptions } from '../recipes/select.js'
-import { systemsRecipe } from '../recipes/systems.js'
+import { foldedSystemsRecipe, systemsRecipe } from '../recipes/systems.js'
 
 const runCli = z.object({
   out: z
@@ -19,6 +19,12 @@ const runCli = z.object({
   from: z.string().optional().describe('run from this step on (earlier steps must be up to date)'),
   until: z.string().optional().describe('run up to this step'),
   jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
+  folds: z
+    .number()
+    .optional()
+    .describe(
+      'speaker cross-validation: the first K folds (fsdd: test speaker f and dev speaker f+1 of the sorted ids; timit: test group f), each under OUT/fold-<speaker>/, and one report pooled over folds × seeds',
+    ),
   demo: z
     .boolean()
     .default(false)
@@ -43,9 +49,21 @@ export const runCommand = defineCommand({
     const recipe = configureRecipe(argv.recipe, recipeChoice({ ...o, quick }, cli))
     const out = resolve(cli.out ?? (cli.demo ? join(tmpdir(), 'ktp-demo') : giveOut()))
     const cfg = recipe.config
-    const plan = systemsRecipe(recipe.name, recipe.prep(recipe.data(), out), out, cfg)
+    const corpus = recipe.data()
+    // the folds are checked here (speakers, --folds K), before any step is planned or run
+    const folds = cli.folds === undefined ? null : recipe.folds(corpus, cli.folds)
+    const plan = folds
+      ? foldedSystemsRecipe(
+          recipe.name,
+          folds.map((fold) => ({ fold, ...recipe.prepFold(corpus, join(out, fold.name), fold) })),
+          out,
+        )
+      : systemsRecipe(recipe.name, recipe.prep(corpus, out), out, cfg)
+    const foldsNote = folds
+      ? `, folds ${folds.map((f) => `${f.test.join('+')}(dev ${f.dev.join('+') || 'carved'})`).join(' ')}`
+      : ''
     log(
-      `ktp run ${recipe.name}: ${quick ? 'quick' : 'full'} configuration, seeds ${cfg.seeds.join(',')}, output ${out}`,
+      `ktp run ${recipe.name}: ${quick ? 'quick' : 'full'} configuration, seeds ${cfg.seeds.join(',')}${foldsNote}, output ${out}`,
     )
     const t0 = Date.now()
     const outcomes = await runRecipe(plan, {

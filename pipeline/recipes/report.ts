@@ -16,9 +16,12 @@ export interface ReportInput {
   seeds: number[]
   systems: string[]
   config: unknown
+  /** Cross-validation folds, each a whole run in its own folder; absent: the one split in `out`. */
+  folds?: { name: string; dir: string }[]
 }
 
 interface SystemRow {
+  fold: string
   name: string
   seed: number
   value: number
@@ -88,12 +91,14 @@ function learningCurves(
 
 export async function writeReport(r: ReportInput): Promise<void> {
   const rows: SystemRow[] = []
-  for (const name of r.systems) {
-    for (const seed of r.seeds) {
-      const p = join(r.out, 'eval', `${name}.s${seed}.json`)
-      if (!existsSync(p)) continue
-      const e = JSON.parse(readFileSync(p, 'utf8')) as { wer: number; frame_accuracy: number; dev_wer: number }
-      rows.push({ name, seed, value: e.wer, frame_accuracy: e.frame_accuracy, dev_value: e.dev_wer })
+  for (const fold of r.folds ?? [{ name: 'split', dir: r.out }]) {
+    for (const name of r.systems) {
+      for (const seed of r.seeds) {
+        const p = join(fold.dir, 'eval', `${name}.s${seed}.json`)
+        if (!existsSync(p)) continue
+        const e = JSON.parse(readFileSync(p, 'utf8')) as { wer: number; frame_accuracy: number; dev_wer: number }
+        rows.push({ fold: fold.name, name, seed, value: e.wer, frame_accuracy: e.frame_accuracy, dev_value: e.dev_wer })
+      }
     }
   }
   const summary = summarise(rows, r.systems)
@@ -101,6 +106,7 @@ export async function writeReport(r: ReportInput): Promise<void> {
     task: r.task,
     metric: r.metric,
     systems: rows.map((x) => ({
+      fold: x.fold,
       name: x.name,
       seed: x.seed,
       value: x.value,

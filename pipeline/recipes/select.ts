@@ -3,7 +3,10 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
+import { fsddSpeakers } from '../../stages/formats/fsdd.js'
+import { timitSpeakers } from '../../stages/formats/timit.js'
 import { applySets, readConfigFile, validateConfig } from './config.js'
+import { type Fold, leaveOneSpeakerOut, speakerGroups } from './folds.js'
 import { fsddPrep } from './fsdd.js'
 import { FSDD_FULL, FSDD_QUICK, fsddConfigSchema } from './fsdd-config.js'
 import type { Prepared } from './systems.js'
@@ -50,11 +53,29 @@ interface RecipeDef<C extends SystemsConfig> {
   defaultData: () => string
   /** CLI options that write into the config (before `--set`, which wins). */
   fromCli?: (cfg: Record<string, unknown>, c: RecipeChoice) => void
+  /** `--folds K`: the first K folds of the corpus (checked: see folds.ts). */
+  folds: (corpus: string, k: number, cfg: C) => Fold[]
+  /** The configuration of one fold: the fold's speakers in place of the configured split. */
+  foldConfig: (cfg: C, fold: Fold) => C
 }
+
+/** Timit folds: test groups of speakers; without `split.foldGroups`, six groups. */
+export const TIMIT_FOLD_GROUPS = 6
 
 const DEFS: { fsdd: RecipeDef<z.infer<typeof fsddConfigSchema>>; timit: RecipeDef<z.infer<typeof timitConfigSchema>> } =
   {
-    fsdd: { schema: fsddConfigSchema, full: FSDD_FULL, quick: FSDD_QUICK, prep: fsddPrep, defaultData: bundledFsdd },
+    fsdd: {
+      schema: fsddConfigSchema,
+      full: FSDD_FULL,
+      quick: FSDD_QUICK,
+      prep: fsddPrep,
+      defaultData: bundledFsdd,
+      folds: (corpus, k) => leaveOneSpeakerOut(fsddSpeakers(corpus), k, corpus),
+      foldConfig: (cfg, fold) => ({
+        ...cfg,
+        connect: { ...cfg.connect, testSpeakers: fold.test.join(','), devSpeakers: fold.dev.join(',') },
+      }),
+    },
     timit: {
       schema: timitConfigSchema,
       full: TIMIT_FULL,
@@ -70,6 +91,16 @@ const DEFS: { fsdd: RecipeDef<z.infer<typeof fsddConfigSchema>>; timit: RecipeDe
         if (c.testUtts) split.testUtts = c.testUtts
         cfg.split = split
       },
+      folds: (corpus, k, cfg) => {
+        const { testSpeakers, testFraction, testUtts } = cfg.split
+        if (testSpeakers !== undefined || testFraction !== undefined || testUtts !== undefined)
+          throw new KtpError(
+            'usage',
+            '--folds chooses the test speakers itself; drop --test-speakers/--test-fraction/--test-utts (split.test*)',
+          )
+        return speakerGroups(timitSpeakers(corpus), cfg.split.foldGroups ?? TIMIT_FOLD_GROUPS, k, corpus)
+      },
+      foldConfig: (cfg, fold) => ({ ...cfg, split: { ...cfg.split, testSpeakers: fold.test.join(',') } }),
     },
   }
 
@@ -80,6 +111,9 @@ export interface ConfiguredRecipe {
   /** The corpus: `--data`, else the recipe's default (fsdd: the bundled copy). */
   data: () => string
   prep: (corpus: string, out: string) => Prepared
+  /** `--folds K`: the folds (checked before anything is planned), and each fold's data side and config. */
+  folds: (corpus: string, k: number) => Fold[]
+  prepFold: (corpus: string, out: string, fold: Fold) => { prep: Prepared; config: SystemsConfig }
 }
 
 export function recipeName(name: unknown): RecipeName {
@@ -102,6 +136,11 @@ function configure<C extends SystemsConfig>(name: RecipeName, def: RecipeDef<C>,
     config,
     data: () => c.data ?? def.defaultData(),
     prep: (corpus, out) => def.prep(corpus, resolve(out), config),
+    folds: (corpus, k) => def.folds(corpus, k, config),
+    prepFold: (corpus, out, fold) => {
+      const c = def.foldConfig(config, fold)
+      return { prep: def.prep(corpus, resolve(out), c), config: c }
+    },
   }
 }
 

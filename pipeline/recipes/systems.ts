@@ -1,3 +1,5 @@
+import { join } from 'node:path'
+import { type Fold, foldOut, foldsRecipe } from './folds.js'
 import type { Recipe, Step } from './runner.js'
 import { tuneAndEvaluate } from './evaluate.js'
 import { writeReport } from './report.js'
@@ -199,4 +201,45 @@ export function systemsRecipe(name: string, prep: Prepared, out: string, cfg: Sy
   const runs = addSystems((s) => steps.push(s), prep.data, cfg)
   steps.push(report(prep, runs, out, cfg))
   return { name, steps }
+}
+
+/**
+ * `ktp run --folds K`: every fold a whole recipe under OUT/fold-x/ (its steps named `fold-x/…`, so
+ * a rerun, or more folds or seeds, runs only what is new), then one report pooled over folds × seeds.
+ */
+export function foldedSystemsRecipe(
+  name: string,
+  folds: { fold: Fold; prep: Prepared; config: SystemsConfig }[],
+  out: string,
+): Recipe {
+  const perFold = folds.map((f) => {
+    const dir = foldOut(out, f.fold)
+    const steps = [...f.prep.steps]
+    const runs = addSystems((s) => steps.push(s), f.prep.data, f.config)
+    steps.push(report(f.prep, runs, dir, f.config))
+    return { fold: f.fold, recipe: { name, steps }, runs, dir }
+  })
+  const first = folds[0]
+  const cfg = first.config
+  const pooled: Step = {
+    name: 'report',
+    config: { systems: SYSTEMS, seeds: cfg.seeds, folds: folds.map((f) => f.fold), v: 1 },
+    inputs: perFold.flatMap((f) => f.runs.map((r) => r.eval)),
+    outputs: [join(out, 'results.json'), join(out, 'report.md')],
+    fn: async () =>
+      writeReport({
+        task: first.prep.task,
+        metric: first.prep.metric,
+        out,
+        seeds: cfg.seeds,
+        systems: [...SYSTEMS],
+        config: cfg,
+        folds: perFold.map((f) => ({ name: f.fold.name, dir: f.dir })),
+      }),
+  }
+  return foldsRecipe(
+    name,
+    perFold.map((f) => ({ fold: f.fold, recipe: f.recipe })),
+    [pooled],
+  )
 }

@@ -20,6 +20,12 @@ export const timitConfigSchema = systemsConfigSchema.extend({
       .gt(0)
       .lt(1)
       .describe('fraction of the training speakers held out as dev (for newbob and decoder tuning), by a stable hash'),
+    foldGroups: z
+      .number()
+      .int()
+      .min(2)
+      .optional()
+      .describe('--folds: speakers (ids sorted) fall in this many test groups, speaker i in group i mod n (default 6)'),
   }),
   features: z.strictObject({ numMelBins: featuresOptions.shape.numMelBins.unwrap() }),
 })

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { readAudioHeader } from './audio-header.js'
@@ -48,4 +48,25 @@ export function readFsdd(src: string): Corpus {
   if (c.data.wav.size === 0)
     throw new KtpError('empty-corpus', `${dir}: no FSDD recordings ({digit}_{speaker}_{take}.wav) found`)
   return c
+}
+
+/**
+ * Recordings per speaker: every speaker with a recording, and every speaker `speakers.json` (the
+ * corpus' own speaker list, beside `recordings/`) names, at 0 when none of their recordings is there.
+ */
+export function fsddSpeakers(src: string): Map<string, number> {
+  const counts = new Map<string, number>()
+  const list = join(src, 'speakers.json')
+  if (existsSync(list)) {
+    let named: unknown
+    try {
+      named = JSON.parse(readFileSync(list, 'utf8'))
+    } catch (err) {
+      throw new KtpError('usage', `${list}: not valid JSON (${(err as Error).message})`)
+    }
+    if (named && typeof named === 'object' && !Array.isArray(named))
+      for (const s of Object.keys(named)) counts.set(s, 0)
+  }
+  for (const spk of readFsdd(src).data.utt2spk.values()) counts.set(spk, (counts.get(spk) ?? 0) + 1)
+  return counts
 }

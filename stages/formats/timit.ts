@@ -47,6 +47,26 @@ function sampleCtm(path: string, rate: number): CtmSegment[] {
   return segs
 }
 
+/** The speaker of the files in `dir`: its folder name, lower case, without a `drN-` prefix. */
+function speakerOf(src: string, dir: string): string {
+  const parts = relative(src, dir).split(sep)
+  const strip = (s: string) => s.toLowerCase().replace(/^dr\d+[-_]/, '')
+  return strip(parts[parts.length - 1]) || strip(basename(resolve(src)))
+}
+
+/**
+ * Utterances per speaker, counting as a speaker every folder that holds TIMIT files (.wav, .phn,
+ * .wrd, .txt): a speaker whose folder has transcripts but no usable audio counts 0, so that a
+ * recipe can refuse to fold a corpus with an empty speaker rather than silently drop it.
+ */
+export function timitSpeakers(src: string, opts: TimitOptions = {}): Map<string, number> {
+  const counts = new Map<string, number>()
+  for (const f of walkFiles(src))
+    if (/\.(wav|phn|wrd|txt)$/i.test(f) && basename(f).indexOf('.') > 0) counts.set(speakerOf(src, dirname(f)), 0)
+  for (const spk of readTimit(src, opts).data.utt2spk.values()) counts.set(spk, (counts.get(spk) ?? 0) + 1)
+  return counts
+}
+
 export function readTimit(src: string, opts: TimitOptions = {}): Corpus {
   const c = emptyCorpus()
   const groups = new Map<string, Group>()
@@ -76,11 +96,7 @@ export function readTimit(src: string, opts: TimitOptions = {}): Corpus {
       continue
     }
     const parts = relative(src, dirname(key)).split(sep)
-    const spk =
-      parts[parts.length - 1].toLowerCase().replace(/^dr\d+[-_]/, '') ||
-      basename(resolve(src))
-        .toLowerCase()
-        .replace(/^dr\d+[-_]/, '')
+    const spk = speakerOf(src, dirname(key))
     const utt = `${spk}-${sent}`
     const rate = chosen.h.sampleRate
     let text: string | null = null
