@@ -47,6 +47,8 @@ export interface Step {
    * cluster executor may run it as N jobs and a merge. The local executor runs it whole.
    */
   shardable?: boolean
+  /** What a cluster job of this step asks for (the Slurm executor's defaults fill the rest). */
+  resources?: { cpus?: number; mem?: string; time?: string }
 }
 
 export interface Recipe {
