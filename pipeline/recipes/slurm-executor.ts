@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../io/atomic-file.js'
 import type { Executor, Plan, PlannedStep, RunRecipeOptions, StepOutcome } from './plan.js'
@@ -81,6 +81,8 @@ async function runSlurm(r: SlurmRun, plan: Plan, o: RunRecipeOptions): Promise<S
     return plan.steps.map((p) => outcomes.get(p.step.name)!)
   }
 
+  // Slurm opens the jobs' output files but does not make their folder
+  mkdirSync(join(plan.out, 'log', 'slurm'), { recursive: true })
   const ids: string[] = []
   try {
     for (const j of jobs) {
