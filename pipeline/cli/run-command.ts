@@ -8,6 +8,7 @@ import { parseOptions } from '../io/options.js'
 import { runRecipe } from '../recipes/runner.js'
 import { configureRecipe, recipeChoice, recipeConfigOptions, recipeDataOptions } from '../recipes/select.js'
 import { foldedSystemsRecipe, systemsRecipe } from '../recipes/systems.js'
+import { chooseExecutor, executorCliOptions } from './executor-options.js'
 
 const runCli = z.object({
   out: z
@@ -29,6 +30,7 @@ const runCli = z.object({
     .boolean()
     .default(false)
     .describe('the README demo: the quick fsdd recipe on the bundled data, then print the table'),
+  ...executorCliOptions,
 })
 
 export const runCommand = defineCommand({
@@ -40,6 +42,10 @@ export const runCommand = defineCommand({
   examples: [
     ['ktp run fsdd --out exp/fsdd --quick', 'the quick configuration'],
     ['ktp run fsdd --out exp/fsdd --seeds 3 --set students.lstm-kt.temperature=4', 'three seeds, one student changed'],
+    [
+      'ktp run fsdd --out exp/fsdd --quick --executor slurm --slurm-opts=--partition=cpu',
+      'each stale step as a Slurm job',
+    ],
   ],
   run: async (o, argv) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)
@@ -62,21 +68,21 @@ export const runCommand = defineCommand({
     const foldsNote = folds
       ? `, folds ${folds.map((f) => `${f.test.join('+')}(dev ${f.dev.join('+') || 'carved'})`).join(' ')}`
       : ''
+    const { executor, only } = chooseExecutor(cli, out, cli.demo)
     log(
-      `ktp run ${recipe.name}: ${quick ? 'quick' : 'full'} configuration, seeds ${cfg.seeds.join(',')}${foldsNote}, output ${out}`,
+      `ktp run ${recipe.name}: ${quick ? 'quick' : 'full'} configuration, seeds ${cfg.seeds.join(',')}${foldsNote}, output ${out}${cli.executor === 'local' ? '' : `, executor ${cli.executor}`}`,
     )
     const t0 = Date.now()
-    const outcomes = await runRecipe(plan, {
-      out,
-      dryRun: cli.dryRun,
-      from: cli.from,
-      until: cli.until,
-      jobs: cli.jobs,
-      log,
-    })
+    const outcomes = await runRecipe(
+      plan,
+      { out, dryRun: cli.dryRun, from: cli.from, until: cli.until, jobs: cli.jobs, log, ...only },
+      executor,
+    )
     const ran = outcomes.filter((x) => x.state === 'ran').length
     const failed = outcomes.filter((x) => x.state === 'failed')
-    if (!cli.dryRun) {
+    const submitted = outcomes.filter((x) => x.state === 'submitted').length
+    if (submitted) log(`ktp run ${recipe.name}: submitted ${submitted} step(s); run the same command again to wait`)
+    else if (!cli.dryRun && !only.only) {
       log(
         ran === 0 && failed.length === 0
           ? `ktp run ${recipe.name}: everything is up to date, nothing to do`

@@ -10,6 +10,7 @@ import { configureRecipe, recipeChoice, recipeConfigOptions, recipeDataOptions }
 import { type SweepAxes, type TopK, planSweep } from '../recipes/sweep.js'
 import { SYSTEMS } from '../recipes/systems.js'
 import { studentConfigSchema, systemsConfigSchema } from '../recipes/systems-config.js'
+import { chooseExecutor, executorCliOptions } from './executor-options.js'
 
 /** A comma-separated axis; `what` names it in errors. */
 function list<T>(s: string | undefined, what: string, parse: (x: string) => T | undefined, fallback: T): T[] {
@@ -44,6 +45,7 @@ const sweepCli = z.object({
   ...recipeDataOptions,
   dryRun: z.boolean().default(false).describe('print the plan and run nothing'),
   jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
+  ...executorCliOptions,
 })
 
 export const sweepCommand = defineCommand({
@@ -107,10 +109,13 @@ export const sweepCommand = defineCommand({
       `ktp sweep ${recipe.name}: ${plan.points.length} point(s) × seeds ${cfg.seeds.join(',')}: ${trains} models to train, ${infers} soft-target file(s), output ${out}`,
     )
     const t0 = Date.now()
-    const outcomes = await runRecipe(plan.recipe, { out, dryRun: cli.dryRun, jobs: cli.jobs, log })
+    const { executor, only } = chooseExecutor(cli, out)
+    const outcomes = await runRecipe(plan.recipe, { out, dryRun: cli.dryRun, jobs: cli.jobs, log, ...only }, executor)
     const ran = outcomes.filter((x) => x.state === 'ran').length
     const failed = outcomes.filter((x) => x.state === 'failed')
-    if (cli.dryRun) return 0
+    const submitted = outcomes.filter((x) => x.state === 'submitted').length
+    if (submitted) log(`ktp sweep ${recipe.name}: submitted ${submitted} step(s); run the same command again to wait`)
+    if (cli.dryRun || submitted || only.only) return failed.length ? 1 : 0
     log(
       ran === 0 && failed.length === 0
         ? `ktp sweep ${recipe.name}: everything is up to date, nothing to do`

@@ -50,6 +50,7 @@ export function features(f: DataFiles, s: Split, numMelBins: number): Step {
     cmd: ['features', f.data[s], '--dither', '0', '--num-mel-bins', String(numMelBins), '-o', f.raw[s], '--quiet'],
     inputs: [f.data[s]],
     outputs: [f.raw[s]],
+    shardable: true,
   }
 }
 
@@ -153,6 +154,7 @@ export function infer(
     ],
     inputs: [o.model, o.feats],
     outputs: [o.out],
+    shardable: true,
   }
 }
 
