@@ -276,6 +276,11 @@ let commitCache: string | null = null
 /** HEAD of the tree the bench runs from, with `-dirty` when sources differ from it. */
 export function gitCommit(): string {
   if (commitCache) return commitCache
+  // a run from an exported copy of a commit (git archive) names it through the environment
+  if (process.env.KTP_BENCH_COMMIT) {
+    commitCache = process.env.KTP_BENCH_COMMIT
+    return commitCache
+  }
   const head = spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: ROOT, encoding: 'utf8' })
   const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' })
   commitCache =
