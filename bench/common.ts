@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import os, { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BatchEncoder } from '../pipeline/io/arrow-encoder.js'
@@ -256,3 +256,169 @@ export async function bestOf<T>(n: number, run: () => Promise<T>, score: (t: T) 
 
 export const round = (x: number | null, digits = 3): number | null =>
   x == null || !Number.isFinite(x) ? x : Number(x.toPrecision(digits + 1))
+
+// ---------------------------------------------------------------------------------------------
+// Fair-harness pieces (issue 16): pinned reference threads, run metadata, interleaved repetitions,
+// median and spread of wall and CPU time.
+
+/**
+ * Environment for a Python reference that runs `threads` threads: every pool torch may use is
+ * pinned (OpenBLAS, OpenMP, MKL); the scripts also call torch.set_num_threads(threads), since
+ * torch.set_num_threads alone does not pin OpenBLAS. OPENBLAS_CORETYPE is passed through as the
+ * environment sets it (recorded in each line, never changed here).
+ */
+export function refEnv(threads: number): Record<string, string> {
+  const n = String(threads)
+  return { OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n, KTP_REF_THREADS: n }
+}
+
+let commitCache: string | null = null
+/** HEAD of the tree the bench runs from, with `-dirty` when sources differ from it. */
+export function gitCommit(): string {
+  if (commitCache) return commitCache
+  // a run from an exported copy of a commit (git archive) names it through the environment
+  if (process.env.KTP_BENCH_COMMIT) {
+    commitCache = process.env.KTP_BENCH_COMMIT
+    return commitCache
+  }
+  const head = spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: ROOT, encoding: 'utf8' })
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' })
+  commitCache =
+    head.status === 0 ? `${head.stdout.trim()}${dirty.stdout.trim() ? '-dirty' : ''}` : 'unknown (not a git tree)'
+  return commitCache
+}
+
+/** CPU model, core count, memory, Node version: what "machine" means in a result line. */
+export function machine(): string {
+  const cpus = os.cpus()
+  return `${cpus[0]?.model?.trim() ?? 'unknown CPU'} × ${cpus.length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}, node ${process.version}`
+}
+
+/**
+ * The metadata every JSON line carries: when, on what code and machine, under what load, and the
+ * thread counts and BLAS core type of both sides.
+ */
+export function runMeta(threads: { ktp: number | null; reference: number | null }): Record<string, unknown> {
+  const [l1, l5, l15] = os.loadavg()
+  return {
+    date: new Date().toISOString(),
+    commit: gitCommit(),
+    machine: machine(),
+    load_average: [round(l1, 2), round(l5, 2), round(l15, 2)],
+    ktp_threads: threads.ktp,
+    reference_threads: threads.reference,
+    reference_env:
+      threads.reference == null
+        ? null
+        : { ...refEnv(threads.reference), OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null },
+    openblas_coretype: process.env.OPENBLAS_CORETYPE ?? null,
+  }
+}
+
+/** Median, min, max and relative spread ((max − min) / median) of some samples. */
+export interface Spread {
+  median: number
+  min: number
+  max: number
+  spread: number
+  n: number
+}
+
+export function spreadOf(xs: number[]): Spread {
+  const s = [...xs].sort((a, b) => a - b)
+  const n = s.length
+  const median = n === 0 ? Number.NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
+  return {
+    median: round(median) as number,
+    min: round(s[0]) as number,
+    max: round(s[n - 1]) as number,
+    spread: round((s[n - 1] - s[0]) / median, 2) as number,
+    n,
+  }
+}
+
+/** One timed repetition: wall seconds and CPU seconds (user + system) of the work. */
+export interface Sample {
+  wall: number
+  cpu: number
+}
+
+/**
+ * Run the sides' repetitions interleaved (A B, B A, A B, …: the order alternates so neither side
+ * always runs first into a changing load) and return each side's samples.
+ */
+export async function interleave(reps: number, sides: Array<() => Promise<Sample>>): Promise<Sample[][]> {
+  const out: Sample[][] = sides.map(() => [])
+  for (let r = 0; r < reps; r++) {
+    const order = sides.map((_, i) => i)
+    if (r % 2) order.reverse()
+    for (const i of order) out[i].push(await sides[i]())
+  }
+  return out
+}
+
+/** Median/spread of wall and CPU time of a side's samples, as JSON fields `PREFIX_wall_s`, `PREFIX_cpu_s`. */
+export function timeFields(prefix: string, samples: Sample[]): Record<string, Spread> {
+  return {
+    [`${prefix}_wall_s`]: spreadOf(samples.map((s) => s.wall)),
+    [`${prefix}_cpu_s`]: spreadOf(samples.map((s) => s.cpu)),
+  }
+}
+
+export interface ProcessSample extends Sample {
+  code: number | null
+  maxRssBytes: number | null
+  stderr: string
+  stdout: string
+}
+
+/**
+ * A whole process, timed from spawn to exit: wall, CPU (user + system of it and its waited-for
+ * children, from GNU time's rusage) and peak RSS. Needs /usr/bin/time for CPU; without it CPU is NaN.
+ */
+export function timeProcess(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; captureStdout?: boolean } = {},
+): Promise<ProcessSample> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint()
+    const [file, argv] = hasGnuTime ? [TIME, ['-f', 'KTPBENCH_RUSAGE %U %S %M', cmd, ...args]] : [cmd, args]
+    const child = spawn(file, argv, {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, ...(opts.env ?? {}) },
+      stdio: ['ignore', opts.captureStdout ? 'pipe' : 'ignore', 'pipe'],
+    })
+    let stderr = ''
+    let stdout = ''
+    child.stdout?.setEncoding('utf8')
+    child.stdout?.on('data', (d: string) => (stdout += d))
+    child.stderr?.setEncoding('utf8')
+    child.stderr?.on('data', (d: string) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9
+      const m = /KTPBENCH_RUSAGE ([\d.]+) ([\d.]+) (\d+)/.exec(stderr)
+      resolve({
+        code,
+        wall,
+        cpu: m ? Number(m[1]) + Number(m[2]) : Number.NaN,
+        maxRssBytes: m ? Number(m[3]) * 1024 : null,
+        stderr: stderr.replace(/(Command exited with non-zero status \d+\n)?KTPBENCH_RUSAGE [^\n]*\n?/, ''),
+        stdout,
+      })
+    })
+  })
+}
+
+/** A process sample that must succeed. */
+export async function mustRun(
+  what: string,
+  cmd: string,
+  args: string[],
+  opts: Parameters<typeof timeProcess>[2] = {},
+): Promise<ProcessSample> {
+  const r = await timeProcess(cmd, args, opts)
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}): ${r.stderr.trim().slice(-1500)}`)
+  return r
+}

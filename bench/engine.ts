@@ -1,39 +1,46 @@
 /**
- * Engine benchmark: training-step throughput of ktp's fast path on tfjs-wasm (one thread) against
- * the same step in PyTorch (CPU, OpenBLAS; best of 1 and 2 threads) from bench/engine_ref.py.
+ * `train-dnn` / `train-lstm`: training-step throughput of ktp on tfjs-wasm against the same step in
+ * PyTorch (CPU, OpenBLAS; bench/engine_ref.py), on equal threads:
+ *   variant `1-thread`   ktp's step on this thread vs torch with 1 thread (OpenBLAS and OpenMP
+ *                        pinned to 1); `ktp`/`reference` are frames per CPU second (medians)
+ *   variant `2-workers`  ktp's data-parallel step (`--workers 2`: this thread + one worker_thread,
+ *                        stages/train/workers.ts) vs torch with 2 threads; frames per wall second
+ * The step: forward, soft-target cross-entropy averaged over frames, backward, plain SGD update —
+ * no clipping on either side. Repetitions (blocks of `steps` steps) are interleaved with the
+ * reference's, which runs as one server process per thread count (no torch import per block).
+ * Shapes (DESIGN §4): DNN 440-4×512-1000 sigmoid, batch 256; LSTM 40→2×256→1000, 16 chunks × 20.
  *
- *   node dist/bench/engine.js                 one JSON line per benchmark on stdout
- *   node dist/bench/engine.js --profile       also per-kernel times of one step on stderr
- *   node dist/bench/engine.js --no-reference  skip PyTorch (ratio null)
- *
- * Shapes (DESIGN §4): DNN 440-4×512-1000 sigmoid, batch 256; LSTM 40→256 cells→1000-way softmax,
- * 16 chunks × 20 frames with BPTT. Loss: soft-target cross-entropy over frames; plain SGD step.
+ *   node dist/bench/engine.js [--profile]    the lines on stdout; --profile: per-kernel times (stderr)
  */
 import * as tf from '@tensorflow/tfjs'
-import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { type Model, buildModel, mulberry32, selectBackend, sgdStep } from '../stages/nn/index.js'
-import { partGradients } from '../stages/train/loss.js'
-
-export interface EngineBenchResult {
-  name: 'train-dnn' | 'train-lstm'
-  ktp: number
-  reference: number | null
-  unit: 'frames/s'
-  ratio: number | null
-}
+import { type TrainBatch, disposeBatch, partGradients } from '../stages/train/loss.js'
+import { GradientWorkers } from '../stages/train/workers.js'
+import {
+  type BenchLine,
+  PYTHON,
+  type Sample,
+  refEnv,
+  refScript,
+  round,
+  runMeta,
+  spreadOf,
+  timeFields,
+} from './common.js'
 
 export interface EngineBenchOptions {
-  /** Steps per timed repetition. */
+  /** Steps per timed block (default 8). */
   steps?: number
-  /** Timed repetitions; the best is reported (the machine is shared, so the best is the signal). */
+  /** Interleaved blocks per side (default 3). */
   reps?: number
   /** Run the PyTorch reference (needs /usr/bin/python3 with torch). */
   reference?: boolean
   /** Print a per-kernel profile of one step to stderr. */
   profile?: boolean
+  log?: (l: string) => void
 }
 
 function randomTensor(shape: number[], seed: number): tf.Tensor {
@@ -44,21 +51,29 @@ function randomTensor(shape: number[], seed: number): tf.Tensor {
   return tf.tensor(v, shape)
 }
 
-/** One SGD step, entirely on tensors (no dataSync): what the trainer's hot loop does. */
-function trainStep(model: Model, x: tf.Tensor, p: tf.Tensor, lr: number): void {
+/** One SGD step on this thread, on tensors only (no dataSync): the trainer's hot loop. */
+function trainStep(model: Model, b: TrainBatch, lr: number): void {
   tf.tidy(() => {
-    const rows = p.size / p.shape[p.rank - 1]
-    const { grads } = partGradients(model, { x, terms: [{ temperature: 1, weight: 1, targets: p }], rows }, 1)
+    const { grads } = partGradients(model, b, 1)
     sgdStep(model.params, grads, lr)
   })
 }
 
-async function profileStep(name: string, model: Model, x: tf.Tensor, p: tf.Tensor): Promise<void> {
-  for (let i = 0; i < 3; i++) trainStep(model, x, p, 0.01) // warm: XNNPACK operator creation, heap growth
-  const info = await tf.profile(() => trainStep(model, x, p, 0.01))
+/** One data-parallel SGD step: part 0 here, the rest on the pool, gradients summed (step.ts minus clipping). */
+async function parallelStep(model: Model, pool: GradientWorkers, b: TrainBatch, lr: number): Promise<void> {
+  const split = pool.dispatch(model.params, b)
+  const local = partGradients(model, split.local, split.localScale)
+  disposeBatch(split.local)
+  const remote = await split.remote
+  tf.tidy(() => sgdStep(model.params, pool.sumGradients(model.params, local.grads, remote), lr))
+  tf.dispose([local.value, local.correct, local.counted, ...Object.values(local.grads)])
+}
+
+async function profileStep(name: string, model: Model, b: TrainBatch): Promise<void> {
+  for (let i = 0; i < 3; i++) trainStep(model, b, 0.01)
+  const info = await tf.profile(() => trainStep(model, b, 0.01))
   const byKernel = new Map<string, { ms: number; n: number }>()
   for (const k of info.kernels) {
-    // Scopes (custom ops, composite ops) nest kernels that are listed on their own: skip them.
     if (k.name === 'forward' || k.name.endsWith('__op')) continue
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0
     const key = `${k.name} ${JSON.stringify(k.inputShapes)}`
@@ -69,107 +84,182 @@ async function profileStep(name: string, model: Model, x: tf.Tensor, p: tf.Tenso
   }
   const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms)
   const total = rows.reduce((s, [, e]) => s + e.ms, 0)
-  const count = rows.reduce((s, [, e]) => s + e.n, 0)
-  const t0 = performance.now()
-  trainStep(model, x, p, 0.01)
-  const wall = performance.now() - t0
-  process.stderr.write(
-    `# ${name}: ${count} kernels, ${total.toFixed(1)} ms kernel time (profiled); unprofiled step ${wall.toFixed(1)} ms\n`,
-  )
+  process.stderr.write(`# ${name}: ${total.toFixed(1)} ms kernel time (profiled)\n`)
   for (const [k, e] of rows.slice(0, 25))
     process.stderr.write(`  ${e.ms.toFixed(2).padStart(8)} ms ${String(e.n).padStart(4)}× ${k}\n`)
 }
 
-function timeSteps(model: Model, x: tf.Tensor, p: tf.Tensor, frames: number, steps: number, reps: number): number {
-  for (let i = 0; i < 3; i++) trainStep(model, x, p, 0.01)
-  let best = 0
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now()
-    for (let i = 0; i < steps; i++) trainStep(model, x, p, 0.01)
-    const s = (performance.now() - t0) / 1000
-    best = Math.max(best, (frames * steps) / s)
-  }
-  return best
+/** A block of steps, timed: wall and process CPU (all threads, workers included). */
+async function block(steps: number, step: () => Promise<void> | void): Promise<Sample> {
+  const c0 = process.cpuUsage()
+  const t0 = performance.now()
+  for (let i = 0; i < steps; i++) await step()
+  const wall = (performance.now() - t0) / 1000
+  const c = process.cpuUsage(c0)
+  return { wall, cpu: (c.user + c.system) / 1e6 }
 }
 
-/** bench/engine_ref.py from the source tree, whether we run from bench/ (ts) or dist/bench/ (js). */
-function referenceScript(): string | null {
-  const here = dirname(fileURLToPath(import.meta.url))
-  const candidates = [join(here, 'engine_ref.py'), join(here, '..', '..', 'bench', 'engine_ref.py')]
-  return candidates.find((p) => existsSync(p)) ?? null
+/** The PyTorch server (engine_ref.py) with `threads` threads, every pool pinned. */
+class Reference {
+  private readonly child: ChildProcessWithoutNullStreams
+  private readonly lines: AsyncIterator<string>
+  torch = '?'
+  private constructor(threads: number) {
+    this.child = spawn(PYTHON, [refScript('engine_ref.py')], { env: { ...process.env, ...refEnv(threads) } })
+    this.child.stderr.setEncoding('utf8')
+    let err = ''
+    this.child.stderr.on('data', (d: string) => (err = (err + d).slice(-2000)))
+    this.child.on('exit', (code) => {
+      if (code) process.stderr.write(`engine_ref.py exited ${code}: ${err}\n`)
+    })
+    this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]()
+  }
+  static async start(threads: number): Promise<Reference> {
+    const r = new Reference(threads)
+    const first = await r.lines.next()
+    if (first.done) throw new Error('engine_ref.py did not start (is torch installed?)')
+    r.torch = (JSON.parse(first.value) as { torch: string }).torch
+    return r
+  }
+  async block(model: 'dnn' | 'lstm', steps: number): Promise<Sample & { frames: number }> {
+    this.child.stdin.write(`${model} ${steps}\n`)
+    const l = await this.lines.next()
+    if (l.done) throw new Error('engine_ref.py ended early')
+    return JSON.parse(l.value) as Sample & { frames: number }
+  }
+  close(): void {
+    this.child.stdin.end()
+  }
 }
 
-function runReference(steps: number, reps: number): Record<string, number> | null {
-  const script = referenceScript()
-  if (script == null) {
-    process.stderr.write('bench/engine_ref.py not found; reference skipped\n')
-    return null
-  }
-  const out = spawnSync('/usr/bin/python3', [script, String(steps), String(reps)], { encoding: 'utf8' })
-  if (out.status !== 0) {
-    process.stderr.write(`engine_ref.py failed: ${out.stderr ?? out.error}\n`)
-    return null
-  }
-  const j = JSON.parse(out.stdout.trim().split('\n').pop()!) as Record<
-    string,
-    { best: number; threads: Record<string, number> }
-  >
-  process.stderr.write(
-    `reference (PyTorch ${String(j.torch)}, frames/s by threads): dnn ${JSON.stringify(j['train-dnn'].threads)}, lstm ${JSON.stringify(j['train-lstm'].threads)}\n`,
-  )
-  return { 'train-dnn': j['train-dnn'].best, 'train-lstm': j['train-lstm'].best }
+interface Shape {
+  name: 'train-dnn' | 'train-lstm'
+  ref: 'dnn' | 'lstm'
+  framesPerStep: number
+  model: () => Model
+  batch: () => TrainBatch
 }
 
-export async function benchEngine(opts: EngineBenchOptions = {}): Promise<EngineBenchResult[]> {
-  const steps = opts.steps ?? 20
-  const reps = opts.reps ?? 3
-  const backend = await selectBackend('wasm')
-  process.stderr.write(`backend: ${backend}\n`)
-  const results: EngineBenchResult[] = []
-
-  const dnn = buildModel({
-    model: { type: 'dnn', hidden: [512, 512, 512, 512], activation: 'sigmoid' },
-    inputDim: 440,
-    numClasses: 1000,
-    seed: 1,
-  })
-  const xd = randomTensor([256, 440], 2)
-  const pd = tf.tidy(() => tf.softmax(randomTensor([256, 1000], 3)))
-  if (opts.profile) await profileStep('train-dnn', dnn, xd, pd)
-  results.push({
+const SHAPES: Shape[] = [
+  {
     name: 'train-dnn',
-    ktp: timeSteps(dnn, xd, pd, 256, steps, reps),
-    reference: null,
-    unit: 'frames/s',
-    ratio: null,
-  })
-  tf.dispose([xd, pd])
-  dnn.params.dispose()
-
-  const lstm = buildModel({ model: { type: 'lstm', layers: 1, cells: 256 }, inputDim: 40, numClasses: 1000, seed: 1 })
-  const xl = randomTensor([16, 20, 40], 4)
-  const pl = tf.tidy(() => tf.softmax(randomTensor([16, 20, 1000], 5)))
-  if (opts.profile) await profileStep('train-lstm', lstm, xl, pl)
-  results.push({
+    ref: 'dnn',
+    framesPerStep: 256,
+    model: () =>
+      buildModel({
+        model: { type: 'dnn', hidden: [512, 512, 512, 512], activation: 'sigmoid' },
+        inputDim: 440,
+        numClasses: 1000,
+        seed: 1,
+      }),
+    batch: () => ({
+      x: randomTensor([256, 440], 2),
+      rows: 256,
+      terms: [{ temperature: 1, weight: 1, targets: tf.tidy(() => tf.softmax(randomTensor([256, 1000], 3))) }],
+    }),
+  },
+  {
     name: 'train-lstm',
-    ktp: timeSteps(lstm, xl, pl, 320, steps, reps),
-    reference: null,
-    unit: 'frames/s',
-    ratio: null,
-  })
-  tf.dispose([xl, pl])
-  lstm.params.dispose()
+    ref: 'lstm',
+    framesPerStep: 320,
+    model: () =>
+      buildModel({ model: { type: 'lstm', layers: 2, cells: 256 }, inputDim: 40, numClasses: 1000, seed: 1 }),
+    batch: () => ({
+      x: randomTensor([16, 20, 40], 4),
+      rows: 320,
+      terms: [{ temperature: 1, weight: 1, targets: tf.tidy(() => tf.softmax(randomTensor([16, 20, 1000], 5))) }],
+    }),
+  },
+]
 
-  if (opts.reference !== false) {
-    const ref = runReference(steps, reps) // same step count and repetitions as the ktp side
-    if (ref != null) {
-      for (const r of results) {
-        r.reference = ref[r.name]
-        r.ratio = r.ktp / r.reference
+function line(
+  s: Shape,
+  variant: '1-thread' | '2-workers',
+  threads: number,
+  steps: number,
+  k: Sample[],
+  r: Sample[] | null,
+  torch: string | null,
+): BenchLine {
+  const frames = s.framesPerStep * steps
+  const per = variant === '1-thread' ? 'cpu' : 'wall'
+  const fps = (xs: Sample[]) => frames / spreadOf(xs.map((x) => x[per])).median
+  const kf = fps(k)
+  const rf = r ? fps(r) : null
+  return {
+    name: s.name,
+    variant,
+    ktp: round(kf),
+    reference: rf == null ? null : round(rf),
+    unit: per === 'cpu' ? 'frames/CPU-s' : 'frames/s',
+    ratio: rf == null ? null : round(kf / rf),
+    goal: 'ratio >= 0.5',
+    metric: per === 'cpu' ? 'frames per CPU second (median of blocks)' : 'frames per wall second (median of blocks)',
+    steps_per_block: steps,
+    frames_per_step: s.framesPerStep,
+    ktp_wall_fps: round(frames / spreadOf(k.map((x) => x.wall)).median),
+    ktp_cpu_fps: round(frames / spreadOf(k.map((x) => x.cpu)).median),
+    ...(r
+      ? {
+          reference_wall_fps: round(frames / spreadOf(r.map((x) => x.wall)).median),
+          reference_cpu_fps: round(frames / spreadOf(r.map((x) => x.cpu)).median),
+        }
+      : {}),
+    ...timeFields('ktp', k),
+    ...(r ? timeFields('reference', r) : {}),
+    backend: tf.getBackend(),
+    torch,
+    ...runMeta({ ktp: threads, reference: r ? threads : null }),
+  }
+}
+
+export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchLine[]> {
+  const steps = opts.steps ?? 8
+  const reps = opts.reps ?? 3
+  const log = opts.log ?? (() => {})
+  await selectBackend('wasm')
+  const out: BenchLine[] = []
+  for (const threads of [1, 2]) {
+    const ref = opts.reference === false ? null : await Reference.start(threads)
+    try {
+      for (const s of SHAPES) {
+        const model = s.model()
+        const b = s.batch()
+        const pool = threads > 1 ? await GradientWorkers.start(model, threads) : null
+        try {
+          if (opts.profile && !pool) await profileStep(s.name, model, b)
+          const step = pool ? () => parallelStep(model, pool, b, 0.01) : () => trainStep(model, b, 0.01)
+          for (let i = 0; i < 3; i++) await step() // warm: XNNPACK operator creation, heap growth
+          const sides: Array<() => Promise<Sample>> = [() => block(steps, step)]
+          if (ref) sides.push(() => ref.block(s.ref, steps))
+          const k: Sample[] = []
+          const r: Sample[] = []
+          for (let i = 0; i < reps; i++) {
+            const order = i % 2 ? [...sides.keys()].reverse() : [...sides.keys()]
+            for (const j of order) (j === 0 ? k : r).push(await sides[j]())
+          }
+          const l = line(
+            s,
+            threads === 1 ? '1-thread' : '2-workers',
+            threads,
+            steps,
+            k,
+            ref ? r : null,
+            ref?.torch ?? null,
+          )
+          log(`${s.name} ${l.variant}: ktp ${l.ktp} vs torch ${l.reference} ${l.unit} (ratio ${l.ratio})`)
+          out.push(l)
+        } finally {
+          await pool?.terminate()
+          tf.dispose([b.x, ...b.terms.map((t) => t.targets as tf.Tensor)])
+          model.params.dispose()
+        }
       }
+    } finally {
+      ref?.close()
     }
   }
-  return results
+  return out
 }
 
 const isMain = process.argv[1] != null && fileURLToPath(import.meta.url) === process.argv[1]
@@ -178,6 +268,7 @@ if (isMain) {
   const results = await benchEngine({
     profile: args.includes('--profile'),
     reference: !args.includes('--no-reference'),
+    log: (l) => process.stderr.write(`# ${l}\n`),
   })
   for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`)
 }

@@ -1,33 +1,32 @@
-"""Reference timings for bench/engine.ts: the same training steps in PyTorch (CPU, OpenBLAS).
+"""Reference for `npm run bench -- train-dnn train-lstm`: the same training steps in PyTorch (CPU, OpenBLAS).
 
-Run with the Debian system python (torch 1.13 + OpenBLAS): /usr/bin/python3 bench/engine_ref.py
-Prints one JSON object: frames/s per benchmark and thread count, and the best over thread counts.
-Shapes and loss match bench/engine.ts: soft-target cross-entropy averaged over frames, plain SGD.
+    KTP_REF_THREADS=N OPENBLAS_NUM_THREADS=N OMP_NUM_THREADS=N /usr/bin/python3 bench/engine_ref.py
+
+A small server, so the harness can interleave its repetitions with ktp's without paying the torch
+import each time: each stdin line `MODEL STEPS` (MODEL dnn or lstm) runs STEPS training steps
+(after 3 untimed warm-up steps the first time a model is asked for) and prints one JSON line
+{"wall", "cpu", "frames"}: wall and process CPU seconds (all threads) of those steps. The first line
+printed is {"torch", "threads"}. Threads: torch.set_num_threads(KTP_REF_THREADS); the harness pins
+OpenBLAS and OpenMP to the same count through the environment (torch.set_num_threads alone does
+not pin OpenBLAS).
+
+Shapes and loss match bench/engine.ts: DNN 440-4×512-1000 sigmoid, batch 256; LSTM 40→2×256→1000,
+16 chunks × 20 frames, BPTT over the chunk; soft-target cross-entropy averaged over frames; plain SGD.
 """
 import json
+import os
 import sys
 import time
 
 import torch
 import torch.nn as nn
 
+THREADS = int(os.environ.get("KTP_REF_THREADS", "1"))
+torch.set_num_threads(THREADS)
+
 
 def soft_ce(logits, targets):
-    # -sum_c p log softmax(z), averaged over frames (rows)
     return -(targets * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
-
-
-def bench(step, frames_per_step, steps, reps):
-    for _ in range(3):
-        step()
-    best = 0.0
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        dt = time.perf_counter() - t0
-        best = max(best, frames_per_step * steps / dt)
-    return best
 
 
 def dnn_step_fn():
@@ -52,34 +51,45 @@ def dnn_step_fn():
 
 def lstm_step_fn():
     torch.manual_seed(0)
-    lstm = nn.LSTM(40, 256, batch_first=True)
+    lstm = nn.LSTM(40, 256, num_layers=2, batch_first=True)
     out = nn.Linear(256, 1000)
-    params = list(lstm.parameters()) + list(out.parameters())
-    opt = torch.optim.SGD(params, lr=0.01)
+    opt = torch.optim.SGD(list(lstm.parameters()) + list(out.parameters()), lr=0.01)
     x = torch.randn(16, 20, 40)
     p = torch.softmax(torch.randn(16, 20, 1000), -1)
 
     def step():
         opt.zero_grad(set_to_none=True)
         h, _ = lstm(x)
-        soft_ce(out(h), p).backward()  # BPTT over the 20-frame chunk
+        soft_ce(out(h), p).backward()
         opt.step()
 
     return step, 16 * 20
 
 
+MAKERS = {"dnn": dnn_step_fn, "lstm": lstm_step_fn}
+
+
 def main():
-    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    result = {"torch": torch.__version__}
-    for name, make in (("train-dnn", dnn_step_fn), ("train-lstm", lstm_step_fn)):
-        per = {}
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            step, frames = make()
-            per[str(threads)] = bench(step, frames, steps, reps)
-        result[name] = {"threads": per, "best": max(per.values())}
-    print(json.dumps(result))
+    print(json.dumps({"torch": torch.__version__, "threads": THREADS}), flush=True)
+    made = {}
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        name, steps = line.split()
+        if name not in made:
+            made[name] = MAKERS[name]()
+            for _ in range(3):
+                made[name][0]()
+        step, frames = made[name]
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(int(steps)):
+            step()
+        print(
+            json.dumps(
+                {"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0, "frames": frames * int(steps)}
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -1,23 +1,32 @@
-"""Reference for bench/infer.ts: teacher inference to a top-k soft-target file in PyTorch.
+"""Reference for `npm run bench -- infer`: teacher inference to a top-k soft-target Arrow file in
+PyTorch, as a whole process, the equal of `ktp infer --model M FEATS --top-k K --dtype f16 -o OUT`.
 
-    /usr/bin/python3 bench/infer_ref.py MODEL_DIR FEATS.f32 OUT THREADS [TOP_K]
+    /usr/bin/python3 bench/infer_ref.py MODEL_DIR FEATS.f32 OUT SCHEMA_MESSAGE [TOP_K [BATCH_UTTS]]
 
-Does what `ktp infer --model MODEL_DIR FEATS --top-k K --dtype f16 -o OUT` does, with the same
-weights (read from MODEL_DIR/params.bin, ktp's checkpoint format) on the same frames (FEATS.f32:
-raw float32 frames of all utterances back to back; FEATS.f32.lens: int32 frames per utterance):
-per utterance, splice ±context frames (edges repeated, as Kaldi's splice-feats), forward through
-the sigmoid DNN, log-softmax, top-k, tail mass 1 − Σ p_k; write per utterance the values as raw
-float16, the ids as int16 and the tail as float32. Prints one JSON line: frames, the seconds of the
-read → write loop (after imports), and top-1 ids of the first utterance for a sanity check.
+Same weights (MODEL_DIR/params.bin, ktp's checkpoint format), same frames. Input: the Debian
+Python has no Arrow reader, so the frames come as raw float32 (FEATS.f32, all utterances back to
+back; FEATS.f32.lens, int32 frames per utterance) — reading them costs less than ktp's Arrow
+decoding, which favours the reference. Per BATCH_UTTS utterances (default 32, as ktp): splice
+±context frames (edges repeated, as Kaldi's splice-feats), one forward through the sigmoid DNN,
+log-softmax, top-k, tail mass 1 − Σ p_k; then one Arrow record batch per utterance (`utt`, `ids`
+uint16 frames × k, `logp` float16 frames × k, `tail` float32 per frame: ktp's soft-topk schema,
+whose message the harness passes in SCHEMA_MESSAGE) through bench/arrow_ipc.py, and fsync.
+Threads: torch.set_num_threads(KTP_REF_THREADS), OpenBLAS/OpenMP pinned by the harness.
+Prints one JSON line {"frames", "utterances", "torch", "threads"}.
 """
 import json
 import os
 import struct
 import sys
-import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from arrow_ipc import StreamWriter  # noqa: E402
+
+THREADS = int(os.environ.get("KTP_REF_THREADS", "1"))
+torch.set_num_threads(THREADS)
 
 
 def load_params(path):
@@ -35,47 +44,54 @@ def load_params(path):
 
 
 def main():
-    model_dir, feats_path, out_path, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    model_dir, feats_path, out_path, schema_path = sys.argv[1:5]
     k = int(sys.argv[5]) if len(sys.argv) > 5 else 32
-    torch.set_num_threads(threads)
-    t0 = time.perf_counter()
+    group = int(sys.argv[6]) if len(sys.argv) > 6 else 32
     meta = json.load(open(os.path.join(model_dir, "ktp.json")))
     spec = meta["spec"]
     sizes = [spec["inputDim"], *spec["model"]["hidden"], spec["numClasses"]]
     p = load_params(os.path.join(model_dir, "params.bin"))
     layers = []
-    for l in range(len(sizes) - 1):
-        name = "out" if l == len(sizes) - 2 else f"h{l}"
-        layers.append((p[f"{name}.W"].view(sizes[l], sizes[l + 1]), p[f"{name}.b"]))
+    for i in range(len(sizes) - 1):
+        name = "out" if i == len(sizes) - 2 else f"h{i}"
+        layers.append((p[f"{name}.W"].view(sizes[i], sizes[i + 1]), p[f"{name}.b"]))
     left, right = meta["splice"]["left"], meta["splice"]["right"]
     dim = meta["featureDim"]
     feats = torch.from_numpy(np.fromfile(feats_path, dtype="<f4")).view(-1, dim)
     lens = np.fromfile(feats_path + ".lens", dtype="<i4")
     offsets = np.concatenate([[0], np.cumsum(lens)])
     ctx = torch.arange(-left, right + 1)
-    first_top1 = None
+    cols = [("utt", "utf8"), ("ids", ("matrix", k)), ("logp", ("matrix", k)), ("tail", "vector")]
     frames = 0
     with torch.inference_mode(), open(out_path, "wb") as out:
-        for u in range(len(lens)):
-            T = int(lens[u])
-            x = feats[offsets[u] : offsets[u] + T]
-            idx = (torch.arange(T)[:, None] + ctx[None, :]).clamp_(0, T - 1)
-            h = x[idx].reshape(T, -1)
+        w = StreamWriter(out, open(schema_path, "rb").read(), cols)
+        for g in range(0, len(lens), group):
+            us = range(g, min(g + group, len(lens)))
+            xs = []
+            for u in us:
+                T = int(lens[u])
+                idx = (torch.arange(T)[:, None] + ctx[None, :]).clamp_(0, T - 1)
+                xs.append(feats[offsets[u] : offsets[u] + T][idx].reshape(T, -1))
+            h = torch.cat(xs)
             for i, (W, b) in enumerate(layers):
                 h = torch.addmm(b, h, W)
                 if i < len(layers) - 1:
                     h = torch.sigmoid(h)
-            lp = torch.log_softmax(h, dim=-1)
-            v, ids = lp.topk(k, dim=-1)
+            v, ids = torch.log_softmax(h, dim=-1).topk(k, dim=-1)
             tail = (1 - v.exp().sum(-1)).clamp_(min=0)
-            out.write(v.half().numpy().tobytes())
-            out.write(ids.short().numpy().tobytes())
-            out.write(tail.numpy().tobytes())
-            if first_top1 is None:
-                first_top1 = ids[:, 0].tolist()
-            frames += T
-    seconds = time.perf_counter() - t0
-    print(json.dumps({"frames": frames, "seconds": seconds, "threads": threads, "torch": torch.__version__, "first_top1": first_top1}))
+            v16, ids16, tailn = v.half().numpy(), ids.numpy().astype("<u2"), tail.numpy()
+            s = 0
+            for u in us:
+                T = int(lens[u])
+                w.write(
+                    {"utt": [f"utt{u:06d}"], "ids": [ids16[s : s + T]], "logp": [v16[s : s + T]], "tail": [tailn[s : s + T]]}
+                )
+                s += T
+            frames += s
+        w.close()
+        out.flush()
+        os.fsync(out.fileno())
+    print(json.dumps({"frames": frames, "utterances": int(len(lens)), "torch": torch.__version__, "threads": THREADS}))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@
  * are reported without a reference (or skipped where ktp's side cannot run alone).
  */
 import { pathToFileURL } from 'node:url'
-import { type BenchLine, type HarnessOptions, PYTHON_INSTALL_HINT, pythonReference, round } from './common.js'
+import { type BenchLine, type HarnessOptions, PYTHON_INSTALL_HINT, pythonReference } from './common.js'
 
 export const BENCHMARKS = ['features', 'train-dnn', 'train-lstm', 'infer', 'soft-read', 'memory', 'decode'] as const
 export type BenchName = (typeof BENCHMARKS)[number]
@@ -41,44 +41,9 @@ function unavailable(name: BenchName, why: string): BenchLine {
 
 async function runFeatures(h: HarnessOptions): Promise<BenchLine[]> {
   const py = pythonReference()
-  if (!h.reference || !py.ok) {
-    // bench/features.ts times both sides in one call and needs the reference for its frame check
-    const why = !h.reference
-      ? 'skipped (--no-reference; bench/features.ts always runs torchaudio)'
-      : `needs the torchaudio reference: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`
-    return [unavailable('features', why)]
-  }
-  const mod = (await import('./features.js')) as Record<string, unknown>
-  if (typeof mod.benchFeatures !== 'function')
-    return [unavailable('features', 'bench/features.ts exports no benchFeatures()')]
-  type Old = { ktp_s: number; reference_s: number; frames: number; ratio: number } & Record<string, unknown>
-  type Line = { name: string; ktp: number; reference: number; unit: string; ratio: number; frames: number } & Record<
-    string,
-    unknown
-  >
-  const benchFeatures = mod.benchFeatures as (o: Record<string, unknown>) => Promise<Old | Line[]>
-  const r = await benchFeatures({ numMelBins: 40, repeats: h.quick ? 1 : 3 })
-  // bench/features.ts reports seconds per pass (a list of lines), or, in its first version, one
-  // object; either way the harness reports throughput (frames/s) with the same ratio.
-  const lines: Line[] = Array.isArray(r)
-    ? r
-    : [{ name: 'features', ktp: r.ktp_s, reference: r.reference_s, unit: 's', ratio: r.ratio, frames: r.frames }]
-  return lines.map((l) => {
-    const { name, ktp, reference, unit, ratio, frames, ...rest } = l
-    const perSecond = unit === 's'
-    return {
-      name: 'features',
-      variant: name === 'features' ? 'loop-1-thread' : name.replace(/^features-/, ''),
-      ktp: perSecond ? round(frames / ktp) : ktp,
-      reference: perSecond ? round(frames / reference) : reference,
-      unit: perSecond ? 'frames/s' : unit,
-      ratio: round(ratio),
-      frames,
-      ...(perSecond ? { ktp_seconds: round(ktp), reference_seconds: round(reference) } : {}),
-      goal: 'ratio >= 2',
-      ...rest,
-    }
-  })
+  if (h.reference && !py.ok)
+    h.log(`features: torchaudio reference skipped: ${py.detail}; install: ${PYTHON_INSTALL_HINT}`)
+  return (await import('./features.js')).benchFeatures({ ...h, reference: h.reference && py.ok })
 }
 
 async function runEngine(h: HarnessOptions, which: BenchName[]): Promise<BenchLine[]> {
@@ -94,7 +59,11 @@ async function runEngine(h: HarnessOptions, which: BenchName[]): Promise<BenchLi
   if (h.reference && !py.ok)
     h.log(`train-*: PyTorch reference skipped: ${py.detail}; install it with: ${PYTHON_INSTALL_HINT}`)
   const benchEngine = mod.benchEngine as (o: Record<string, unknown>) => Promise<BenchLine[]>
-  const res = await benchEngine({ reference: h.reference && py.ok, ...(h.quick ? { steps: 2, reps: 1 } : {}) })
+  const res = await benchEngine({
+    reference: h.reference && py.ok,
+    log: h.log,
+    ...(h.quick ? { steps: 1, reps: 1 } : {}),
+  })
   return res.filter((r) => which.includes(r.name as BenchName)).map((r) => ({ ...r }))
 }
 

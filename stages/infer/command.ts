@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { defineArrowStage } from '../../pipeline/io/command.js'
-import { BACKEND_NAMES, type BackendName } from '../nn/index.js'
-import { inferOptions, planInfer } from './stage.js'
+import { BACKEND_NAMES } from '../nn/index.js'
+import { type InferBackend, inferOptions, planInfer } from './stage.js'
 
 export const inferCommand = defineArrowStage({
   command: 'infer <input>',
@@ -11,9 +11,9 @@ export const inferCommand = defineArrowStage({
   cli: {
     model: z.string().describe('trained model directory (ktp.json + params.bin)'),
     backend: z
-      .enum(BACKEND_NAMES as unknown as [BackendName, ...BackendName[]])
+      .enum([...BACKEND_NAMES, 'onnxruntime'] as unknown as [InferBackend, ...InferBackend[]])
       .default('auto')
-      .describe('tfjs backend'),
+      .describe('tfjs backend, or onnxruntime (DNN teachers; needs the optional package onnxruntime-node)'),
   },
   positionals: { input: z.string().describe('features (Arrow file, or - for stdin)') },
   examples: [

@@ -8,7 +8,7 @@ import { makeSchema } from '../../schemas/kinds.js'
 import { readMeta } from '../../schemas/metadata.js'
 import { getMatrix, makeUttBatch, uttId } from '../../schemas/utterance.js'
 import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
-import type { BackendName, Model } from '../nn/index.js'
+import { type BackendName, type Model, OrtDnn } from '../nn/index.js'
 import { type ModelMeta, loadModel } from '../train/model-store.js'
 import { spliceFrameInto } from '../train/frame-batches.js'
 import { useBackend } from '../train/session.js'
@@ -110,7 +110,7 @@ export async function softRowBatch(
  * models run `batchUtts` utterances per forward pass (one GEMM instead of many small ones);
  * sequence models run one utterance at a time (no padding, exact recurrences).
  */
-export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: InferOptions) {
+export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: InferOptions, ort: OrtDnn | null = null) {
   const checked = (b: RecordBatch) => {
     const m = getMatrix(b, 'feats')
     if (m.width !== meta.featureDim) {
@@ -152,7 +152,10 @@ export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: Inf
       const inDim = parts[0].length / ok[0].frames
       const x = new Float32Array(total * inDim)
       for (const [k, p] of parts.entries()) x.set(p, ok[k].start * inDim)
-      const lp = tf.tidy(() => tf.logSoftmax(model.apply(tf.tensor2d(x, [total, inDim]))) as tf.Tensor2D)
+      // ONNX Runtime (--backend onnxruntime) runs the forward pass; top-k and storage stay as on tfjs
+      const lp = ort
+        ? tf.tensor2d(await ort.logProbs(x, total), [total, meta.numClasses])
+        : tf.tidy(() => tf.logSoftmax(model.apply(tf.tensor2d(x, [total, inDim]))) as tf.Tensor2D)
       try {
         for (const { b, frames, start } of ok) {
           const slice = tf.slice(lp, [start, 0], [frames, meta.numClasses])
@@ -191,20 +194,25 @@ export function featureFingerprintOf(schema: Schema): string {
  * A run of the teacher in `modelDir` over the input, on the given tfjs backend. The teacher's
  * fingerprint enters the output's; --batch-utts does not (it changes speed, not values).
  */
+export type InferBackend = BackendName | 'onnxruntime'
+
 export async function planInfer(
   o: InferOptions,
-  teacher: { model: string; backend: BackendName },
+  teacher: { model: string; backend: InferBackend },
   open: OpenInput,
 ): Promise<StagePlan> {
   const { model, meta } = loadModel(teacher.model)
   const input = await open()
-  await useBackend(teacher.backend, (l) => process.stderr.write(`${l}\n`))
+  const onOrt = teacher.backend === 'onnxruntime'
+  // on ONNX Runtime, tfjs still does the top-k and storage: on wasm
+  await useBackend(onOrt ? 'wasm' : (teacher.backend as BackendName), (l) => process.stderr.write(`${l}\n`))
+  const ort = onOrt ? await OrtDnn.create(model) : null
   const schema = inferSchema(meta, o, featureFingerprintOf(input.schema))
   return {
     stage: 'infer',
     options: { ...o, teacher: meta.fingerprint, batchUtts: undefined },
     input,
     schema,
-    transform: inferStage(model, meta, schema, o),
+    transform: inferStage(model, meta, schema, o, ort),
   }
 }

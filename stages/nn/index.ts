@@ -58,3 +58,4 @@ export {
   type VisibleType,
 } from './rbm.js'
 export { copyMatchingParams } from './stack.js'
+export { OrtDnn, dnnToOnnx, onnxRuntimeAvailable } from './onnx.js'
