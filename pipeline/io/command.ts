@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
+import { describeFsError, isFsError } from './fs-errors.js'
 import { type Shape, parseOptions, positionalName, yargsOptions, yargsPositionals } from './options.js'
 import { type StageInput, type StageResult, type StageRun, arrowInput, runStage } from './run-stage.js'
 import { type Shard, parseShard } from './shard.js'
@@ -101,6 +102,8 @@ function restoreStdio(argv: Record<string, unknown>): Record<string, unknown> {
 }
 
 export function reportFatal(err: unknown): number {
+  // a file-system failure that no stage described (a full disk, a read-only mount): still one line
+  if (isFsError(err)) err = describeFsError(err)
   if (err instanceof KtpError) {
     process.stderr.write(`ktp: error: ${err.message}\n`)
     return err.code === 'interrupted' ? 130 : 2
