@@ -6,17 +6,21 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import {
+  copyFileSync,
   existsSync,
+  linkSync,
   mkdirSync,
   readFileSync,
   readdirSync,
   rmSync,
   statfsSync,
+  symlinkSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { writeFileAtomic } from '../pipeline/io/atomic-file.js'
+import { refuseOverwritingInputs } from '../pipeline/io/output-guard.js'
 import { KtpError } from '../schemas/errors.js'
 import { saveCheckpoint } from '../stages/train/checkpoint.js'
 import { KTP, ktp, sh, tmp, uttList, writeFeatures } from './helpers.js'
@@ -185,6 +189,59 @@ t.test('a device as output is written to, never renamed over', async (t) => {
     const st = spawnSync('stat', ['-c', '%F', d]).stdout.toString().trim()
     t.equal(st, 'character special file', `${d} is still a device`)
   }
+})
+
+t.test('an output that is an input is refused before anything is read or written', async (t) => {
+  const same = join(dir, 'same.arrow')
+  copyFileSync(feats, same)
+  const before = readFileSync(same)
+  const splice = ktp(['splice', same, '-o', same])
+  t.equal(splice.code, 2)
+  oneLine(t, splice.stderr, /-o .*same\.arrow is also an input \(.*same\.arrow\): ktp never overwrites an input/)
+  const cmvn = ktp(['cmvn', 'compute', same, '-o', `${dir}/./same.arrow`])
+  t.equal(cmvn.code, 2)
+  oneLine(t, cmvn.stderr, /is also an input/)
+  t.same(readFileSync(same), before, 'the input is untouched')
+  t.notOk(existsSync(`${same}.partial`), 'no partial output started')
+  // a model directory being read: infer must not write into it
+  const model = join(dir, 'model')
+  mkdirSync(model)
+  writeFileSync(join(model, 'ktp.json'), '{}')
+  writeFileSync(join(model, 'params.bin'), 'weights')
+  const infer = ktp(['infer', '--model', model, feats, '-o', join(model, 'params.bin')])
+  t.equal(infer.code, 2)
+  oneLine(
+    t,
+    infer.stderr,
+    /-o .*params\.bin lies inside the model directory that this command reads \(--model .*model\)/,
+  )
+  t.equal(readFileSync(join(model, 'params.bin'), 'utf8'), 'weights', 'the model is untouched')
+})
+
+t.test('the output guard sees through other spellings, symlinks and hard links', async (t) => {
+  const d = tmp('ktp-guard-')
+  const a = join(d, 'a.arrow')
+  writeFileSync(a, 'x')
+  linkSync(a, join(d, 'hard.arrow'))
+  symlinkSync(a, join(d, 'sym.arrow'))
+  const refuse = (argv: Record<string, unknown>, mayOverwrite?: string[]) =>
+    caught(() => refuseOverwritingInputs(argv, { positionals: ['inputs'], mayOverwrite }))
+  t.match(
+    refuse({ inputs: [join(d, 'hard.arrow')], output: a })?.message,
+    /-o .*a\.arrow is also an input \(.*hard\.arrow\)/,
+  )
+  t.match(refuse({ inputs: [join(d, 'sym.arrow')], o: a, output: a })?.message, /is also an input/)
+  t.match(refuse({ inputs: ['-'], stats: `${d}/../${basename(d)}/a.arrow`, output: a })?.message, /\(--stats /)
+  t.match(refuse({ inputs: [], ctmOut: a, 'ctm-out': a, text: a })?.message, /--ctm-out .* is also an input \(--text /)
+  t.equal(refuse({ inputs: [a], output: join(d, 'new.arrow') }), undefined, 'a new output is fine')
+  t.equal(refuse({ inputs: [a], output: '-' }), undefined, 'stdout is fine')
+  t.equal(refuse({ hmm: a, output: a }, ['hmm']), undefined, 'an input read whole may be replaced when declared so')
+  const m = join(d, 'm')
+  mkdirSync(m)
+  t.equal(refuse({ model: m, output: join(m, 'x') }), undefined, 'a directory without ktp.json is no model')
+  writeFileSync(join(m, 'ktp.json'), '{}')
+  t.match(refuse({ teacher: `${m}/`, output: m })?.message, /lies inside the model directory/)
+  t.equal(refuse({ model: m, output: `${m}-2/x` }), undefined, 'a sibling with a common prefix is not inside')
 })
 
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
