@@ -1,20 +1,62 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
+import { ensureDir, fsError, fsyncDir, writeAll } from './fs-errors.js'
 
 /**
- * Write a whole small file (JSON stats, a data-dir table, a trn) so that a reader never sees half
- * of it: temp name in the same directory, fsync, rename. After a kill -9 the old file or the new
- * one is there, never a torn one.
+ * Write a whole small file (JSON stats, a data-dir table, a trn, a checkpoint, a model's
+ * params.bin) so that a reader never sees half of it: temp name in the same directory, every
+ * byte checked written (a full disk writes short), fsync, rename, fsync the directory. After a
+ * kill -9 or a failure the old file or the new one is there, never a torn one; a failure removes
+ * the temp file and throws a KtpError naming `path` and the reason (ENOSPC, EROFS, …), so that
+ * no caller can report as written a file that is not whole.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true })
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`)
-  const fd = openSync(tmp, 'w')
-  try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
+  if (isDevice(path)) {
+    writeDevice(path, bytes)
+    return
   }
-  renameSync(tmp, path)
+  const dir = dirname(path)
+  ensureDir(dir)
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}`)
+  let fd: number | null = null
+  try {
+    fd = openSync(tmp, 'w')
+    writeAll(fd, bytes)
+    fsyncSync(fd)
+    closeSync(fd)
+    fd = null
+    renameSync(tmp, path)
+  } catch (err) {
+    if (fd !== null) closeSync(fd)
+    try {
+      rmSync(tmp, { force: true })
+    } catch {
+      /* the write's own error is the one to report */
+    }
+    throw fsError(err, path, 'write')
+  }
+  fsyncDir(dir)
+}
+
+/** An existing device, FIFO or socket (`-o /dev/stdout`, `-o /dev/null`): renaming over it would replace it. */
+function isDevice(path: string): boolean {
+  try {
+    const st = statSync(path)
+    return !st.isFile() && !st.isDirectory()
+  } catch {
+    return false
+  }
+}
+
+function writeDevice(path: string, bytes: Uint8Array): void {
+  let fd: number | null = null
+  try {
+    fd = openSync(path, 'w')
+    writeAll(fd, bytes)
+  } catch (err) {
+    throw fsError(err, path, 'write')
+  } finally {
+    if (fd !== null) closeSync(fd)
+  }
 }

@@ -1,6 +1,8 @@
 import type { Argv, CommandModule } from 'yargs'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
+import { describeFsError, isFsError } from './fs-errors.js'
+import { refuseOverwritingInputs } from './output-guard.js'
 import { type Shape, parseOptions, positionalName, yargsOptions, yargsPositionals } from './options.js'
 import { type StageInput, type StageResult, type StageRun, arrowInput, runStage } from './run-stage.js'
 import { type Shard, parseShard } from './shard.js'
@@ -67,6 +69,12 @@ export interface CommandSpec<O extends z.ZodObject, C extends Shape, P extends S
   /** The positionals, in the order of `command`. */
   positionals?: P
   examples?: Example[]
+  /**
+   * Inputs the output may be the same file as: only for a command that reads them whole before
+   * it replaces the output atomically (`hmm-update --hmm h.json -o h.json`). Every other input is
+   * protected (pipeline/io/output-guard.ts).
+   */
+  mayOverwrite?: readonly string[]
   run: (args: CommandArgs<O, C, P>) => Promise<number> | number
   /** (the legacy form's; its absence tells the two forms apart) */
   cliOptions?: never
@@ -101,6 +109,8 @@ function restoreStdio(argv: Record<string, unknown>): Record<string, unknown> {
 }
 
 export function reportFatal(err: unknown): number {
+  // a file-system failure that no stage described (a full disk, a read-only mount): still one line
+  if (isFsError(err)) err = describeFsError(err)
   if (err instanceof KtpError) {
     process.stderr.write(`ktp: error: ${err.message}\n`)
     return err.code === 'interrupted' ? 130 : 2
@@ -161,10 +171,16 @@ function builder(
   }
 }
 
-function handler(run: (argv: Record<string, unknown>) => Promise<number> | number) {
+function handler(
+  command: string,
+  run: (argv: Record<string, unknown>) => Promise<number> | number,
+  mayOverwrite?: readonly string[],
+) {
   return async (rawArgv: Record<string, unknown>) => {
     try {
-      process.exitCode = await run(restoreStdio(rawArgv))
+      const argv = restoreStdio(rawArgv)
+      refuseOverwritingInputs(argv, { positionals: usagePositionals(command), mayOverwrite })
+      process.exitCode = await run(argv)
     } catch (err) {
       process.exitCode = reportFatal(err)
     }
@@ -191,7 +207,11 @@ export function defineCommand(
       for (const [name, p] of yargsPositionals(positionals)) b = b.positional(name, p)
       return b
     }),
-    handler: handler((argv) => spec.run(parseArgs(spec.options, cli, positionals, argv))),
+    handler: handler(
+      spec.command,
+      (argv) => spec.run(parseArgs(spec.options, cli, positionals, argv)),
+      spec.mayOverwrite,
+    ),
   }
 }
 
@@ -200,7 +220,7 @@ function legacyCommand(spec: LegacyCommandSpec<z.ZodObject>): CommandModule {
     command: spec.command,
     describe: spec.describe,
     builder: builder(spec, spec.cliOptions.shape, spec.positionals ?? ((y) => y)),
-    handler: handler((argv) => {
+    handler: handler(spec.command, (argv) => {
       const opts = parseOptions(spec.options, argv)
       parseOptions(spec.cliOptions, argv)
       return spec.run(opts, argv)
@@ -275,6 +295,7 @@ export function defineArrowStage<O extends z.ZodObject, C extends Shape = NoShap
     cli: { ...run, ...spec.cli } as RunOptions & C,
     positionals: spec.positionals,
     examples: spec.examples,
+    mayOverwrite: spec.mayOverwrite,
     run: (args) => runArrowStage(spec, args),
   })
 }

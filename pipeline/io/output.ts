@@ -1,7 +1,9 @@
+import { type Stats, createWriteStream, statSync } from 'node:fs'
 import type { RecordBatch, Schema } from 'apache-arrow'
 import { KtpError } from '../../schemas/errors.js'
 import { BatchEncoder } from './arrow-encoder.js'
-import type { ResumableArrowWriter } from './resumable-writer.js'
+import { fsError } from './fs-errors.js'
+import { ResumableArrowWriter, type ResumableOptions } from './resumable-writer.js'
 
 /**
  * Where a stage's utterances go: an Arrow IPC *stream* on stdout for `-` (pipes cannot seek),
@@ -20,20 +22,34 @@ export class StdoutSink implements BatchSink {
   readonly done = new Set<string>()
   private readonly enc: BatchEncoder
   private readonly out: NodeJS.WritableStream
+  private readonly name: string
   private broken = false
+  private failure: unknown = null
+  private readonly endOnFinish: boolean
 
-  constructor(schema: Schema, out: NodeJS.WritableStream = process.stdout) {
+  /**
+   * `name`: for messages. `endOnFinish`: end `out` at finish() and wait until it is flushed (a
+   * device or FIFO opened by path).
+   */
+  constructor(schema: Schema, out: NodeJS.WritableStream = process.stdout, endOnFinish = false, name = 'stdout') {
     this.enc = new BatchEncoder(schema, 'stream')
     this.out = out
+    this.name = name
+    this.endOnFinish = endOnFinish
     // A reader that stops early (`| head`) closes the pipe: that is a normal end, not a crash.
+    // Any other write error (ENOSPC on /dev/full) fails the run at the next write, as one line.
     out.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE') this.broken = true
-      else throw err
+      else this.failure ??= err
     })
   }
 
   get closed(): boolean {
     return this.broken
+  }
+
+  private check(): void {
+    if (this.failure) throw fsError(this.failure, this.name, 'write')
   }
 
   /** Wait until the pipe wants more (or is gone), leaving no listeners behind. */
@@ -42,18 +58,22 @@ export class StdoutSink implements BatchSink {
       const done = () => {
         this.out.removeListener('drain', done)
         this.out.removeListener('close', done)
+        this.out.removeListener('error', done)
         resolve()
       }
       this.out.on('drain', done)
       this.out.on('close', done)
+      this.out.on('error', done)
     })
   }
 
   private async put(chunks: Uint8Array[]): Promise<void> {
     for (const c of chunks) {
+      this.check()
       if (this.broken) return
       if (!this.out.write(c)) await this.drained()
     }
+    this.check()
   }
 
   async write(batch: RecordBatch): Promise<void> {
@@ -62,6 +82,14 @@ export class StdoutSink implements BatchSink {
 
   async finish(): Promise<void> {
     await this.put(this.enc.finish())
+    if (this.endOnFinish && !this.broken) {
+      const out = this.out
+      await new Promise<void>((resolve) => {
+        out.once('error', () => resolve())
+        out.end(() => resolve())
+      })
+      this.check()
+    }
   }
 
   suspend(): void {}
@@ -84,6 +112,30 @@ export class FileSink implements BatchSink {
   suspend(): void {
     this.w.suspend()
   }
+}
+
+/**
+ * The sink for `-o PATH`: stdout for `-`; an Arrow stream written straight into an existing
+ * device or FIFO (`-o /dev/null`: renaming a finished file over it would replace the device
+ * itself); otherwise a resumable Arrow file. A directory is refused before any work is done.
+ */
+export function openSink(path: string, schema: Schema, opts: ResumableOptions): BatchSink {
+  if (path === '-') return new StdoutSink(schema)
+  let st: Stats | undefined
+  try {
+    st = statSync(path)
+  } catch {
+    /* does not exist yet (the writer reports a path it cannot create) */
+  }
+  if (st?.isDirectory())
+    throw new KtpError(
+      'fs-eisdir',
+      `${path}: cannot write: it is a directory (give a file name, e.g. ${path}/out.arrow)`,
+    )
+  if (st && !st.isFile()) {
+    return new StdoutSink(schema, createWriteStream(path, { flags: 'w' }), true, path)
+  }
+  return new FileSink(ResumableArrowWriter.open(path, schema, opts))
 }
 
 export function assertOutput(path: string | undefined): string {

@@ -12,7 +12,6 @@ import {
   ftruncateSync,
   fstatSync,
   writeFileSync,
-  writeSync,
 } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { crc32 } from 'node:zlib'
@@ -20,6 +19,7 @@ import type { RecordBatch, Schema } from 'apache-arrow'
 import { KtpError } from '../../schemas/errors.js'
 import { uttId } from '../../schemas/utterance.js'
 import { BatchEncoder, messageLengths } from './arrow-encoder.js'
+import { ensureDir, fsError, fsyncDir, writeAll } from './fs-errors.js'
 
 /**
  * An Arrow file writer that survives `kill -9` at any instant (DESIGN.md §3).
@@ -106,10 +106,6 @@ function scanLog(path: string): { refs: UttRef[]; validBytes: number } {
     pos = end
   }
   return { refs, validBytes: pos }
-}
-
-function writeAll(fd: number, b: Uint8Array): void {
-  for (let off = 0; off < b.byteLength; ) off += writeSync(fd, b, off)
 }
 
 export interface ResumableOptions {
@@ -200,9 +196,13 @@ export class ResumableArrowWriter {
       }
     }
     if (!existsSync(partial)) {
-      mkdirSync(dirname(path), { recursive: true })
-      mkdirSync(partial, { recursive: true })
-      writeFileSync(metaPath, JSON.stringify({ fingerprint: opts.fingerprint, format: FORMAT }))
+      ensureDir(dirname(path))
+      try {
+        mkdirSync(partial)
+        writeFileSync(metaPath, JSON.stringify({ fingerprint: opts.fingerprint, format: FORMAT }))
+      } catch (err) {
+        throw fsError(err, path, 'write (its resumable log)')
+      }
       refs = []
     }
     return new ResumableArrowWriter(path, schema, refs, opts)
@@ -250,8 +250,19 @@ export class ResumableArrowWriter {
     // crc covers header + payload length + payload, which is what scanLog checks
     let crc = crc32(plen, crc32(header))
     for (const m of this.pending) crc = crc32(m, crc)
-    const fd = this.ensureLog()
-    writeAll(fd, Buffer.concat([u32(MAGIC), u32(header.length), header, plen, ...this.pending, u32(crc)]))
+    const unit = Buffer.concat([u32(MAGIC), u32(header.length), header, plen, ...this.pending, u32(crc)])
+    let fd: number
+    try {
+      fd = this.ensureLog()
+      writeAll(fd, unit)
+    } catch (err) {
+      // A torn unit is cut off on restart (its CRC fails), and its utterances are computed again
+      // then; drop them here so that suspend() does not try the same write once more.
+      this.pending = []
+      this.pendingEntries = []
+      this.pendingBytes = 0
+      throw fsError(err, this.path, 'write (its resumable log)')
+    }
     let at = this.offset + 8 + header.length + 4
     for (const [utt, ord, meta, body] of this.pendingEntries) {
       this.refs.push({ utt, ord, log: this.logPath, offset: at, meta, body })
@@ -263,7 +274,11 @@ export class ResumableArrowWriter {
     this.pendingBytes = 0
     // kill -9 cannot lose what write() handed to the kernel; fsync bounds what a power cut can.
     if (Date.now() - this.lastSync > SYNC_EVERY_MS) {
-      fsyncSync(fd)
+      try {
+        fsyncSync(fd)
+      } catch (err) {
+        throw fsError(err, this.path, 'write (its resumable log)')
+      }
       this.lastSync = Date.now()
     }
   }
@@ -274,10 +289,13 @@ export class ResumableArrowWriter {
 
   /** Write the pending unit, fsync and close the log. */
   private closeLog(): void {
-    this.flush()
-    if (this.fd !== null) {
-      fsyncSync(this.fd)
-      closeSync(this.fd)
+    try {
+      this.flush()
+      if (this.fd !== null) fsyncSync(this.fd)
+    } catch (err) {
+      throw fsError(err, this.path, 'write (its resumable log)')
+    } finally {
+      if (this.fd !== null) closeSync(this.fd)
       this.fd = null
     }
   }
@@ -287,9 +305,15 @@ export class ResumableArrowWriter {
     this.closeLog()
     const sorted = [...this.refs].sort((a, b) => a.ord - b.ord || (a.utt < b.utt ? -1 : a.utt > b.utt ? 1 : 0))
     const tmp = join(dirname(this.path), `.${basename(this.path)}.tmp-${process.pid}`)
-    const out = openSync(tmp, 'w')
+    let out: number
+    try {
+      out = openSync(tmp, 'w')
+    } catch (err) {
+      throw fsError(err, this.path, 'write')
+    }
     const enc = new BatchEncoder(this.schema, 'file')
     const fds = new Map<string, number>()
+    let whole = false
     try {
       for (const b of enc.begin()) writeAll(out, b)
       // Copy runs of messages that lie back to back in one log with one read each.
@@ -322,22 +346,29 @@ export class ResumableArrowWriter {
       }
       for (const b of enc.finish()) writeAll(out, b)
       fsyncSync(out)
-    } finally {
       closeSync(out)
-      for (const fd of fds.values()) closeSync(fd)
-    }
-    renameSync(tmp, this.path)
-    const dfd = openSync(dirname(this.path), 'r')
-    try {
-      fsyncSync(dfd)
+      out = -1
+      renameSync(tmp, this.path)
+      whole = true
+    } catch (err) {
+      // the finished utterances stay in OUT.partial/: the same command again only merges
+      throw fsError(err, this.path, 'write')
     } finally {
-      closeSync(dfd)
+      if (out >= 0) closeSync(out)
+      for (const fd of fds.values()) closeSync(fd)
+      if (!whole) rmSync(tmp, { force: true })
     }
+    fsyncDir(dirname(this.path))
     rmSync(this.partial, { recursive: true, force: true })
   }
 
   /** Stop without merging (SIGINT/SIGTERM, a fatal error): what is finished stays for the next run. */
   suspend(): void {
-    this.closeLog()
+    try {
+      this.closeLog()
+    } catch {
+      // suspend() runs while another error is on its way up (or on a signal): that one is the
+      // one to report; a torn unit is cut off on restart
+    }
   }
 }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { type RecordBatch, Schema } from 'apache-arrow'
 import _ from 'highland'
 import { KtpError, UttError } from '../../schemas/errors.js'
@@ -6,9 +6,8 @@ import { fingerprint } from '../../schemas/fingerprint.js'
 import { META, readMeta } from '../../schemas/metadata.js'
 import { numFrames, uttId } from '../../schemas/utterance.js'
 import { openArrow } from './arrow-source.js'
-import { type BatchSink, FileSink, StdoutSink } from './output.js'
+import { type BatchSink, StdoutSink, openSink } from './output.js'
 import { Progress } from './progress.js'
-import { ResumableArrowWriter } from './resumable-writer.js'
 import { type Shard, inShard } from './shard.js'
 import { KTP_VERSION } from './version.js'
 
@@ -91,7 +90,7 @@ export function outputSchema(
 }
 
 async function isUpToDate(path: string, build: string): Promise<boolean> {
-  if (path === '-' || !existsSync(path) || existsSync(`${path}.partial`)) return false
+  if (path === '-' || !existsSync(path) || !statSync(path).isFile() || existsSync(`${path}.partial`)) return false
   try {
     const a = await openArrow(path, [])
     await a.close()
@@ -141,10 +140,7 @@ export async function runStage(run: StageRun): Promise<StageResult> {
     log(`ktp ${run.stage}: ${run.output} is up to date, nothing to do`)
     return { exitCode: 0, done: 0, resumed: 0, failed: 0, upToDate: true, fingerprint: fp }
   }
-  const sink: BatchSink =
-    run.output === '-'
-      ? new StdoutSink(schema)
-      : new FileSink(ResumableArrowWriter.open(run.output, schema, { fingerprint: build, log }))
+  const sink: BatchSink = openSink(run.output, schema, { fingerprint: build, log })
   const resumed = sink.done.size
   const progress = new Progress({ label: `ktp ${run.stage}`, total: run.input.total, quiet: run.quiet })
 

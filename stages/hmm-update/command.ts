@@ -17,5 +17,6 @@ export const hmmUpdateCommand = defineCommand({
       'priors and transitions from a flat-start alignment',
     ],
   ],
+  mayOverwrite: ['hmm'], // read whole, then replaced atomically
   run: ({ options, ...files }) => hmmUpdate(options, files),
 })

@@ -1,9 +1,10 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { fingerprint } from '../../schemas/fingerprint.js'
 import { readMeta } from '../../schemas/metadata.js'
 import { openArrow } from '../../pipeline/io/arrow-source.js'
+import { ensureDir } from '../../pipeline/io/fs-errors.js'
 import { shardOf } from '../../pipeline/io/shard.js'
 import { expectFields, parseTable } from '../formats/kaldi-tables.js'
 import {
@@ -182,7 +183,7 @@ export async function runPhases(
   ctx: TrainContext,
 ): Promise<{ records: EpochRecord[]; results: TrainResult[] }> {
   const { opts, data } = ctx
-  mkdirSync(ctx.out, { recursive: true })
+  ensureDir(ctx.out) // (Node's recursive mkdir spins forever under /proc)
   const logPath = join(ctx.out, 'train.jsonl')
   const records: EpochRecord[] = []
   const results: TrainResult[] = []
