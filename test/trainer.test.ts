@@ -181,8 +181,9 @@ t.test('newbob: min-epochs delays the stop, not the halving (golden sequence)', 
   const seen: [number, boolean, boolean][] = []
   for (const a of accs) {
     if (s.done) break
-    s = newbobUpdate(c, s, a)
-    seen.push([s.lr, s.accepted, s.done])
+    const next = newbobUpdate(c, s, a)
+    seen.push([next.lr, next.accepted, next.done])
+    s = next
   }
   t.same(seen, [
     [1, true, false], // 40: first epoch
