@@ -172,6 +172,30 @@ t.test('newbob: halves after a small gain, stops after another, rejects a worse 
   t.notOk(s.done)
 })
 
+t.test('newbob: min-epochs delays the stop, not the halving (golden sequence)', async (t) => {
+  // Kaldi's train_scheduler.sh: rel. improvement below start → halve from now on (whatever the
+  // epoch); below end while halving → stop, unless still within min-iters; a worse epoch is undone.
+  const c = { ...DEFAULT_NEWBOB, initialLr: 1, minEpochs: 4, maxEpochs: 10 }
+  const accs = [40, 40.2, 39, 41, 41.05, 41.3]
+  let s = newbobStart(c)
+  const seen: [number, boolean, boolean][] = []
+  for (const a of accs) {
+    if (s.done) break
+    const next = newbobUpdate(c, s, a)
+    seen.push([next.lr, next.accepted, next.done])
+    s = next
+  }
+  t.same(seen, [
+    [1, true, false], // 40: first epoch
+    [0.5, true, false], // +0.2 < 0.5: halving starts at epoch 2, before min-epochs
+    [0.25, false, false], // worse: undone; would stop, but epoch 3 < min-epochs
+    [0.125, true, false], // +0.8 from the best (40.2)
+    [0.0625, true, true], // +0.05 < 0.1 while halving, epoch 5 ≥ 4: stop
+  ])
+  t.equal(s.best, 41.05)
+  t.equal(s.bestEpoch, 5)
+})
+
 t.test('evaluate reports accuracy in percent', async (t) => {
   const m = buildModel({ model: { type: 'dnn', hidden: [] }, inputDim: 4, numClasses: 3, seed: 1 })
   const e = await evaluate(m, source(heldSet, 50, 0))

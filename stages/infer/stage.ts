@@ -65,19 +65,39 @@ function spliced(meta: ModelMeta, feats: Float32Array, frames: number, dim: numb
   return x
 }
 
-/** Network input for one utterance: spliced frames [T, D·(L+R+1)] or a sequence [1, T, D]. */
+/** The target delay a model was trained with (0 for frame models and models that predate it). */
+export function delayOf(model: Model, meta: ModelMeta): number {
+  return model.input === 'chunks' ? (meta.delay ?? 0) : 0
+}
+
+/**
+ * Network input for one utterance: spliced frames [T, D·(L+R+1)], or a sequence [1, T + d, D]
+ * whose last frame is repeated d times (the delay positions, as in training's chunks).
+ */
 function inputOf(model: Model, meta: ModelMeta, feats: Float32Array, frames: number, dim: number): tf.Tensor {
-  if (model.input === 'chunks') return tf.tensor3d(feats, [1, frames, dim])
+  if (model.input === 'chunks') {
+    const d = delayOf(model, meta)
+    if (d === 0) return tf.tensor3d(feats, [1, frames, dim])
+    const x = new Float32Array((frames + d) * dim)
+    x.set(feats.subarray(0, frames * dim))
+    const last = feats.subarray((frames - 1) * dim, frames * dim)
+    for (let p = frames; p < frames + d; p++) x.set(last, p * dim)
+    return tf.tensor3d(x, [1, frames + d, dim])
+  }
   const x = spliced(meta, feats, frames, dim)
   return tf.tensor2d(x, [frames, x.length / frames])
 }
 
-/** Log-probabilities [T, C] of one utterance's frames. */
+/**
+ * Log-probabilities [T, C] of one utterance's frames. A model trained with target delay d names
+ * frame t at output t + d, so outputs d … T + d − 1 are frames 0 … T − 1.
+ */
 export function logProbs(model: Model, meta: ModelMeta, feats: Float32Array, frames: number, dim: number): tf.Tensor2D {
   return tf.tidy(() => {
     const x = inputOf(model, meta, feats, frames, dim)
-    const z = model.apply(x)
-    return tf.logSoftmax(tf.reshape(z, [frames, meta.numClasses])) as tf.Tensor2D
+    const d = delayOf(model, meta)
+    const z = tf.reshape(model.apply(x), [frames + d, meta.numClasses])
+    return tf.logSoftmax(d > 0 ? tf.slice(z, [d, 0], [frames, meta.numClasses]) : z) as tf.Tensor2D
   })
 }
 

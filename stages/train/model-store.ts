@@ -22,6 +22,11 @@ export interface ModelMeta {
   spec: ModelSpecOf
   /** Frame context the network's input is spliced with (DNN teachers); 0/0 for recurrent models. */
   splice: { left: number; right: number }
+  /**
+   * Target delay d of a chunk model (train --delay): its output at t names frame t − d. Absent in
+   * models written before it was recorded (and in frame models): 0.
+   */
+  delay?: number
   featureDim: number
   featureFingerprint: string | null
   numClasses: number

@@ -68,8 +68,11 @@ export function newbobUpdate(cfg: NewbobConfig, s: NewbobState, acc: number): Ne
   }
   let halving = s.halving
   let done = epoch >= cfg.maxEpochs
+  // As Kaldi's train_scheduler.sh: min-epochs only delays the stop, never the halving. Gating the
+  // halving on it too (as ktp once did) kept the full rate through epochs that had already stalled,
+  // and every one of them was rejected and undone.
   if (halving && impr < cfg.endHalvingImpr && epoch >= cfg.minEpochs) done = true
-  if (!halving && impr < cfg.startHalvingImpr && epoch >= cfg.minEpochs) halving = true
+  if (!halving && impr < cfg.startHalvingImpr) halving = true
   const lr = halving ? s.lr * cfg.haltingFactor : s.lr
   return { lr, halving, best, bestEpoch: accepted ? epoch : s.bestEpoch, epoch, done, history, accepted }
 }

@@ -295,6 +295,8 @@ export function finishModel(
 ): void {
   saveModel(ctx.out, model, {
     splice,
+    // infer must undo the target delay, so the model says what it was trained with
+    ...(model.input === 'chunks' && ctx.opts.delay > 0 ? { delay: ctx.opts.delay } : {}),
     featureDim: ctx.data.dim,
     featureFingerprint: ctx.data.featureFingerprint,
     numClasses: ctx.data.numClasses,
