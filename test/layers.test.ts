@@ -12,11 +12,11 @@ const FLOORS: [string, RegExp][] = [
   ['recipes', /^pipeline\/recipes\//],
   ['stages', /^stages\/(index\.ts$|[^/]+\/(stage|command)\.ts$)/],
   ['train', /^stages\/train\//],
-  ['cores', /^stages\/(nn|hmm|dsp|audio|formats|scoring)\//],
+  ['cores', /^stages\/(nn|hmm|dsp|audio|formats|scoring|web)\//],
   ['io', /^pipeline\/io\//],
   ['schemas', /^schemas\//],
 ]
-const CORE_FOLDERS = new Set(['nn', 'hmm', 'dsp', 'audio', 'formats', 'scoring', 'train'])
+const CORE_FOLDERS = new Set(['nn', 'hmm', 'dsp', 'audio', 'formats', 'scoring', 'train', 'web'])
 
 function floorOf(file: string): number {
   const i = FLOORS.findIndex(([, re]) => re.test(file))

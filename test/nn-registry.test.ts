@@ -123,25 +123,28 @@ t.test('no transposed matMul reaches the wasm backend, forward or backward', asy
   }
 })
 
-t.test('outside stages/nn, nn is imported through index.ts (or the tfjs-free init.ts)', async (t) => {
-  const sources = (dir: string): string[] =>
-    readdirSync(join(ROOT, dir)).flatMap((e) => {
-      const rel = `${dir}/${e}`
-      if (statSync(join(ROOT, rel)).isDirectory()) return e === 'node_modules' ? [] : sources(rel)
-      return e.endsWith('.ts') && !e.endsWith('.d.ts') ? [rel] : []
-    })
-  // static, type-only and dynamic imports alike (as test/layers.test.ts reads them)
-  const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g
-  const doors = new Set(['stages/nn/index.ts', 'stages/nn/init.ts'])
-  const reachIns: string[] = []
-  for (const f of ['pipeline', 'stages', 'schemas', 'bench', 'test'].flatMap(sources)) {
-    if (f.startsWith('stages/nn/')) continue
-    for (const m of readFileSync(join(ROOT, f), 'utf8').matchAll(IMPORT)) {
-      const to = normalize(join(dirname(f), (m[1] ?? m[2]).replace(/\.js$/, '.ts')))
-        .split('\\')
-        .join('/')
-      if (to.startsWith('stages/nn/') && !doors.has(to)) reachIns.push(`${f} -> ${to}`)
+t.test(
+  'outside stages/nn, nn is imported through index.ts (or the tfjs-free init.ts, or browser.ts for the page)',
+  async (t) => {
+    const sources = (dir: string): string[] =>
+      readdirSync(join(ROOT, dir)).flatMap((e) => {
+        const rel = `${dir}/${e}`
+        if (statSync(join(ROOT, rel)).isDirectory()) return e === 'node_modules' ? [] : sources(rel)
+        return e.endsWith('.ts') && !e.endsWith('.d.ts') ? [rel] : []
+      })
+    // static, type-only and dynamic imports alike (as test/layers.test.ts reads them)
+    const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g
+    const doors = new Set(['stages/nn/index.ts', 'stages/nn/init.ts', 'stages/nn/browser.ts'])
+    const reachIns: string[] = []
+    for (const f of ['pipeline', 'stages', 'schemas', 'bench', 'test'].flatMap(sources)) {
+      if (f.startsWith('stages/nn/')) continue
+      for (const m of readFileSync(join(ROOT, f), 'utf8').matchAll(IMPORT)) {
+        const to = normalize(join(dirname(f), (m[1] ?? m[2]).replace(/\.js$/, '.ts')))
+          .split('\\')
+          .join('/')
+        if (to.startsWith('stages/nn/') && !doors.has(to)) reachIns.push(`${f} -> ${to}`)
+      }
     }
-  }
-  t.same(reachIns, [], 'imports of nn internals')
-})
+    t.same(reachIns, [], 'imports of nn internals')
+  },
+)

@@ -111,6 +111,18 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('../../stages/decode/command.js')).decodeCommand,
   },
   {
+    name: 'export',
+    usage: 'export',
+    describe: 'export a trained model to tfjs-layers, or with --web a static site that recognises speech',
+    load: async () => (await import('../../stages/export/command.js')).exportCommand,
+  },
+  {
+    name: 'serve',
+    usage: 'serve <site>',
+    describe: 'serve a ktp export --web site on localhost (a small static server)',
+    load: async () => (await import('./serve-command.js')).serveCommand,
+  },
+  {
     name: 'score',
     usage: 'score',
     describe: 'score trn hypotheses against references (WER/PER), sclite summary',

@@ -81,6 +81,7 @@ export function fsddPrep(corpus: string, out: string, cfg: FsddConfig): Prepared
     task: 'fsdd connected digits',
     metric: 'WER',
     reportInputs: [f.boundaries],
+    web: { cmvn: f.cmvn, rawFeatures: f.raw.train },
     data: {
       p: f.p,
       feats: f.feats,

@@ -5,6 +5,7 @@ import { tuneAndEvaluate } from './evaluate.js'
 import { writeReport } from './report.js'
 import { type TrainingData, infer, trainDnn, trainStudent } from './steps.js'
 import type { STUDENT_NAMES, SystemsConfig } from './systems-config.js'
+import { type WebInputs, webSite } from './web.js'
 
 /**
  * The systems every recipe compares, per seed (issue 7): DNN teachers with and without RBM
@@ -178,6 +179,8 @@ export interface Prepared {
   metric: 'WER' | 'PER'
   /** Files the report reads besides the evaluations (e.g. boundaries.json). */
   reportInputs: string[]
+  /** Write OUT/web/, the best student as a static site for the browser (web.ts), from these. */
+  web?: WebInputs
 }
 
 /** results.json and report.md over every system and seed. */
@@ -200,6 +203,7 @@ export function systemsRecipe(name: string, prep: Prepared, out: string, cfg: Sy
   const steps = [...prep.steps]
   const runs = addSystems((s) => steps.push(s), prep.data, cfg)
   steps.push(report(prep, runs, out, cfg))
+  if (prep.web) steps.push(webSite(prep.data, prep.web, cfg, runs))
   return { name, steps }
 }
 

@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
 import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
 import { arrowInput, drain, type StageInput, type Transform } from '../../pipeline/io/run-stage.js'
 import { expectFields, parseTable } from '../formats/kaldi-tables.js'
+import { applyCmvn, type CmvnAccum, normalizer, type Normalizer } from '../dsp/cmvn.js'
 
 /**
  * Cepstral mean (and variance) normalisation, Kaldi's `compute-cmvn-stats` + `apply-cmvn`:
@@ -64,11 +65,7 @@ export const cmvnApplyOptions = z.object({
 })
 export type CmvnApplyOptions = z.infer<typeof cmvnApplyOptions>
 
-export interface CmvnAccum {
-  count: number
-  sum: Float64Array
-  sumsq: Float64Array
-}
+export type { CmvnAccum } from '../dsp/cmvn.js'
 
 export function newAccum(dim: number): CmvnAccum {
   return { count: 0, sum: new Float64Array(dim), sumsq: new Float64Array(dim) }
@@ -88,37 +85,7 @@ export function accumulate(acc: CmvnAccum, data: ArrayLike<number>, frames: numb
   acc.count += frames
 }
 
-export interface Normalizer {
-  mean: Float64Array
-  scale: Float64Array
-}
-
-export function normalizer(acc: CmvnAccum, normVars: boolean, varFloor: number): Normalizer {
-  const dim = acc.sum.length
-  const mean = new Float64Array(dim)
-  const scale = new Float64Array(dim).fill(1)
-  if (acc.count === 0) return { mean, scale }
-  for (let j = 0; j < dim; j++) {
-    mean[j] = acc.sum[j] / acc.count
-    if (normVars) scale[j] = 1 / Math.sqrt(Math.max(acc.sumsq[j] / acc.count - mean[j] * mean[j], varFloor))
-  }
-  return { mean, scale }
-}
-
-/** (x − mean)·scale for every frame; writes `out` (a new Float32Array by default). */
-export function applyCmvn(
-  src: ArrayLike<number>,
-  frames: number,
-  dim: number,
-  n: Normalizer,
-  out = new Float32Array(frames * dim),
-): Float32Array {
-  for (let t = 0; t < frames; t++) {
-    const o = t * dim
-    for (let j = 0; j < dim; j++) out[o + j] = (src[o + j] - n.mean[j]) * n.scale[j]
-  }
-  return out
-}
+export { applyCmvn, normalizer, type Normalizer } from '../dsp/cmvn.js'
 
 /** The stats file: readable JSON, one entry per key, Kaldi's meaning (see the file comment). */
 export interface CmvnStats {

@@ -6,7 +6,6 @@ import { arrowInput, drain } from '../../pipeline/io/run-stage.js'
 import { KtpError, UttError, asUttError } from '../../schemas/errors.js'
 import { uttId } from '../../schemas/utterance.js'
 import {
-  buildLoopGraph,
   decode,
   estimateBigram,
   estimateUnigram,
@@ -15,6 +14,7 @@ import {
   type HmmGraph,
   type Segment,
 } from '../hmm/index.js'
+import { hybridLoopGraph } from '../hmm/hybrid.js'
 import { readHmm, vocabulary, type HmmModel } from '../hmm/model.js'
 import { frameScoresOf, scoresReader, type ScoresReader } from '../hmm/soft-scores.js'
 import { formatCtm, formatTrn, parseSentences, readText } from '../formats/transcripts.js'
@@ -99,12 +99,7 @@ export function estimateLm(
 }
 
 export function decodeGraph(m: HmmModel, lm: BigramLm, o: DecodeOptions): HmmGraph {
-  return buildLoopGraph(m.lexicon, m.units, m.transitions, {
-    lm,
-    lmScale: o.lmScale,
-    insertionPenalty: o.insertionPenalty,
-    silence: o.optionalSilence && m.silence !== null ? { unit: m.silence, prob: o.silenceProb } : undefined,
-  })
+  return hybridLoopGraph(m, lm, o)
 }
 
 export interface Hypothesis {

@@ -129,3 +129,23 @@ export function estimateBigram(
   }
   return { vocab: [...vocab], index, logp }
 }
+
+/**
+ * The LM as JSON (`ktp.lm@1`, what `ktp export --web` writes for the page): the vocabulary and
+ * the (V+1)×(V+1) log-probability matrix row by row. Doubles round-trip exactly through JSON, so
+ * the page searches with the very numbers `ktp decode` estimated.
+ */
+export function lmToJson(lm: BigramLm): { format: 'ktp.lm'; version: 1; vocab: string[]; logp: number[] } {
+  return { format: 'ktp.lm', version: 1, vocab: [...lm.vocab], logp: Array.from(lm.logp) }
+}
+
+export function lmFromJson(obj: unknown, source: string): BigramLm {
+  const o = obj as { format?: unknown; version?: unknown; vocab?: unknown; logp?: unknown }
+  if (o?.format !== 'ktp.lm' || o.version !== 1) throw new LmError(`${source}: not a ktp.lm@1 file`)
+  if (!Array.isArray(o.vocab) || !o.vocab.every((w) => typeof w === 'string'))
+    throw new LmError(`${source}: "vocab" must be an array of words`)
+  const n = o.vocab.length + 1
+  if (!Array.isArray(o.logp) || o.logp.length !== n * n || !o.logp.every((v) => typeof v === 'number' && v <= 0))
+    throw new LmError(`${source}: "logp" must hold ${n}×${n} log-probabilities (≤ 0)`)
+  return { vocab: [...o.vocab], index: indexOf(o.vocab), logp: Float64Array.from(o.logp) }
+}

@@ -3,6 +3,7 @@ import { KtpError, UttError } from '../../schemas/errors.js'
 import { columnWidth, elemTypeName } from '../../schemas/kinds.js'
 import { getMatrix, uttId } from '../../schemas/utterance.js'
 import { posteriorsToLoglik, type FrameScores } from './index.js'
+import { hybridPriors } from './hybrid.js'
 import { checkInventory, type HmmModel } from './model.js'
 
 /**
@@ -35,12 +36,8 @@ export function scoresReader(schema: Schema, source: string, model: HmmModel, op
   }
   checkInventory(schema, source, model)
   const field = schema.fields.find((f) => f.name === 'logp')!
-  const usable = opts.usePriors && model.priors !== null
-  return {
-    f16: elemTypeName(field.type) === 'f16',
-    priors: usable ? model.priors! : new Float64Array(width).fill(1),
-    flatPriors: !usable,
-  }
+  const { priors, flat } = hybridPriors(model, opts.usePriors)
+  return { f16: elemTypeName(field.type) === 'f16', priors, flatPriors: flat }
 }
 
 export function frameScoresOf(batch: RecordBatch, reader: ScoresReader, opts: ScoreOptions): FrameScores {
