@@ -22,14 +22,17 @@ import { epochRandom } from '../train/shuffle.js'
 import { type TrainCliOptions, parseModelConfig, trainOptions } from '../train/options.js'
 import {
   type TrainContext,
+  accounting,
   buildFor,
   finishModel,
   openTrainingData,
+  reportSkipped,
   runPhases,
   scheduleFrom,
   trainingKeys,
   upToDate,
   useBackend,
+  vetTrainingData,
 } from '../train/session.js'
 
 /**
@@ -208,6 +211,8 @@ export async function runTrainTeacher(
     return 0
   }
   if (!resume && existsSync(join(out, 'ktp.json'))) log(`ktp train-teacher: ${out} is stale; retraining`)
+  await vetTrainingData(data, o)
+  reportSkipped('train-teacher', data, log)
   await useBackend(o.backend, log)
   const ctx: TrainContext = { out, opts: o, data, fingerprint: keys.fingerprint, resume, log }
   const model: Model = buildFor(config, data, o)
@@ -230,8 +235,9 @@ export async function runTrainTeacher(
     { stage: 'train-teacher', options: o, rbm: rbmLog, epochs: records },
     { left: o.context, right: o.context },
   )
+  const { line, code } = accounting(data)
   log(
-    `ktp train-teacher: wrote ${out} (best held-out frame accuracy ${Math.max(...records.filter((r) => r.accepted).map((r) => r.heldout_accuracy)).toFixed(2)}%)`,
+    `ktp train-teacher: wrote ${out} (best held-out frame accuracy ${Math.max(...records.filter((r) => r.accepted).map((r) => r.heldout_accuracy)).toFixed(2)}%); ${line}`,
   )
-  return 0
+  return code
 }

@@ -10,15 +10,18 @@ import {
 import {
   type Phase,
   type TrainContext,
+  accounting,
   buildFor,
   finishModel,
   openTrainingData,
+  reportSkipped,
   runPhases,
   scheduleFrom,
   spliceOf,
   trainingKeys,
   upToDate,
   useBackend,
+  vetTrainingData,
 } from './session.js'
 
 /**
@@ -102,6 +105,8 @@ export async function runMethod(
     log(`ktp ${stage}: ${out} is up to date, nothing to do`)
     return 0
   }
+  await vetTrainingData(data, o)
+  reportSkipped(stage, data, log)
   await useBackend(o.backend, log)
   const ctx: TrainContext = { out, opts: o, data, soft, fingerprint: keys.fingerprint, resume: cli.resume, log }
   const ce: Phase = { name: 'finetune', targets: { hard: 1, soft: 0, temperature: 1 }, schedule: scheduleFrom(o) }
@@ -146,9 +151,10 @@ export async function runMethod(
   const { records } = await runPhases(model, phases, ctx)
   finishModel(ctx, model, keys, { stage, options: command.key(o), epochs: records }, spliceOf(model, o))
   const last = records.filter((r) => r.phase === phases[phases.length - 1].name && r.accepted)
+  const { line, code } = accounting(data)
   log(
-    `ktp ${stage}: wrote ${out} (${o.mode}; best held-out frame accuracy ${Math.max(...last.map((r) => r.heldout_accuracy)).toFixed(2)}%)`,
+    `ktp ${stage}: wrote ${out} (${o.mode}; best held-out frame accuracy ${Math.max(...last.map((r) => r.heldout_accuracy)).toFixed(2)}%); ${line}`,
   )
   model.params.dispose()
-  return 0
+  return code
 }
