@@ -111,7 +111,14 @@ const F = feats('f.arrow')
 const L = labels('l.arrow')
 const FAST = ['--max-epochs', '1', '--min-epochs', '0', '--context', '1', '--batch-size', '32', '--backend', 'cpu']
 const DNN = ['--model', '{"type":"dnn","hidden":[8]}']
-const train = (args: string[], out: string) => inproc(['train', ...DNN, ...FAST, ...args, '-o', out])
+/** The defaults above, less any flag `args` gives itself. */
+function withDefaults(args: string[]): string[] {
+  const base = [...DNN, ...FAST]
+  const out: string[] = []
+  for (let i = 0; i < base.length; i += 2) if (!args.includes(base[i])) out.push(base[i], base[i + 1])
+  return [...out, ...args]
+}
+const train = (args: string[], out: string) => inproc(['train', ...withDefaults(args), '-o', out])
 
 /** A refusal: exit 2, one line on stderr naming what it should, no stack trace, no model written. */
 function refused(t: Test, r: { code: number | null; stderr: string }, out: string, ...want: RegExp[]): void {
@@ -235,4 +242,81 @@ t.test('no held-out utterance: refused unless a fixed schedule is asked for', as
   )
   const r = await train(['--feats', F, '--labels', L, '--heldout-fraction', '0', '--fixed-lr'], p('o-noheld-fixed'))
   t.equal(r.code, 0, r.stderr)
+})
+
+t.test('a model too large to build is refused with its parameter count, no stack trace', async (t) => {
+  let out = p('o-huge-dnn')
+  refused(
+    t,
+    await train(['--feats', F, '--labels', L, '--model', '{"type":"dnn","hidden":[1000000000]}'], out),
+    out,
+    /--model .*too large for 12 inputs and 3 classes: at least 1\.20e\+10 parameters .*choose smaller layers/,
+  )
+  out = p('o-huge-lstm')
+  refused(
+    t,
+    await train(['--feats', F, '--labels', L, '--context', '0', '--model', '{"type":"lstm","cells":100000}'], out),
+    out,
+    /at least 4\.\d+e\+10 parameters/,
+  )
+})
+
+t.test('model-config errors are one line naming --model', async (t) => {
+  for (const [model, want] of [
+    ['{"type":"dnn","hidden":[8],"x":1}', /--model: .*Unrecognized key: "x"/],
+    ['{"type":"cnn"}', /--model: type: /],
+    ['{"type":"dnn","hidden":[-3]}', /--model: hidden\.0: /],
+    ['{"type":"dnn",', /--model: not valid JSON/],
+    ['no/such/model.json', /--model: 'no\/such\/model\.json' is neither JSON nor an existing file/],
+  ] as const) {
+    const out = p('o-badmodel')
+    refused(t, await train(['--feats', F, '--labels', L, '--model', model], out), out, want)
+  }
+})
+
+t.test('options the mode or model does not read: --soft in baseline refused, others warned about', async (t) => {
+  let out = p('o-baseline-soft')
+  refused(
+    t,
+    await train(['--feats', F, '--labels', L, '--mode', 'baseline', '--soft', F, '--temperature', '5'], out),
+    out,
+    /--soft .*f\.arrow and --temperature 5 have no effect in --mode baseline \(hard labels only\)/,
+  )
+  out = p('o-ignored')
+  const r = await train(['--feats', F, '--labels', L, '--temperature', '5', '--delay', '2', '--momentum', '0.5'], out)
+  t.equal(r.code, 0, 'trains')
+  t.match(r.stderr, /WARNING --temperature 5 has no effect in --mode baseline/)
+  t.match(r.stderr, /WARNING --delay 2 has no effect on a frame model/)
+  t.match(r.stderr, /WARNING --momentum 0\.5 has no effect with --optimizer sgd/)
+  const teacher = await inproc([
+    'train-teacher',
+    ...DNN,
+    ...FAST,
+    ...['--feats', F, '--labels', L, '--rbm-lr', '0.1', '-o', p('o-teacher-ignored')],
+  ])
+  t.equal(teacher.code, 0)
+  t.match(teacher.stderr, /WARNING --rbm-lr 0\.1 has no effect with --pretrain none/)
+})
+
+t.test('train-student --help: --model and --context described, the LSTM default, one line per --mode', async (t) => {
+  const help = ktp(['train-student', '--help']).stdout.toString()
+  t.match(help, /--model\s+model config as JSON, or a path to a JSON file/)
+  t.match(help, /default: "\{"type":"lstm"/, 'the default shown is the one used: an LSTM')
+  t.match(help, /--context\s+frame models \(dnn\): splice/)
+  for (const m of ['baseline', 'kt', 'regularise', 'layerwise-kt']) t.match(help, new RegExp(`\\n\\s+${m}: \\S`))
+  t.notMatch(help, /see above/)
+})
+
+t.test('no command help or example points at ../shared (a clone has no such folder)', async (t) => {
+  const { readdirSync } = await import('node:fs')
+  const root = join(import.meta.dirname, '..')
+  const files = [
+    ...readdirSync(join(root, 'stages'), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => join(root, 'stages', d.name, 'command.ts'))
+      .filter((f) => existsSync(f)),
+    ...readdirSync(join(root, 'pipeline', 'cli')).map((f) => join(root, 'pipeline', 'cli', f)),
+  ]
+  t.ok(files.length > 20, `${files.length} command files`)
+  for (const f of files) t.notMatch(readFileSync(f, 'utf8'), /\.\.\/shared/, f)
 })

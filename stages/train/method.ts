@@ -1,10 +1,16 @@
+import type { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { MODEL_TYPE_NAMES, copyMatchingParams, modelType } from '../nn/index.js'
 import {
   type MethodTrainOptions,
   type TrainCliOptions,
+  CHUNK_ONLY,
+  FRAME_ONLY,
   type TrainingMode,
   methodOptions,
+  methodTrainOptions,
+  nonDefault,
+  optionList,
   parseModelConfig,
 } from './options.js'
 import {
@@ -74,6 +80,41 @@ export const TRAIN_STUDENT: TrainingCommand = {
   baselinePhase: 'finetune',
 }
 
+/**
+ * Options the run will not read, set to something else than their defaults: `--soft` in baseline
+ * mode is refused (a user who gives soft targets means a KT run), the others are warned about —
+ * recipes pass every student option to every mode, so they cannot be refused.
+ */
+function ignoredOptionsCheck(
+  stage: string,
+  o: MethodTrainOptions,
+  schema: z.ZodObject,
+  input: 'frames' | 'chunks',
+  log: (l: string) => void,
+): void {
+  const reads = new Set<string>(METHOD_READS[o.mode])
+  const methodIgnored = nonDefault(
+    schema,
+    o,
+    Object.keys(methodOptions.shape).filter((k) => k !== 'mode' && !reads.has(k)),
+  )
+  if (o.mode === 'baseline' && o.soft !== undefined)
+    throw new KtpError(
+      'usage',
+      `${optionList(methodIgnored)} no effect in --mode baseline (hard labels only): drop them, or choose --mode kt, regularise or layerwise-kt`,
+    )
+  if (methodIgnored.length) log(`ktp ${stage}: WARNING ${optionList(methodIgnored)} no effect in --mode ${o.mode}`)
+  const layout = nonDefault(schema, o, input === 'frames' ? CHUNK_ONLY : FRAME_ONLY)
+  if (layout.length)
+    log(
+      `ktp ${stage}: WARNING ${optionList(layout)} no effect on a ${input === 'frames' ? 'frame model (spliced frames)' : 'chunk model (recurrent, tdnn)'}`,
+    )
+  if (o.optimizer !== 'momentum') {
+    const m = nonDefault(schema, o, ['momentum'])
+    if (m.length) log(`ktp ${stage}: WARNING ${optionList(m)} no effect with --optimizer ${o.optimizer}`)
+  }
+}
+
 function ktSchedule(o: MethodTrainOptions) {
   return { ...scheduleFrom(o), initialLr: o.ktLr, maxEpochs: o.ktMaxEpochs, minEpochs: o.ktMinEpochs }
 }
@@ -84,6 +125,7 @@ export async function runMethod(
   o: MethodTrainOptions,
   cli: TrainCliOptions,
   log: (l: string) => void,
+  schema: z.ZodObject = methodTrainOptions,
 ): Promise<number> {
   const { stage } = command
   const out = cli.output
@@ -98,6 +140,7 @@ export async function runMethod(
       `--mode layerwise-kt needs a --model that grows layer by layer (${growable.join('|')}) with at least 2 layers, got ${JSON.stringify(config)}`,
     )
   }
+  ignoredOptionsCheck(stage, o, schema, modelType(config.type).input, log)
   const soft = needsSoft ? o.soft : undefined
   const data = await openTrainingData(o, soft)
   const keys = trainingKeys(stage, command.key(o), data.inputFingerprints)

@@ -11,6 +11,7 @@ import {
   type Model,
   type ModelConfig,
   type ModelSpecOf,
+  ModelTooLarge,
   buildModel,
   modelType,
   selectBackend,
@@ -381,7 +382,17 @@ export async function useBackend(name: BackendName, log: (l: string) => void): P
 /** Build `config` (validated by the registry) for this data: its entry gives input width and layout. */
 export function buildFor(config: ModelConfig | ModelSpecOf['model'], data: TrainingData, opts: TrainOptions): Model {
   const inputDim = modelType(config.type).inputDim(data.dim, opts.context)
-  return buildModel({ model: config, inputDim, numClasses: data.numClasses, seed: opts.seed })
+  try {
+    return buildModel({ model: config, inputDim, numClasses: data.numClasses, seed: opts.seed })
+  } catch (err) {
+    // a typed array or wasm heap the size asked for cannot be had: the config, not ktp, is at fault
+    if (err instanceof ModelTooLarge || err instanceof RangeError || /out of memory/i.test(String(err)))
+      throw new KtpError(
+        'model-too-large',
+        `--model ${JSON.stringify(config)}: too large for ${inputDim} inputs and ${data.numClasses} classes: ${(err as Error).message}; choose smaller layers`,
+      )
+    throw err
+  }
 }
 
 /** The input splicing a model directory records: ±context for frame models, none for chunk models. */
