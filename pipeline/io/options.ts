@@ -29,13 +29,18 @@ interface Field {
 function unwrap(f: AnyZod): Field {
   let cur = f
   let dflt: unknown
+  let hasDefault = false
   let optional = false
-  const description = f.description
+  // the outermost default and description win: `shape.model.default(x)` re-defaults an option
+  // (train-student's LSTM over ktp train's DNN) and keeps the description of the inner one
+  let description = f.description
   for (;;) {
     const t = cur.def.type
+    description ??= cur.description
     if (t === 'default') {
       const d = cur.def.defaultValue
-      dflt = typeof d === 'function' ? (d as () => unknown)() : d
+      if (!hasDefault) dflt = typeof d === 'function' ? (d as () => unknown)() : d
+      hasDefault = true
       optional = true
     } else if (t === 'optional' || t === 'nullable') optional = true
     else if (t === 'pipe') {

@@ -12,6 +12,7 @@ import { type BackendName, type Model, OrtDnn } from '../nn/index.js'
 import { type ModelMeta, loadModel } from '../train/model-store.js'
 import { spliceFrameInto } from '../train/frame-batches.js'
 import { useBackend } from '../train/session.js'
+import { firstNonFinite } from '../train/survey.js'
 
 /**
  * `ktp infer`: run a trained network (a teacher) over a feature stream and write what it says
@@ -111,7 +112,18 @@ export async function softRowBatch(
   const [_frames, C] = lp.shape
   const k = o.topK > 0 ? Math.min(o.topK, C) : 0
   const store = (a: Float32Array) => (o.dtype === 'f16' ? encodeF16(a) : a)
-  if (!k) return makeUttBatch(schema, { utt, logp: store((await lp.data()) as Float32Array) })
+  // finite input, non-finite output: the model itself is damaged (diverged weights)
+  const finite = (a: Float32Array) => {
+    const bad = firstNonFinite(a)
+    if (bad >= 0)
+      throw new UttError(
+        'non-finite',
+        utt,
+        `the model gives a non-finite log-probability at frame ${Math.floor(bad / (k || C))} (are its weights finite?)`,
+      )
+    return a
+  }
+  if (!k) return makeUttBatch(schema, { utt, logp: store(finite((await lp.data()) as Float32Array)) })
   const { values, indices } = tf.topk(lp, k, true)
   const tailT = tf.tidy(() => tf.maximum(tf.sub(1, tf.sum(tf.exp(values), 1)), 0))
   const [v, i, tail] = await Promise.all([values.data(), indices.data(), tailT.data()])
@@ -120,7 +132,7 @@ export async function softRowBatch(
   return makeUttBatch(schema, {
     utt,
     ids,
-    logp: store(v as Float32Array),
+    logp: store(finite(v as Float32Array)),
     tail: Float32Array.from(tail as Float32Array),
   })
 }
@@ -136,6 +148,14 @@ export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: Inf
     if (m.width !== meta.featureDim) {
       throw new UttError('dim-mismatch', uttId(b), `features have dim ${m.width}, the model expects ${meta.featureDim}`)
     }
+    // a NaN in is a NaN out in every frame it reaches: never write it as soft targets
+    const bad = firstNonFinite(m.data)
+    if (bad >= 0)
+      throw new UttError(
+        'non-finite',
+        uttId(b),
+        `non-finite feature (NaN or Inf) at frame ${Math.floor(bad / m.width)}; no soft targets written for it`,
+      )
     return m
   }
   const one = async (b: RecordBatch): Promise<RecordBatch> => {

@@ -46,7 +46,7 @@ export { lstmRecurrence, gruRecurrence, rnnRecurrence, type SeqShape, type LstmO
 export { toLayersModel } from './export.js'
 export { KtpLSTM, type KtpLSTMArgs } from './export-layers.js'
 export { gradCheck, type GradCheckOptions, type GradCheckResult, type GradCheckEntry } from './gradcheck.js'
-export { glorotUniform, mulberry32, paramSeed, uniform } from './init.js'
+export { MAX_PARAMS, ModelTooLarge, glorotUniform, mulberry32, paramSeed, uniform } from './init.js'
 export {
   cd1,
   createRbm,

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod'
 import type { Model, ModelConfigSchemaOf, ModelSpecOf, ModelType } from './model.js'
+import { boundedBuild } from './init.js'
 import { dnn } from './models/dnn.js'
 import { recurrent } from './models/recurrent.js'
 import { tdnn } from './models/tdnn.js'
@@ -68,5 +69,5 @@ export function buildModel(input: ModelSpecInput | ModelSpecOf): Model {
   }
   const spec = parsed.data
   const entry = modelType(spec.model.type)
-  return { spec, input: entry.input, ...entry.build(spec) }
+  return { spec, input: entry.input, ...boundedBuild(() => entry.build(spec)) }
 }

@@ -15,5 +15,5 @@ export const studentOptions = methodTrainOptions.extend({
 export type StudentOptions = z.infer<typeof studentOptions>
 
 export function runTrainStudent(o: StudentOptions, cli: TrainCliOptions, log: (l: string) => void): Promise<number> {
-  return runMethod(TRAIN_STUDENT, o, cli, log)
+  return runMethod(TRAIN_STUDENT, o, cli, log, studentOptions)
 }

@@ -19,17 +19,27 @@ import { readCorpus } from '../train/corpus.js'
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js'
 import { frameBatches } from '../train/frame-batches.js'
 import { epochRandom } from '../train/shuffle.js'
-import { type TrainCliOptions, parseModelConfig, trainOptions } from '../train/options.js'
+import {
+  CHUNK_ONLY,
+  type TrainCliOptions,
+  nonDefault,
+  optionList,
+  parseModelConfig,
+  trainOptions,
+} from '../train/options.js'
 import {
   type TrainContext,
+  accounting,
   buildFor,
   finishModel,
   openTrainingData,
+  reportSkipped,
   runPhases,
   scheduleFrom,
   trainingKeys,
   upToDate,
   useBackend,
+  vetTrainingData,
 } from '../train/session.js'
 
 /**
@@ -190,6 +200,23 @@ export async function pretrainDiscriminative(
   return carried
 }
 
+const RBM_OPTIONS = ['rbmEpochs', 'rbmLr', 'rbmLrLow', 'rbmL2', 'rbmBatchSize'] as const
+
+/** Options set away from their defaults that this run will not read: a warning each, naming why. */
+function warnIgnored(o: TeacherOptions, log: (l: string) => void): void {
+  const pretrain = nonDefault(teacherOptions, o, [
+    ...(o.pretrain === 'rbm' ? [] : RBM_OPTIONS),
+    ...(o.pretrain === 'discriminative' ? [] : ['discriminativeLr']),
+  ])
+  if (pretrain.length) log(`ktp train-teacher: WARNING ${optionList(pretrain)} no effect with --pretrain ${o.pretrain}`)
+  const chunk = nonDefault(teacherOptions, o, CHUNK_ONLY)
+  if (chunk.length) log(`ktp train-teacher: WARNING ${optionList(chunk)} no effect on a DNN (spliced frames)`)
+  if (o.optimizer !== 'momentum') {
+    const m = nonDefault(teacherOptions, o, ['momentum'])
+    if (m.length) log(`ktp train-teacher: WARNING ${optionList(m)} no effect with --optimizer ${o.optimizer}`)
+  }
+}
+
 export async function runTrainTeacher(
   o: TeacherOptions,
   { output: out, resume, force }: TrainCliOptions,
@@ -201,6 +228,7 @@ export async function runTrainTeacher(
       'usage',
       `--model: train-teacher trains DNNs (type dnn), got ${config.type}; use ktp train or train-student`,
     )
+  warnIgnored(o, log)
   const data = await openTrainingData(o)
   const keys = trainingKeys('train-teacher', o, data.inputFingerprints)
   if (!force && upToDate(out, keys.build)) {
@@ -208,6 +236,8 @@ export async function runTrainTeacher(
     return 0
   }
   if (!resume && existsSync(join(out, 'ktp.json'))) log(`ktp train-teacher: ${out} is stale; retraining`)
+  await vetTrainingData(data, o)
+  reportSkipped('train-teacher', data, log)
   await useBackend(o.backend, log)
   const ctx: TrainContext = { out, opts: o, data, fingerprint: keys.fingerprint, resume, log }
   const model: Model = buildFor(config, data, o)
@@ -230,8 +260,9 @@ export async function runTrainTeacher(
     { stage: 'train-teacher', options: o, rbm: rbmLog, epochs: records },
     { left: o.context, right: o.context },
   )
+  const { line, code } = accounting(data)
   log(
-    `ktp train-teacher: wrote ${out} (best held-out frame accuracy ${Math.max(...records.filter((r) => r.accepted).map((r) => r.heldout_accuracy)).toFixed(2)}%)`,
+    `ktp train-teacher: wrote ${out} (best held-out frame accuracy ${Math.max(...records.filter((r) => r.accepted).map((r) => r.heldout_accuracy)).toFixed(2)}%); ${line}`,
   )
-  return 0
+  return code
 }

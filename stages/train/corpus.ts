@@ -23,6 +23,8 @@ export interface CorpusUtt {
 export interface LabelSet {
   map: Map<string, Int32Array>
   numClasses: number
+  /** The file's ktp.num_classes, when it declares one (else numClasses is the largest label + 1). */
+  declaredClasses: number | null
   inventory: string[] | null
 }
 
@@ -39,7 +41,8 @@ export async function loadLabels(path: string): Promise<LabelSet> {
     for (let i = 0; i < v.length; i++) if (v[i] > max) max = v[i]
     map.set(uttId(b), v)
   }
-  return { map, numClasses: Number.isFinite(numClasses) ? numClasses : max + 1, inventory }
+  const declared = Number.isInteger(numClasses) && numClasses > 0 ? numClasses : null
+  return { map, numClasses: declared ?? max + 1, declaredClasses: declared, inventory }
 }
 
 export interface SoftInfo {

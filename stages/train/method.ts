@@ -1,24 +1,33 @@
+import type { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { MODEL_TYPE_NAMES, copyMatchingParams, modelType } from '../nn/index.js'
 import {
   type MethodTrainOptions,
   type TrainCliOptions,
+  CHUNK_ONLY,
+  FRAME_ONLY,
   type TrainingMode,
   methodOptions,
+  methodTrainOptions,
+  nonDefault,
+  optionList,
   parseModelConfig,
 } from './options.js'
 import {
   type Phase,
   type TrainContext,
+  accounting,
   buildFor,
   finishModel,
   openTrainingData,
+  reportSkipped,
   runPhases,
   scheduleFrom,
   spliceOf,
   trainingKeys,
   upToDate,
   useBackend,
+  vetTrainingData,
 } from './session.js'
 
 /**
@@ -71,6 +80,41 @@ export const TRAIN_STUDENT: TrainingCommand = {
   baselinePhase: 'finetune',
 }
 
+/**
+ * Options the run will not read, set to something else than their defaults: `--soft` in baseline
+ * mode is refused (a user who gives soft targets means a KT run), the others are warned about —
+ * recipes pass every student option to every mode, so they cannot be refused.
+ */
+function ignoredOptionsCheck(
+  stage: string,
+  o: MethodTrainOptions,
+  schema: z.ZodObject,
+  input: 'frames' | 'chunks',
+  log: (l: string) => void,
+): void {
+  const reads = new Set<string>(METHOD_READS[o.mode])
+  const methodIgnored = nonDefault(
+    schema,
+    o,
+    Object.keys(methodOptions.shape).filter((k) => k !== 'mode' && !reads.has(k)),
+  )
+  if (o.mode === 'baseline' && o.soft !== undefined)
+    throw new KtpError(
+      'usage',
+      `${optionList(methodIgnored)} no effect in --mode baseline (hard labels only): drop them, or choose --mode kt, regularise or layerwise-kt`,
+    )
+  if (methodIgnored.length) log(`ktp ${stage}: WARNING ${optionList(methodIgnored)} no effect in --mode ${o.mode}`)
+  const layout = nonDefault(schema, o, input === 'frames' ? CHUNK_ONLY : FRAME_ONLY)
+  if (layout.length)
+    log(
+      `ktp ${stage}: WARNING ${optionList(layout)} no effect on a ${input === 'frames' ? 'frame model (spliced frames)' : 'chunk model (recurrent, tdnn)'}`,
+    )
+  if (o.optimizer !== 'momentum') {
+    const m = nonDefault(schema, o, ['momentum'])
+    if (m.length) log(`ktp ${stage}: WARNING ${optionList(m)} no effect with --optimizer ${o.optimizer}`)
+  }
+}
+
 function ktSchedule(o: MethodTrainOptions) {
   return { ...scheduleFrom(o), initialLr: o.ktLr, maxEpochs: o.ktMaxEpochs, minEpochs: o.ktMinEpochs }
 }
@@ -81,6 +125,7 @@ export async function runMethod(
   o: MethodTrainOptions,
   cli: TrainCliOptions,
   log: (l: string) => void,
+  schema: z.ZodObject = methodTrainOptions,
 ): Promise<number> {
   const { stage } = command
   const out = cli.output
@@ -95,6 +140,7 @@ export async function runMethod(
       `--mode layerwise-kt needs a --model that grows layer by layer (${growable.join('|')}) with at least 2 layers, got ${JSON.stringify(config)}`,
     )
   }
+  ignoredOptionsCheck(stage, o, schema, modelType(config.type).input, log)
   const soft = needsSoft ? o.soft : undefined
   const data = await openTrainingData(o, soft)
   const keys = trainingKeys(stage, command.key(o), data.inputFingerprints)
@@ -102,6 +148,8 @@ export async function runMethod(
     log(`ktp ${stage}: ${out} is up to date, nothing to do`)
     return 0
   }
+  await vetTrainingData(data, o)
+  reportSkipped(stage, data, log)
   await useBackend(o.backend, log)
   const ctx: TrainContext = { out, opts: o, data, soft, fingerprint: keys.fingerprint, resume: cli.resume, log }
   const ce: Phase = { name: 'finetune', targets: { hard: 1, soft: 0, temperature: 1 }, schedule: scheduleFrom(o) }
@@ -146,9 +194,10 @@ export async function runMethod(
   const { records } = await runPhases(model, phases, ctx)
   finishModel(ctx, model, keys, { stage, options: command.key(o), epochs: records }, spliceOf(model, o))
   const last = records.filter((r) => r.phase === phases[phases.length - 1].name && r.accepted)
+  const { line, code } = accounting(data)
   log(
-    `ktp ${stage}: wrote ${out} (${o.mode}; best held-out frame accuracy ${Math.max(...last.map((r) => r.heldout_accuracy)).toFixed(2)}%)`,
+    `ktp ${stage}: wrote ${out} (${o.mode}; best held-out frame accuracy ${Math.max(...last.map((r) => r.heldout_accuracy)).toFixed(2)}%); ${line}`,
   )
   model.params.dispose()
-  return 0
+  return code
 }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
-import { BACKEND_NAMES, type BackendName, type ModelConfig, ModelConfigSchema } from '../nn/index.js'
+import { BACKEND_NAMES, type BackendName, MODEL_TYPE_NAMES, type ModelConfig, ModelConfigSchema } from '../nn/index.js'
 import { OPTIMIZERS } from './optimizer.js'
 
 /**
@@ -60,8 +60,15 @@ export const trainOptions = z.object({
   model: z
     .string()
     .default('{"type":"dnn","hidden":[512,512,512,512],"activation":"sigmoid"}')
-    .describe('model config as JSON, or a path to a JSON file'),
-  context: z.number().int().min(0).default(5).describe('frame models: splice ±K frames of context on the fly'),
+    .describe(
+      `model config as JSON, or a path to a JSON file: {"type":"${MODEL_TYPE_NAMES.join('|')}", …} (docs/ARCHITECTURE.md §9; ktp train --help has examples)`,
+    ),
+  context: z
+    .number()
+    .int()
+    .min(0)
+    .default(5)
+    .describe('frame models (dnn): splice ±K frames of context around each frame on the fly (chunk models: unused)'),
   batchSize: z.number().int().positive().default(256).describe('frame models: frames per mini-batch'),
   bufferFrames: z.number().int().positive().default(100000).describe('frame models: shuffle buffer, in frames'),
   chunkLength: z.number().int().positive().default(20).describe('chunk models (recurrent, tdnn): frames per chunk'),
@@ -136,7 +143,16 @@ export type TrainingMode = (typeof TRAINING_MODES)[number]
 /** --mode, without its default (the commands differ there); `ce` is the old ktp train spelling of baseline. */
 export const modeOption = z
   .enum([...TRAINING_MODES, 'ce'])
-  .describe('training method (ce: the old spelling of baseline)')
+  .describe(
+    [
+      'training method:',
+      '  baseline: hard-label cross-entropy from random initialisation',
+      "  kt: KT pre-training on the teacher's soft targets (--kt-*), then fine-tuning",
+      '  regularise: α·CE + (1−α)·T²·KL throughout (--alpha)',
+      '  layerwise-kt: kt, growing the model a layer at a time (--layer-epochs)',
+      '  ce: the old spelling of baseline',
+    ].join('\n'),
+  )
   .transform((m): TrainingMode => (m === 'ce' ? 'baseline' : m))
 
 export const methodOptions = z.object({
@@ -171,3 +187,31 @@ export const trainCliOptions = z.object({
   force: z.boolean().default(false).describe('train even if the model is up to date'),
 })
 export type TrainCliOptions = z.infer<typeof trainCliOptions>
+
+/**
+ * The options of `names` that were set away from their defaults in `o` (a value the run will not
+ * read was asked for): `--kebab-name value` each. An optional option without a default counts when
+ * given at all.
+ */
+export function nonDefault(schema: z.ZodObject, o: Record<string, unknown>, names: readonly string[]): string[] {
+  const out: string[] = []
+  for (const k of names) {
+    const field = schema.shape[k] as z.ZodType | undefined
+    if (!field || o[k] === undefined) continue
+    const d = field.safeParse(undefined)
+    if (d.success && JSON.stringify(d.data) === JSON.stringify(o[k])) continue
+    out.push(
+      `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${typeof o[k] === 'string' ? o[k] : JSON.stringify(o[k])}`,
+    )
+  }
+  return out
+}
+
+/** The layout options only frame models (spliced frames) read, and those only chunk models read. */
+export const FRAME_ONLY = ['context', 'batchSize', 'bufferFrames'] as const
+export const CHUNK_ONLY = ['chunkLength', 'chunksPerBatch', 'bufferChunks', 'delay'] as const
+
+/** "--a 1 and --b 2 have" / "--a 1 has": the subject of a warning about options without effect. */
+export function optionList(opts: string[]): string {
+  return opts.length === 1 ? `${opts[0]} has` : `${opts.slice(0, -1).join(', ')} and ${opts[opts.length - 1]} have`
+}

@@ -12,6 +12,7 @@ import {
   type Model,
   type ModelConfig,
   type ModelSpecOf,
+  ModelTooLarge,
   buildModel,
   modelType,
   selectBackend,
@@ -21,6 +22,7 @@ import { DEFAULT_NEWBOB, type NewbobConfig } from './newbob.js'
 import type { OptimizerConfig } from './optimizer.js'
 import { NON_VALUE_OPTIONS, type TrainOptions, type schedulerOptions } from './options.js'
 import { type ModelMeta, readModelMeta, saveModel } from './model-store.js'
+import { type SkippedUtt, checkLabelRange, noUsableUtts, surveyFeatures, usableUtts } from './survey.js'
 import { type SpeechSourceConfig, type TargetMix, speechSource } from './speech-source.js'
 import { type EpochRecord, type TrainResult, train } from './trainer.js'
 
@@ -42,7 +44,12 @@ export interface TrainingData {
   heldSelect: (utt: string) => boolean
   heldFeats: string
   inputFingerprints: Record<string, string>
+  /** Class priors of the usable training labels (set by vetTrainingData). */
   priors: number[]
+  /** Utterances left out of training or held-out evaluation, and why (set by vetTrainingData). */
+  skipped: SkippedUtt[]
+  /** Utterances used, training and held-out (set by vetTrainingData). */
+  used: number
 }
 
 /** A stable number in [0, 1) per utterance id: nested subsets and held-out splits without lists. */
@@ -116,9 +123,6 @@ export async function openTrainingData(o: TrainOptions, soft?: string): Promise<
         : (u: string) => uttUnit(`${u}#data`) < o.dataFraction
   const trainSelect = (u: string) => !isHeld(u) && inFraction(u)
   const heldSelect = separate ? () => true : isHeld
-  const counts = new Float64Array(numClasses).fill(1) // add-one: no class gets prior 0
-  for (const [u, labels] of trainLabels.map) if (trainSelect(u)) for (const l of labels) counts[l]++
-  const total = counts.reduce((a, b) => a + b, 0)
   const inputFingerprints: Record<string, string> = {
     feats: desc.featureFingerprint ?? 'unknown',
     labels: await fileFingerprint(o.labels),
@@ -139,8 +143,72 @@ export async function openTrainingData(o: TrainOptions, soft?: string): Promise<
     heldSelect,
     heldFeats: separate ? o.heldoutFeats! : o.feats,
     inputFingerprints,
-    priors: Array.from(counts, (c) => c / total),
+    priors: [],
+    skipped: [],
+    used: 0,
   }
+}
+
+/**
+ * Check the data before epoch 1 (survey.ts), once the run is known not to be up to date: labels in
+ * the class range and held-out features of the training dim (else refuse), and each split left
+ * with only the utterances training can use — finite features, as many labels as frames (the
+ * others are named in `skipped`, reported, and counted as failed) — and not empty (else refuse).
+ * Sets the class priors from the usable training labels.
+ */
+export async function vetTrainingData(data: TrainingData, o: TrainOptions): Promise<void> {
+  const separate = o.heldoutFeats !== undefined
+  const heldLabelsPath = o.heldoutLabels ?? o.labels
+  checkLabelRange(data.trainLabels, data.numClasses, o.labels)
+  if (separate) checkLabelRange(data.heldLabels, data.numClasses, heldLabelsPath)
+  const trainSurvey = await surveyFeatures(o.feats)
+  const heldSurvey = separate ? await surveyFeatures(data.heldFeats) : trainSurvey
+  if (heldSurvey.dim !== trainSurvey.dim)
+    throw new KtpError(
+      'dim-mismatch',
+      `--heldout-feats ${data.heldFeats}: features of dim ${heldSurvey.dim}, but --feats ${o.feats} has dim ${trainSurvey.dim}; ` +
+        'held-out features must come from the same front end (features, cmvn) as the training features',
+    )
+  const train = usableUtts(trainSurvey, data.trainLabels, o.labels, data.trainSelect)
+  if (train.usable.size === 0) {
+    const paired = [...trainSurvey.frames.keys()].filter((u) => data.trainLabels.map.has(u)).length
+    if (paired > 0 && train.common === 0)
+      throw new KtpError(
+        'no-data',
+        `no training utterance left: ${paired} utterances have features and labels, but --heldout-fraction ${o.heldoutFraction} and --data-fraction ${o.dataFraction} leave none of them for training`,
+      )
+    throw noUsableUtts('training', trainSurvey, data.trainLabels, o.labels, train)
+  }
+  const held = usableUtts(heldSurvey, data.heldLabels, heldLabelsPath, data.heldSelect)
+  // --fixed-lr with --heldout-fraction 0: training on everything for a fixed schedule, knowingly
+  const noHeldWanted = !separate && o.heldoutFraction === 0 && o.fixedLr
+  if (held.usable.size === 0 && !noHeldWanted) {
+    if (!separate && held.common === 0)
+      throw new KtpError(
+        'no-data',
+        `--heldout-fraction ${o.heldoutFraction} holds out none of the ${train.common} training utterances, and newbob needs held-out data: raise it, give --heldout-feats and --heldout-labels, or train a fixed schedule (--fixed-lr)`,
+      )
+    throw noUsableUtts('held-out', heldSurvey, data.heldLabels, heldLabelsPath, held)
+  }
+  data.trainSelect = (u) => train.usable.has(u)
+  data.heldSelect = (u) => held.usable.has(u)
+  data.skipped = [...train.skipped, ...held.skipped]
+  data.used = train.usable.size + held.usable.size
+  const counts = new Float64Array(data.numClasses).fill(1) // add-one: no class gets prior 0
+  for (const u of train.usable) for (const l of data.trainLabels.map.get(u)!) counts[l]++
+  const total = counts.reduce((a, b) => a + b, 0)
+  data.priors = Array.from(counts, (c) => c / total)
+}
+
+/** Name the utterances training leaves out (the first few, then a count). */
+export function reportSkipped(stage: string, data: TrainingData, log: (l: string) => void): void {
+  for (const s of data.skipped.slice(0, 10)) log(`ktp ${stage}: WARNING skipping '${s.utt}': ${s.why}`)
+  if (data.skipped.length > 10) log(`ktp ${stage}: WARNING … and ${data.skipped.length - 10} more utterances skipped`)
+}
+
+/** The accounting at the end of a training run: "done N, failed M", and its exit code (1 if any failed). */
+export function accounting(data: TrainingData): { line: string; code: 0 | 1 } {
+  return { line: `done ${data.used}, failed ${data.skipped.length}`, code: data.skipped.length > 0 ? 1 : 0 }
 }
 
 export interface Phase {
@@ -317,7 +385,17 @@ export async function useBackend(name: BackendName, log: (l: string) => void): P
 /** Build `config` (validated by the registry) for this data: its entry gives input width and layout. */
 export function buildFor(config: ModelConfig | ModelSpecOf['model'], data: TrainingData, opts: TrainOptions): Model {
   const inputDim = modelType(config.type).inputDim(data.dim, opts.context)
-  return buildModel({ model: config, inputDim, numClasses: data.numClasses, seed: opts.seed })
+  try {
+    return buildModel({ model: config, inputDim, numClasses: data.numClasses, seed: opts.seed })
+  } catch (err) {
+    // a typed array or wasm heap the size asked for cannot be had: the config, not ktp, is at fault
+    if (err instanceof ModelTooLarge || err instanceof RangeError || /out of memory/i.test(String(err)))
+      throw new KtpError(
+        'model-too-large',
+        `--model ${JSON.stringify(config)}: too large for ${inputDim} inputs and ${data.numClasses} classes: ${(err as Error).message}; choose smaller layers`,
+      )
+    throw err
+  }
 }
 
 /** The input splicing a model directory records: ±context for frame models, none for chunk models. */
