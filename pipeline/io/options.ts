@@ -30,12 +30,15 @@ function unwrap(f: AnyZod): Field {
   let cur = f
   let dflt: unknown
   let optional = false
-  const description = f.description
+  // the OUTERMOST default and description win: `base.default(a).describe(d).default(b)` (a command
+  // re-defaulting a shared option, as train-student does --model) defaults to b and is described by d
+  let description = f.description
   for (;;) {
     const t = cur.def.type
+    description ??= cur.description
     if (t === 'default') {
       const d = cur.def.defaultValue
-      dflt = typeof d === 'function' ? (d as () => unknown)() : d
+      if (dflt === undefined) dflt = typeof d === 'function' ? (d as () => unknown)() : d
       optional = true
     } else if (t === 'optional' || t === 'nullable') optional = true
     else if (t === 'pipe') {
