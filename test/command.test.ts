@@ -20,6 +20,7 @@ import {
 } from '../pipeline/io/command.js'
 import { yargsOptions, yargsPositionals } from '../pipeline/io/options.js'
 import { commands } from '../pipeline/cli/commands.js'
+import { studentOptions } from '../stages/train-student/stage.js'
 import { KtpError } from '../schemas/errors.js'
 import { fingerprint } from '../schemas/fingerprint.js'
 import { getMatrix, uttId } from '../schemas/utterance.js'
@@ -88,6 +89,23 @@ t.test('yargs definitions from the schemas: types, defaults, choices, required',
     ['inputs', { describe: 'inputs, or - for stdin', type: 'string', array: true }],
     ['scores', { describe: 's', type: 'string', default: '-' }],
   ])
+})
+
+t.test('a re-defaulted shared option: the outer default and the inner description reach yargs', async (t) => {
+  // train-student re-defaults the shared --model (a DNN for ktp train) to an LSTM: yargs fills argv
+  // with the default it is given, so taking the inner one trained a DNN "student" (issue 17)
+  const shared = z.object({ model: z.string().default('dnn').describe('model config'), context: z.number().default(5) })
+  const student = shared.extend({
+    model: shared.shape.model.default('lstm'),
+    context: shared.shape.context.default(0),
+  })
+  const o = yargsOptions(student)
+  t.match(o.model, { default: 'lstm', describe: 'model config' })
+  t.equal(o.context.default, 0)
+  const real = yargsOptions(studentOptions)
+  t.match(real.model, { default: /"type":"lstm"/, describe: /model config/ }, 'ktp train-student defaults to an LSTM')
+  t.match(real.context, { default: 0, describe: /context/ })
+  t.match(real.mode, { default: 'kt', describe: /training method/ })
 })
 
 /** Run `argv` through yargs with one command, as main.ts does; what run saw, exit code, stderr. */
