@@ -257,9 +257,19 @@ async function runSteps(recipe: Recipe, o: RunRecipeOptions): Promise<StepOutcom
 
   const runOne = async (s: Step, i: number): Promise<void> => {
     await Promise.all([...dependsOn(recipe, s)].map((d) => finished.get(d)))
-    const failedDep = [...dependsOn(recipe, s)].find((d) => outcomes.get(d)?.state === 'failed')
+    // a failure stops everything downstream, not only the next step (a report must not be
+    // written, and stamped, from the evaluations that are missing because a model failed)
+    const failedDep = [...dependsOn(recipe, s)].find((d) => {
+      const o = outcomes.get(d)
+      return o?.state === 'failed' || (o?.state === 'skipped' && o.reason?.endsWith(' failed'))
+    })
     if (failedDep) {
-      outcomes.set(s.name, { name: s.name, state: 'skipped', reason: `${failedDep} failed` })
+      const o = outcomes.get(failedDep)!
+      outcomes.set(s.name, {
+        name: s.name,
+        state: 'skipped',
+        reason: o.state === 'failed' ? `${failedDep} failed` : o.reason,
+      })
       return
     }
     if (i < fromI || i > untilI) {
