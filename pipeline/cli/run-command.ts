@@ -40,6 +40,10 @@ export const runCommand = defineCommand({
   examples: [
     ['ktp run fsdd --out exp/fsdd --quick', 'the quick configuration'],
     ['ktp run fsdd --out exp/fsdd --seeds 3 --set students.lstm-kt.temperature=4', 'three seeds, one student changed'],
+    [
+      'ktp run fsdd --out exp/cv --quick --folds 6',
+      'leave-one-speaker-out over the 6 speakers, claims read as paired intervals',
+    ],
   ],
   run: async (o, argv) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)
