@@ -100,6 +100,7 @@ t.test('a failing step stops its dependents, not its siblings', async (t) => {
     steps: [
       { name: 'bad', cmd: ['info', p('missing.arrow')], inputs: [], outputs: [p('x')] },
       { name: 'after-bad', inputs: [p('x')], outputs: [p('y')], fn: async () => writeFileSync(p('y'), '') },
+      { name: 'report', inputs: [p('y')], outputs: [p('r')], fn: async () => writeFileSync(p('r'), '') },
       { name: 'sibling', inputs: [], outputs: [p('z')], fn: async () => writeFileSync(p('z'), '') },
     ],
   }
@@ -109,9 +110,12 @@ t.test('a failing step stops its dependents, not its siblings', async (t) => {
     [
       ['bad', 'failed'],
       ['after-bad', 'skipped'],
+      ['report', 'skipped'],
       ['sibling', 'ran'],
     ],
   )
+  t.equal(out[2].reason, 'bad failed', 'a failure stops everything downstream, not only the next step')
+  t.notOk(existsSync(p('r')))
   t.match(readFileSync(join(dir, 'log', 'bad.log'), 'utf8'), /no such file/)
 })
 

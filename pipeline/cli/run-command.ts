@@ -46,6 +46,10 @@ export const runCommand = defineCommand({
       'ktp run fsdd --out exp/fsdd --quick --executor slurm --slurm-opts=--partition=cpu',
       'each stale step as a Slurm job',
     ],
+    [
+      'ktp run fsdd --out exp/cv --quick --folds 6',
+      'leave-one-speaker-out over the 6 speakers, claims read as paired intervals',
+    ],
   ],
   run: async (o, argv) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)

@@ -41,9 +41,16 @@ async function runLocal(plan: Plan, o: RunRecipeOptions): Promise<StepOutcome[]>
 
   const runOne = async ({ step: s, deps, selected }: PlannedStep): Promise<void> => {
     await Promise.all(deps.map((d) => finished.get(d)))
-    const failedDep = deps.find((d) => outcomes.get(d)?.state === 'failed')
+    // a failure stops everything downstream, not only the next step (a report must not be
+    // written, and stamped, from the evaluations that are missing because a model failed)
+    const failedDep = deps.find((d) => {
+      const dep = outcomes.get(d)
+      return dep?.state === 'failed' || (dep?.state === 'skipped' && dep.reason?.endsWith(' failed'))
+    })
     if (failedDep) {
-      outcomes.set(s.name, { name: s.name, state: 'skipped', reason: `${failedDep} failed` })
+      const dep = outcomes.get(failedDep)!
+      const reason = dep.state === 'failed' ? `${failedDep} failed` : dep.reason
+      outcomes.set(s.name, { name: s.name, state: 'skipped', reason })
       return
     }
     if (!selected) {

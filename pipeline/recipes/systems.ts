@@ -187,7 +187,7 @@ export interface Prepared {
 function report(prep: Prepared, runs: SystemRun[], out: string, cfg: SystemsConfig): Step {
   return {
     name: 'report',
-    config: { systems: SYSTEMS, seeds: cfg.seeds, v: 1 },
+    config: { systems: SYSTEMS, seeds: cfg.seeds, v: 2 }, // v2: paired intervals, test-set size (issues 15, 17)
     inputs: [...runs.map((r) => r.eval), ...prep.reportInputs],
     outputs: [prep.data.p('results.json'), prep.data.p('report.md')],
     fn: async () =>
@@ -227,7 +227,7 @@ export function foldedSystemsRecipe(
   const cfg = first.config
   const pooled: Step = {
     name: 'report',
-    config: { systems: SYSTEMS, seeds: cfg.seeds, folds: folds.map((f) => f.fold), v: 1 },
+    config: { systems: SYSTEMS, seeds: cfg.seeds, folds: folds.map((f) => f.fold), v: 2 },
     inputs: perFold.flatMap((f) => f.runs.map((r) => r.eval)),
     outputs: [join(out, 'results.json'), join(out, 'report.md')],
     fn: async () =>
