@@ -320,3 +320,44 @@ t.test('no command help or example points at ../shared (a clone has no such fold
   t.ok(files.length > 20, `${files.length} command files`)
   for (const f of files) t.notMatch(readFileSync(f, 'utf8'), /\.\.\/shared/, f)
 })
+
+t.test('a rerun that finds a checkpoint resumes with --resume, or says how to start afresh', async (t) => {
+  const out = p('o-rerun')
+  const args = ['--feats', F, '--labels', L]
+  t.equal((await train(args, out)).code, 0)
+  const { rmSync, statSync, truncateSync } = await import('node:fs')
+  // as if killed after its last checkpoint, before the model was written
+  rmSync(join(out, 'ktp.json'))
+  rmSync(join(out, 'params.bin'))
+  let r = await train(args, out)
+  refused(
+    t,
+    r,
+    out,
+    /o-rerun holds a checkpoint from an earlier, unfinished run with these options \(ce, epoch \d+, batch \d+\): pass --resume to continue it, or --force to discard it and start afresh/,
+  )
+  r = await train([...args, '--lr', '0.1'], out)
+  refused(t, r, out, /holds a checkpoint \(checkpoint\.ce\.bin\) from an unfinished run with other options or data/)
+  r = await train([...args, '--resume'], out)
+  t.equal(r.code, 0, 'resumed')
+  t.ok(existsSync(join(out, 'ktp.json')))
+  // a finished model's leftover checkpoint does not block retraining it with other options
+  r = await train([...args, '--lr', '0.1'], out)
+  t.equal(r.code, 0, 'stale finished model retrained')
+  t.match(r.stderr, /discarding .*checkpoint\.ce\.bin \(left by the earlier, finished model\)/)
+  // a truncated checkpoint is never resumed, and says so
+  rmSync(join(out, 'ktp.json'))
+  rmSync(join(out, 'params.bin'))
+  const ck = join(out, 'checkpoint.ce.bin')
+  truncateSync(ck, statSync(ck).size - 100)
+  r = await train([...args, '--lr', '0.1', '--resume'], out)
+  refused(
+    t,
+    r,
+    out,
+    /checkpoint\.ce\.bin: a damaged checkpoint \(\d+ bytes, its header describes \d+\), which cannot be resumed: pass --force/,
+  )
+  r = await train([...args, '--lr', '0.1', '--force'], out)
+  t.equal(r.code, 0, '--force starts afresh')
+  t.match(r.stderr, /discarding .*checkpoint\.ce\.bin \(damaged\)/)
+})

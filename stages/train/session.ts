@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { fingerprint } from '../../schemas/fingerprint.js'
@@ -16,6 +16,7 @@ import {
   modelType,
   selectBackend,
 } from '../nn/index.js'
+import { peekCheckpoint } from './checkpoint.js'
 import { type LabelSet, describeCorpus, loadLabels } from './corpus.js'
 import { DEFAULT_NEWBOB, type NewbobConfig } from './newbob.js'
 import type { OptimizerConfig } from './optimizer.js'
@@ -346,6 +347,60 @@ export function trainingKeys(
       .map(([k, v]) => `${k}=${v}`),
   )
   return { fingerprint: fp, build: fp }
+}
+
+/**
+ * Before a run writes into `out`: what do the checkpoints there belong to? One of an interrupted
+ * run with these very options is continued with --resume, and without it the run refuses, saying
+ * how to continue or start afresh (never silently restarting at epoch 1 over it). One of a run
+ * with other options is refused too, unless it is the leftover of the finished (now stale) model
+ * there. A damaged one (not the size its header describes) is never resumed. --force discards
+ * whatever is not resumed.
+ */
+export function checkEarlierRun(
+  stage: string,
+  out: string,
+  fingerprint: string,
+  cli: { resume: boolean; force: boolean },
+  log: (l: string) => void,
+): void {
+  if (!existsSync(out)) return
+  const files = readdirSync(out).filter((f) => /^(checkpoint\..+|rbm\.\d+)\.bin$/.test(f))
+  const finished = existsSync(join(out, 'ktp.json'))
+  const how = 'pass --force to discard it and start afresh, or choose another -o'
+  for (const f of files) {
+    const path = join(out, f)
+    const ck = peekCheckpoint<{ fingerprint?: string; phase?: string; epoch?: number; skip?: number }>(path)
+    const discard = (why: string) => {
+      log(`ktp ${stage}: discarding ${path} (${why})`)
+      unlinkSync(path)
+    }
+    if (!ck.header || !ck.whole) {
+      if (cli.force) discard('damaged')
+      else
+        throw new KtpError(
+          'bad-checkpoint',
+          `${path}: a damaged checkpoint (${ck.bytes} bytes${Number.isFinite(ck.expected) ? `, its header describes ${ck.expected}` : ', no readable header'}), which cannot be resumed: ${how}`,
+        )
+    } else if (ck.header.fingerprint === fingerprint) {
+      if (cli.resume || f.startsWith('rbm.')) continue // resumed (finished RBM layers are always reused)
+      if (cli.force) discard('--force')
+      else {
+        const at = ck.header.phase
+          ? ` (${ck.header.phase}, epoch ${(ck.header.epoch ?? 0) + 1}, batch ${ck.header.skip ?? 0})`
+          : ''
+        throw new KtpError(
+          'earlier-run',
+          `${out} holds a checkpoint from an earlier, unfinished run with these options${at}: pass --resume to continue it, or --force to discard it and start afresh, or choose another -o`,
+        )
+      }
+    } else if (finished || cli.force) discard(finished ? 'left by the earlier, finished model' : '--force')
+    else
+      throw new KtpError(
+        'earlier-run',
+        `${out} holds a checkpoint (${f}) from an unfinished run with other options or data: rerun that command with --resume to finish it, or ${how}`,
+      )
+  }
 }
 
 export function upToDate(out: string, build: string): ModelMeta | null {
