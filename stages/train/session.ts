@@ -24,7 +24,7 @@ import { NON_VALUE_OPTIONS, type TrainOptions, type schedulerOptions } from './o
 import { type ModelMeta, readModelMeta, saveModel } from './model-store.js'
 import { type SkippedUtt, checkLabelRange, noUsableUtts, surveyFeatures, usableUtts } from './survey.js'
 import { type SpeechSourceConfig, type TargetMix, speechSource } from './speech-source.js'
-import { type EpochRecord, type TrainResult, train } from './trainer.js'
+import { type EpochRecord, type TrainResult, TrainingInterrupted, train } from './trainer.js'
 
 /**
  * The speech side of training, shared by ktp train, train-teacher and train-student: which files,
@@ -244,6 +244,34 @@ export interface TrainContext {
   log: (line: string) => void
 }
 
+/**
+ * Run `run` with SIGINT/SIGTERM turned into a stop at the next step boundary (the trainer writes
+ * its checkpoint there), then an 'interrupted' (exit 130) or 'terminated' (exit 143) error saying
+ * how to continue. A second signal is not caught: it kills the process as usual (the checkpoint
+ * on disk is then the last whole one).
+ */
+async function trainStoppable<T>(ctx: TrainContext, run: (stop: () => boolean) => Promise<T>): Promise<T> {
+  let signal: NodeJS.Signals | null = null
+  const onSignal = (sig: NodeJS.Signals) => {
+    signal = sig
+    ctx.log(`ktp: ${sig} received: stopping at the end of this training step (again to kill at once)`)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    return await run(() => signal !== null)
+  } catch (err) {
+    if (!(err instanceof TrainingInterrupted)) throw err
+    throw new KtpError(
+      signal === 'SIGTERM' ? 'terminated' : 'interrupted',
+      `${signal ?? 'stop'}: training stopped at ${err.phase} epoch ${err.epoch}, batch ${err.batch}; the checkpoint in ${ctx.out} holds it and no model was written: run the same command with --resume to continue`,
+    )
+  } finally {
+    process.removeListener('SIGINT', onSignal)
+    process.removeListener('SIGTERM', onSignal)
+  }
+}
+
 /** Train `model` through the phases, each with its own schedule, checkpointed for --resume. */
 export async function runPhases(
   model: Model,
@@ -295,35 +323,38 @@ export async function runPhases(
       targets: { hard: 1, soft: 0, temperature: 1 },
       seed: opts.seed,
     })
-    const r = await train(
-      model,
-      source,
-      held,
-      {
-        optimizer: optimizerFrom(opts),
-        schedule: phase.schedule,
-        clip: opts.clip,
-        maxBadBatches: 20,
-        logEvery: 50,
-        phase: phase.name,
-        resume: ctx.resume,
-        workers: opts.workers,
-        checkpoint: {
-          path: join(ctx.out, `checkpoint.${phase.name}.bin`),
-          everyMinutes: opts.checkpointMinutes,
-          fingerprint: ctx.fingerprint,
+    const r = await trainStoppable(ctx, (stop) =>
+      train(
+        model,
+        source,
+        held,
+        {
+          stop,
+          optimizer: optimizerFrom(opts),
+          schedule: phase.schedule,
+          clip: opts.clip,
+          maxBadBatches: 20,
+          logEvery: 50,
+          phase: phase.name,
+          resume: ctx.resume,
+          workers: opts.workers,
+          checkpoint: {
+            path: join(ctx.out, `checkpoint.${phase.name}.bin`),
+            everyMinutes: opts.checkpointMinutes,
+            fingerprint: ctx.fingerprint,
+          },
         },
-      },
-      (rec) => {
-        appendFileSync(logPath, `${JSON.stringify(rec)}\n`)
-        if ('heldout_accuracy' in rec) {
-          ctx.log(
-            `ktp train: ${rec.phase} epoch ${rec.epoch} lr ${rec.lr.toPrecision(3)} train loss ${rec.train_loss.toFixed(4)}` +
-              `${rec.train_accuracy === null ? '' : ` acc ${rec.train_accuracy.toFixed(2)}%`} held-out acc ${rec.heldout_accuracy.toFixed(2)}%` +
-              `${rec.accepted ? '' : ' (rejected)'} ${rec.rows_per_s} frames/s${rec.bad_batches ? `, ${rec.bad_batches} bad batches skipped` : ''}`,
-          )
-        }
-      },
+        (rec) => {
+          appendFileSync(logPath, `${JSON.stringify(rec)}\n`)
+          if ('heldout_accuracy' in rec) {
+            ctx.log(
+              `ktp train: ${rec.phase} epoch ${rec.epoch} lr ${rec.lr.toPrecision(3)} train loss ${rec.train_loss.toFixed(4)}` +
+                `${rec.train_accuracy === null ? '' : ` acc ${rec.train_accuracy.toFixed(2)}%`} held-out acc ${rec.heldout_accuracy.toFixed(2)}%` +
+                `${rec.accepted ? '' : ' (rejected)'} ${rec.rows_per_s} frames/s${rec.bad_batches ? `, ${rec.bad_batches} bad batches skipped` : ''}`,
+            )
+          }
+        },
+      ),
     )
     records.push(...r.epochs)
     results.push(r)
