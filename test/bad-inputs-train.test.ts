@@ -16,7 +16,7 @@ import { BatchEncoder } from '../pipeline/io/arrow-encoder.js'
 import { openArrow } from '../pipeline/io/arrow-source.js'
 import { puller } from '../pipeline/io/pull.js'
 import { uttId } from '../schemas/utterance.js'
-import { ktp, rng, tmp } from './helpers.js'
+import { CLI, ktp, rng, tmp } from './helpers.js'
 
 const D = tmp('ktp-bad-train-')
 const p = (f: string) => join(D, f)
@@ -320,3 +320,113 @@ t.test('no command help or example points at ../shared (a clone has no such fold
   t.ok(files.length > 20, `${files.length} command files`)
   for (const f of files) t.notMatch(readFileSync(f, 'utf8'), /\.\.\/shared/, f)
 })
+
+t.test('a rerun that finds a checkpoint resumes with --resume, or says how to start afresh', async (t) => {
+  const out = p('o-rerun')
+  const args = ['--feats', F, '--labels', L]
+  t.equal((await train(args, out)).code, 0)
+  const { rmSync, statSync, truncateSync } = await import('node:fs')
+  // as if killed after its last checkpoint, before the model was written
+  rmSync(join(out, 'ktp.json'))
+  rmSync(join(out, 'params.bin'))
+  let r = await train(args, out)
+  refused(
+    t,
+    r,
+    out,
+    /o-rerun holds a checkpoint from an earlier, unfinished run with these options \(ce, epoch \d+, batch \d+\): pass --resume to continue it, or --force to discard it and start afresh/,
+  )
+  r = await train([...args, '--lr', '0.1'], out)
+  refused(t, r, out, /holds a checkpoint \(checkpoint\.ce\.bin\) from an unfinished run with other options or data/)
+  r = await train([...args, '--resume'], out)
+  t.equal(r.code, 0, 'resumed')
+  t.ok(existsSync(join(out, 'ktp.json')))
+  // a finished model's leftover checkpoint does not block retraining it with other options
+  r = await train([...args, '--lr', '0.1'], out)
+  t.equal(r.code, 0, 'stale finished model retrained')
+  t.match(r.stderr, /discarding .*checkpoint\.ce\.bin \(left by the earlier, finished model\)/)
+  // a truncated checkpoint is never resumed, and says so
+  rmSync(join(out, 'ktp.json'))
+  rmSync(join(out, 'params.bin'))
+  const ck = join(out, 'checkpoint.ce.bin')
+  truncateSync(ck, statSync(ck).size - 100)
+  r = await train([...args, '--lr', '0.1', '--resume'], out)
+  refused(
+    t,
+    r,
+    out,
+    /checkpoint\.ce\.bin: a damaged checkpoint \(\d+ bytes, its header describes \d+\), which cannot be resumed: pass --force/,
+  )
+  r = await train([...args, '--lr', '0.1', '--force'], out)
+  t.equal(r.code, 0, '--force starts afresh')
+  t.match(r.stderr, /discarding .*checkpoint\.ce\.bin \(damaged\)/)
+})
+
+t.test(
+  'SIGTERM/SIGINT mid-training: stops at a step boundary with a whole checkpoint, exit 143/130, then --resume',
+  async (t) => {
+    const { spawn } = await import('node:child_process')
+    const { peekCheckpoint } = await import('../stages/train/checkpoint.js')
+    const many = Array.from({ length: 60 }, (_, i) => ({ utt: `u${String(i).padStart(2, '0')}`, frames: 100 }))
+    const bigF = feats('f-big.arrow', { utts: many })
+    const schema = makeSchema('labels', { metadata: { 'ktp.num_classes': '3' } })
+    writeArrow(
+      p('l-big.arrow'),
+      schema,
+      many.map(({ utt, frames }) => ({ utt, labels: Int32Array.from({ length: frames }, (_, i) => i % 3) })),
+    )
+    for (const [sig, code] of [
+      ['SIGTERM', 143],
+      ['SIGINT', 130],
+    ] as const) {
+      const out = p(`o-${sig}`)
+      const args = [
+        ...[
+          'train',
+          ...DNN,
+          '--context',
+          '1',
+          '--backend',
+          'cpu',
+          '--batch-size',
+          '4',
+          '--fixed-lr',
+          '--max-epochs',
+          '2',
+        ],
+        ...['--feats', bigF, '--labels', p('l-big.arrow'), '-o', out],
+      ]
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+      let stderr = ''
+      child.stderr.on('data', (c) => (stderr += c))
+      // signal once training is under way: the first progress record (50 steps) is in train.jsonl
+      const poll = setInterval(() => {
+        if (existsSync(join(out, 'train.jsonl'))) {
+          clearInterval(poll)
+          child.kill(sig)
+        }
+      }, 20)
+      const exit = await new Promise<number | null>((resolve) => child.on('close', resolve))
+      clearInterval(poll)
+      t.equal(exit, code, `${sig}: exit ${code}`)
+      t.match(stderr, new RegExp(`${sig} received: stopping at the end of this training step`))
+      t.match(
+        stderr,
+        /training stopped at ce epoch 1, batch \d+; the checkpoint in .* holds it and no model was written: run the same command with --resume to continue/,
+      )
+      t.notMatch(stderr, /internal error|\n\s+at /)
+      t.notOk(existsSync(join(out, 'ktp.json')), 'no model claimed')
+      const ck = peekCheckpoint<{ epoch: number; skip: number }>(join(out, 'checkpoint.ce.bin'))
+      t.ok(ck.whole, 'the checkpoint is whole')
+      t.ok(
+        ck.header && ck.header.epoch === 0 && ck.header.skip >= 50,
+        `stopped inside epoch 1 after step ${ck.header?.skip}`,
+      )
+      if (sig === 'SIGTERM') {
+        const again = await inproc([...args, '--resume'])
+        t.equal(again.code, 0, 'resumed to the end')
+        t.ok(existsSync(join(out, 'ktp.json')), 'model written')
+      }
+    }
+  },
+)

@@ -113,7 +113,8 @@ export function reportFatal(err: unknown): number {
   if (isFsError(err)) err = describeFsError(err)
   if (err instanceof KtpError) {
     process.stderr.write(`ktp: error: ${err.message}\n`)
-    return err.code === 'interrupted' ? 130 : 2
+    // 128 + the signal's number, as a shell reports a process killed by it
+    return err.code === 'interrupted' ? 130 : err.code === 'terminated' ? 143 : 2
   }
   process.stderr.write(`ktp: internal error: ${(err as Error)?.stack ?? String(err)}\n`)
   return 2

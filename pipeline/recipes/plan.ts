@@ -172,12 +172,17 @@ export async function stepKey(s: Step): Promise<string> {
     .slice(0, 32)
 }
 
+/** Commands that checkpoint and continue with --resume (without it they refuse an unfinished run's output). */
+const TRAINING_COMMANDS = new Set(['train', 'train-teacher', 'train-student'])
+
 /** Run a step's `ktp` command as a child process, its stderr (and stdout unless saved) to `logPath`. */
 export function runChild(cli: string, s: Step, logPath: string): Promise<number> {
   return new Promise((resolve, reject) => {
     mkdirSync(dirname(logPath), { recursive: true })
     const log = createWriteStream(logPath)
-    const child = spawn(process.execPath, [cli, ...s.cmd!], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // a training step killed midway continues from its checkpoint (not part of the step's key)
+    const args = TRAINING_COMMANDS.has(s.cmd![0]) ? [...s.cmd!, '--resume'] : s.cmd!
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     const chunks: Buffer[] = []
     child.stdout.on('data', (d: Buffer) => (s.stdoutTo ? chunks.push(d) : log.write(d)))
     child.stderr.on('data', (d: Buffer) => log.write(d))

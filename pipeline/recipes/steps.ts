@@ -219,6 +219,8 @@ export function trainDnn(
     ],
     inputs: [o.data.feats.train, o.data.feats.dev, o.data.labels.train, o.data.labels.dev, ...part.inputs],
     outputs: [o.out],
+    // utterances without labels (alignment failures) are skipped and counted: exit 1, model written
+    allowPartial: true,
   }
 }
 
@@ -264,5 +266,6 @@ export function trainStudent(
       ...(o.soft ? [o.soft] : []),
     ],
     outputs: [o.out],
+    allowPartial: true,
   }
 }

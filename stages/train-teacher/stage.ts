@@ -31,6 +31,7 @@ import {
   type TrainContext,
   accounting,
   buildFor,
+  checkEarlierRun,
   finishModel,
   openTrainingData,
   reportSkipped,
@@ -236,6 +237,7 @@ export async function runTrainTeacher(
     return 0
   }
   if (!resume && existsSync(join(out, 'ktp.json'))) log(`ktp train-teacher: ${out} is stale; retraining`)
+  checkEarlierRun('train-teacher', out, keys.fingerprint, { resume, force }, log)
   await vetTrainingData(data, o)
   reportSkipped('train-teacher', data, log)
   await useBackend(o.backend, log)

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { KtpError } from '../../schemas/errors.js'
 import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
 
@@ -55,6 +55,12 @@ export function loadCheckpoint<H>(path: string): Checkpoint<H> | null {
   ) {
     throw new KtpError('bad-checkpoint', `${path}: header lacks a valid array list; delete it to start afresh`)
   }
+  const expected = 12 + hlen + meta.arrays.reduce((a, [, count]) => a + count * 4, 0)
+  if (expected !== b.length)
+    throw new KtpError(
+      'bad-checkpoint',
+      `${path}: ${b.length} bytes, but its header describes ${expected} (${b.length < expected ? 'truncated' : 'trailing bytes'}); delete it to start afresh`,
+    )
   const arrays: Record<string, Float32Array> = {}
   let off = 12 + hlen
   for (const [n, count] of meta.arrays) {
@@ -66,4 +72,31 @@ export function loadCheckpoint<H>(path: string): Checkpoint<H> | null {
     off += count * 4
   }
   return { header: meta.header, arrays }
+}
+
+/**
+ * A checkpoint's header and whether the file is whole (its size is what the header describes),
+ * without reading its arrays: what a rerun needs to say what an output directory holds.
+ */
+export function peekCheckpoint<H>(path: string): { header: H | null; whole: boolean; bytes: number; expected: number } {
+  const fd = openSync(path, 'r')
+  try {
+    const bytes = fstatSync(fd).size
+    const head = Buffer.alloc(12)
+    if (readSync(fd, head, 0, 12, 0) < 12 || head.toString('ascii', 0, 8) !== MAGIC)
+      return { header: null, whole: false, bytes, expected: NaN }
+    const hlen = head.readUInt32LE(8)
+    if (12 + hlen > bytes) return { header: null, whole: false, bytes, expected: NaN }
+    const hb = Buffer.alloc(hlen)
+    readSync(fd, hb, 0, hlen, 12)
+    try {
+      const meta = JSON.parse(hb.toString('utf8')) as { header: H; arrays: [string, number][] }
+      const expected = 12 + hlen + meta.arrays.reduce((a, [, count]) => a + count * 4, 0)
+      return { header: meta.header, whole: expected === bytes, bytes, expected }
+    } catch {
+      return { header: null, whole: false, bytes, expected: NaN }
+    }
+  } finally {
+    closeSync(fd)
+  }
 }

@@ -18,6 +18,7 @@ import {
   type TrainContext,
   accounting,
   buildFor,
+  checkEarlierRun,
   finishModel,
   openTrainingData,
   reportSkipped,
@@ -148,6 +149,7 @@ export async function runMethod(
     log(`ktp ${stage}: ${out} is up to date, nothing to do`)
     return 0
   }
+  checkEarlierRun(stage, out, keys.fingerprint, cli, log)
   await vetTrainingData(data, o)
   reportSkipped(stage, data, log)
   await useBackend(o.backend, log)

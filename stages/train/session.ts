@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { fingerprint } from '../../schemas/fingerprint.js'
@@ -17,6 +17,7 @@ import {
   modelType,
   selectBackend,
 } from '../nn/index.js'
+import { peekCheckpoint } from './checkpoint.js'
 import { type LabelSet, describeCorpus, loadLabels } from './corpus.js'
 import { DEFAULT_NEWBOB, type NewbobConfig } from './newbob.js'
 import type { OptimizerConfig } from './optimizer.js'
@@ -24,7 +25,7 @@ import { NON_VALUE_OPTIONS, type TrainOptions, type schedulerOptions } from './o
 import { type ModelMeta, readModelMeta, saveModel } from './model-store.js'
 import { type SkippedUtt, checkLabelRange, noUsableUtts, surveyFeatures, usableUtts } from './survey.js'
 import { type SpeechSourceConfig, type TargetMix, speechSource } from './speech-source.js'
-import { type EpochRecord, type TrainResult, train } from './trainer.js'
+import { type EpochRecord, type TrainResult, TrainingInterrupted, train } from './trainer.js'
 
 /**
  * The speech side of training, shared by ktp train, train-teacher and train-student: which files,
@@ -244,6 +245,34 @@ export interface TrainContext {
   log: (line: string) => void
 }
 
+/**
+ * Run `run` with SIGINT/SIGTERM turned into a stop at the next step boundary (the trainer writes
+ * its checkpoint there), then an 'interrupted' (exit 130) or 'terminated' (exit 143) error saying
+ * how to continue. A second signal is not caught: it kills the process as usual (the checkpoint
+ * on disk is then the last whole one).
+ */
+async function trainStoppable<T>(ctx: TrainContext, run: (stop: () => boolean) => Promise<T>): Promise<T> {
+  let signal: NodeJS.Signals | null = null
+  const onSignal = (sig: NodeJS.Signals) => {
+    signal = sig
+    ctx.log(`ktp: ${sig} received: stopping at the end of this training step (again to kill at once)`)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    return await run(() => signal !== null)
+  } catch (err) {
+    if (!(err instanceof TrainingInterrupted)) throw err
+    throw new KtpError(
+      signal === 'SIGTERM' ? 'terminated' : 'interrupted',
+      `${signal ?? 'stop'}: training stopped at ${err.phase} epoch ${err.epoch}, batch ${err.batch}; the checkpoint in ${ctx.out} holds it and no model was written: run the same command with --resume to continue`,
+    )
+  } finally {
+    process.removeListener('SIGINT', onSignal)
+    process.removeListener('SIGTERM', onSignal)
+  }
+}
+
 /** Train `model` through the phases, each with its own schedule, checkpointed for --resume. */
 export async function runPhases(
   model: Model,
@@ -295,35 +324,38 @@ export async function runPhases(
       targets: { hard: 1, soft: 0, temperature: 1 },
       seed: opts.seed,
     })
-    const r = await train(
-      model,
-      source,
-      held,
-      {
-        optimizer: optimizerFrom(opts),
-        schedule: phase.schedule,
-        clip: opts.clip,
-        maxBadBatches: 20,
-        logEvery: 50,
-        phase: phase.name,
-        resume: ctx.resume,
-        workers: opts.workers,
-        checkpoint: {
-          path: join(ctx.out, `checkpoint.${phase.name}.bin`),
-          everyMinutes: opts.checkpointMinutes,
-          fingerprint: ctx.fingerprint,
+    const r = await trainStoppable(ctx, (stop) =>
+      train(
+        model,
+        source,
+        held,
+        {
+          stop,
+          optimizer: optimizerFrom(opts),
+          schedule: phase.schedule,
+          clip: opts.clip,
+          maxBadBatches: 20,
+          logEvery: 50,
+          phase: phase.name,
+          resume: ctx.resume,
+          workers: opts.workers,
+          checkpoint: {
+            path: join(ctx.out, `checkpoint.${phase.name}.bin`),
+            everyMinutes: opts.checkpointMinutes,
+            fingerprint: ctx.fingerprint,
+          },
         },
-      },
-      (rec) => {
-        appendFileSync(logPath, `${JSON.stringify(rec)}\n`)
-        if ('heldout_accuracy' in rec) {
-          ctx.log(
-            `ktp train: ${rec.phase} epoch ${rec.epoch} lr ${rec.lr.toPrecision(3)} train loss ${rec.train_loss.toFixed(4)}` +
-              `${rec.train_accuracy === null ? '' : ` acc ${rec.train_accuracy.toFixed(2)}%`} held-out acc ${rec.heldout_accuracy.toFixed(2)}%` +
-              `${rec.accepted ? '' : ' (rejected)'} ${rec.rows_per_s} frames/s${rec.bad_batches ? `, ${rec.bad_batches} bad batches skipped` : ''}`,
-          )
-        }
-      },
+        (rec) => {
+          appendFileSync(logPath, `${JSON.stringify(rec)}\n`)
+          if ('heldout_accuracy' in rec) {
+            ctx.log(
+              `ktp train: ${rec.phase} epoch ${rec.epoch} lr ${rec.lr.toPrecision(3)} train loss ${rec.train_loss.toFixed(4)}` +
+                `${rec.train_accuracy === null ? '' : ` acc ${rec.train_accuracy.toFixed(2)}%`} held-out acc ${rec.heldout_accuracy.toFixed(2)}%` +
+                `${rec.accepted ? '' : ' (rejected)'} ${rec.rows_per_s} frames/s${rec.bad_batches ? `, ${rec.bad_batches} bad batches skipped` : ''}`,
+            )
+          }
+        },
+      ),
     )
     records.push(...r.epochs)
     results.push(r)
@@ -347,6 +379,60 @@ export function trainingKeys(
       .map(([k, v]) => `${k}=${v}`),
   )
   return { fingerprint: fp, build: fp }
+}
+
+/**
+ * Before a run writes into `out`: what do the checkpoints there belong to? One of an interrupted
+ * run with these very options is continued with --resume, and without it the run refuses, saying
+ * how to continue or start afresh (never silently restarting at epoch 1 over it). One of a run
+ * with other options is refused too, unless it is the leftover of the finished (now stale) model
+ * there. A damaged one (not the size its header describes) is never resumed. --force discards
+ * whatever is not resumed.
+ */
+export function checkEarlierRun(
+  stage: string,
+  out: string,
+  fingerprint: string,
+  cli: { resume: boolean; force: boolean },
+  log: (l: string) => void,
+): void {
+  if (!existsSync(out)) return
+  const files = readdirSync(out).filter((f) => /^(checkpoint\..+|rbm\.\d+)\.bin$/.test(f))
+  const finished = existsSync(join(out, 'ktp.json'))
+  const how = 'pass --force to discard it and start afresh, or choose another -o'
+  for (const f of files) {
+    const path = join(out, f)
+    const ck = peekCheckpoint<{ fingerprint?: string; phase?: string; epoch?: number; skip?: number }>(path)
+    const discard = (why: string) => {
+      log(`ktp ${stage}: discarding ${path} (${why})`)
+      unlinkSync(path)
+    }
+    if (!ck.header || !ck.whole) {
+      if (cli.force) discard('damaged')
+      else
+        throw new KtpError(
+          'bad-checkpoint',
+          `${path}: a damaged checkpoint (${ck.bytes} bytes${Number.isFinite(ck.expected) ? `, its header describes ${ck.expected}` : ', no readable header'}), which cannot be resumed: ${how}`,
+        )
+    } else if (ck.header.fingerprint === fingerprint) {
+      if (cli.resume || f.startsWith('rbm.')) continue // resumed (finished RBM layers are always reused)
+      if (cli.force) discard('--force')
+      else {
+        const at = ck.header.phase
+          ? ` (${ck.header.phase}, epoch ${(ck.header.epoch ?? 0) + 1}, batch ${ck.header.skip ?? 0})`
+          : ''
+        throw new KtpError(
+          'earlier-run',
+          `${out} holds a checkpoint from an earlier, unfinished run with these options${at}: pass --resume to continue it, or --force to discard it and start afresh, or choose another -o`,
+        )
+      }
+    } else if (finished || cli.force) discard(finished ? 'left by the earlier, finished model' : '--force')
+    else
+      throw new KtpError(
+        'earlier-run',
+        `${out} holds a checkpoint (${f}) from an unfinished run with other options or data: rerun that command with --resume to finish it, or ${how}`,
+      )
+  }
 }
 
 export function upToDate(out: string, build: string): ModelMeta | null {

@@ -48,6 +48,24 @@ export interface TrainerConfig {
    * thread only; N > 1 = this thread plus N − 1 worker threads, each on a contiguous part.
    */
   workers?: number
+  /**
+   * Asked between steps: true stops the run at this step boundary — the unfinished epoch's
+   * statistics read back, the checkpoint written — and `train` throws TrainingInterrupted.
+   */
+  stop?: () => boolean
+}
+
+/** Thrown when `stop` asked the run to end; the checkpoint (if configured) holds where it stopped. */
+export class TrainingInterrupted extends Error {
+  constructor(
+    readonly phase: string,
+    readonly epoch: number,
+    readonly batch: number,
+    readonly checkpointed: boolean,
+  ) {
+    super(`${phase}: stopped at epoch ${epoch}, batch ${batch}`)
+    this.name = 'TrainingInterrupted'
+  }
 }
 
 export interface TrainResult {
@@ -144,11 +162,22 @@ export async function train(
         pending.length = 0
         tallySteps(v, st.partial, bad, cfg.maxBadBatches, `${cfg.phase} (epoch ${st.epoch + 1})`)
       }
+      const interrupt = async () => {
+        await flush()
+        save()
+        throw new TrainingInterrupted(cfg.phase, st.epoch + 1, st.skip, key !== null)
+      }
+      if (cfg.stop?.()) await interrupt()
       for await (const b of trainData.epoch(st.epoch, st.skip)) {
         pending.push(await step(b, st.schedule.lr))
         st.partial.rows += b.rows
         disposeBatch(b)
         st.skip++
+        if (cfg.stop) {
+          // a step is all microtasks: let the event loop deliver a pending signal before asking
+          await new Promise((r) => setImmediate(r))
+          if (cfg.stop()) await interrupt()
+        }
         if (pending.length >= cfg.logEvery) {
           await flush()
           const s = (Date.now() - t0) / 1000
