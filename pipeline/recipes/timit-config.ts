@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { featuresOptions } from '../../stages/features/stage.js'
 import { prepareOptions } from '../../stages/prepare/stage.js'
+import { featuresConfigSchema } from './features-config.js'
 import { SYSTEMS_FULL, SYSTEMS_QUICK, systemsConfigSchema } from './systems-config.js'
 
 /**
@@ -21,7 +21,7 @@ export const timitConfigSchema = systemsConfigSchema.extend({
       .lt(1)
       .describe('fraction of the training speakers held out as dev (for newbob and decoder tuning), by a stable hash'),
   }),
-  features: z.strictObject({ numMelBins: featuresOptions.shape.numMelBins.unwrap() }),
+  features: featuresConfigSchema,
 })
 
 export type TimitConfig = z.infer<typeof timitConfigSchema>
