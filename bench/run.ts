@@ -194,6 +194,7 @@ export function parseArgs(argv: string[]): RunArgs {
       if (!Number.isInteger(twin.seeds) || twin.seeds < 1)
         throw new UsageError(`--seeds: expected a whole number ≥ 1, got '${argv[i]}'`, 2)
     } else if (a === '--set') twin.sets.push(value(i++, a))
+    else if (a === '--out') twin.out = value(i++, a)
     else if (a === '--json') json = true
     else if (a === '--quick') quick = true
     else if (a === '--no-reference') reference = false

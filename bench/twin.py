@@ -209,10 +209,13 @@ def train_phase(model, name, batches, evaluate, lr, min_epochs, max_epochs, loss
     for epoch in range(1, max_epochs + 1):
         t0 = time.time()
         model.train()
+        tot = frames = 0
         for b in batches():
             opt.zero_grad()
             loss = loss_of(model, b)
             loss.backward()
+            n = (b[1] >= 0).sum().item()
+            tot, frames = tot + loss.item() * n, frames + n
             nn.utils.clip_grad_norm_(model.parameters(), CLIP)
             opt.step()
         acc = evaluate(model)
@@ -222,9 +225,9 @@ def train_phase(model, name, batches, evaluate, lr, min_epochs, max_epochs, loss
             best, best_state = acc, copy.deepcopy(model.state_dict())
         else:
             model.load_state_dict(best_state)
-        rec = dict(phase=name, epoch=epoch, lr=lr, heldout_accuracy=acc, accepted=accepted)
+        rec = dict(phase=name, epoch=epoch, lr=lr, train_loss=tot / max(1, frames), heldout_accuracy=acc, accepted=accepted)
         records.append(rec)
-        log(f"twin: {name} epoch {epoch} lr {lr:.4g} held-out {acc:.2f}%{'' if accepted else ' (rejected)'} "
+        log(f"twin: {name} epoch {epoch} lr {lr:.4g} train loss {rec['train_loss']:.3f} held-out {acc:.2f}%{'' if accepted else ' (rejected)'} "
             f"{time.time() - t0:.1f}s")
         if fixed:
             continue
