@@ -35,6 +35,8 @@ export interface HarnessOptions {
   reference: boolean
   /** Progress and notes (stderr). */
   log: (line: string) => void
+  /** --json: nothing but the JSON lines (so long-running children keep their stderr to themselves). */
+  json?: boolean
 }
 
 /** The project root, whether this runs from bench/ (ts) or dist/bench/ (js). */

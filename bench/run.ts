@@ -14,6 +14,9 @@
  *   soft-read   soft-target files → a student's training batches at T = 2, sparse for top-k (frames/s, bytes/frame)
  *   memory      peak RSS of features | cmvn | splice | infer over FSDD ×1, ×4, ×16
  *   decode      real-time factor of ktp decode on connected FSDD digits
+ *   twin        ktp's seven systems beside a PyTorch twin (bench/twin.ts): test frame accuracy and
+ *               held-out accuracy per epoch; only when named (it trains everything twice), with
+ *               [--data DIR] [--seeds N] [--set KEY=VALUE …] passed to `ktp run` and the twin
  *
  * Python references need /usr/bin/python3 with torch and torchaudio (Debian:
  * apt-get install python3-torch python3-torchaudio libopenblas0-pthread); without them, the pairs
@@ -21,8 +24,20 @@
  */
 import { pathToFileURL } from 'node:url'
 import { type BenchLine, type HarnessOptions, PYTHON_INSTALL_HINT, pythonReference } from './common.js'
+import type { TwinOptions } from './twin.js'
 
-export const BENCHMARKS = ['features', 'train-dnn', 'train-lstm', 'infer', 'soft-read', 'memory', 'decode'] as const
+export const BENCHMARKS = [
+  'features',
+  'train-dnn',
+  'train-lstm',
+  'infer',
+  'soft-read',
+  'memory',
+  'decode',
+  'twin',
+] as const
+/** Run only when named: they train whole recipes. */
+const ON_REQUEST: readonly string[] = ['twin']
 export type BenchName = (typeof BENCHMARKS)[number]
 
 const UNITS: Record<BenchName, string> = {
@@ -33,6 +48,7 @@ const UNITS: Record<BenchName, string> = {
   'soft-read': 'frames/s',
   memory: 'bytes',
   decode: 'RTF',
+  twin: 'test frame accuracy %',
 }
 
 function unavailable(name: BenchName, why: string): BenchLine {
@@ -67,7 +83,7 @@ async function runEngine(h: HarnessOptions, which: BenchName[]): Promise<BenchLi
   return res.filter((r) => which.includes(r.name as BenchName)).map((r) => ({ ...r }))
 }
 
-async function runOne(name: BenchName, h: HarnessOptions): Promise<BenchLine[]> {
+async function runOne(name: BenchName, h: HarnessOptions, twin: TwinOptions): Promise<BenchLine[]> {
   switch (name) {
     case 'features':
       return runFeatures(h)
@@ -79,6 +95,8 @@ async function runOne(name: BenchName, h: HarnessOptions): Promise<BenchLine[]> 
       return (await import('./memory.js')).benchMemory(h)
     case 'decode':
       return (await import('./decode.js')).benchDecode(h)
+    case 'twin':
+      return (await import('./twin.js')).benchTwin(h, twin)
     default:
       throw new Error(`unknown benchmark ${name}`)
   }
@@ -123,6 +141,7 @@ export interface RunArgs {
   json: boolean
   quick: boolean
   reference: boolean
+  twin: TwinOptions
 }
 
 export function parseArgs(argv: string[]): RunArgs {
@@ -130,8 +149,22 @@ export function parseArgs(argv: string[]): RunArgs {
   let json = false
   let quick = false
   let reference = true
-  for (const a of argv) {
-    if (a === '--json') json = true
+  const twin: TwinOptions = { sets: [] }
+  const value = (i: number, flag: string) => {
+    const v = argv[i + 1]
+    if (v === undefined || v.startsWith('--')) throw new UsageError(`${flag} needs a value`, 2)
+    return v
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--data') twin.data = value(i++, a)
+    else if (a === '--seeds') {
+      twin.seeds = Number(value(i++, a))
+      if (!Number.isInteger(twin.seeds) || twin.seeds < 1)
+        throw new UsageError(`--seeds: expected a whole number ≥ 1, got '${argv[i]}'`, 2)
+    } else if (a === '--set') twin.sets.push(value(i++, a))
+    else if (a === '--out') twin.out = value(i++, a)
+    else if (a === '--json') json = true
     else if (a === '--quick') quick = true
     else if (a === '--no-reference') reference = false
     else if (a === '--help' || a === '-h') {
@@ -139,7 +172,8 @@ export function parseArgs(argv: string[]): RunArgs {
         `usage: npm run bench [-- NAME…] [--json] [--quick] [--no-reference]\n  NAME: ${BENCHMARKS.join(', ')} (default: all)\n` +
           '  --json          only the JSON lines (stdout), no table or progress on stderr\n' +
           '  --quick         small sizes (a smoke run; the figures mean nothing)\n' +
-          '  --no-reference  skip the Python/PyTorch references\n',
+          '  --no-reference  skip the Python/PyTorch references\n' +
+          '  twin only (run when named): --data DIR (corpus), --seeds N, --set KEY=VALUE (repeatable), --out DIR (the ktp run)\n',
         0,
       )
     } else if ((BENCHMARKS as readonly string[]).includes(a)) {
@@ -151,7 +185,15 @@ export function parseArgs(argv: string[]): RunArgs {
       )
     }
   }
-  return { names: names.length ? BENCHMARKS.filter((n) => names.includes(n)) : [...BENCHMARKS], json, quick, reference }
+  return {
+    names: names.length
+      ? BENCHMARKS.filter((n) => names.includes(n))
+      : BENCHMARKS.filter((n) => !ON_REQUEST.includes(n)),
+    json,
+    quick,
+    reference,
+    twin,
+  }
 }
 
 class UsageError extends Error {
@@ -175,7 +217,7 @@ export async function main(argv: string[]): Promise<number> {
     throw e
   }
   const log = args.json ? () => {} : (l: string) => process.stderr.write(`# ${l}\n`)
-  const h: HarnessOptions = { quick: args.quick, reference: args.reference, log }
+  const h: HarnessOptions = { quick: args.quick, reference: args.reference, log, json: args.json }
   if (args.reference) {
     const py = pythonReference()
     log(
@@ -197,7 +239,9 @@ export async function main(argv: string[]): Promise<number> {
     log(`${name}: running`)
     try {
       const lines =
-        name === 'train-dnn' || name === 'train-lstm' ? await runEngine(h, engineNames) : await runOne(name, h)
+        name === 'train-dnn' || name === 'train-lstm'
+          ? await runEngine(h, engineNames)
+          : await runOne(name, h, args.twin)
       for (const l of lines) emit(l)
     } catch (e) {
       failed++

@@ -163,3 +163,25 @@ t.test('ktp run and ktp sweep refuse a bad config with exit 2 before anything ru
   }
   t.notOk(existsSync(out), 'nothing was run or written')
 })
+
+t.test('features.cmvn: global (the default) or per speaker, per split from its own speakers', async (t) => {
+  const names = (cmvn?: string) =>
+    configureRecipe('fsdd', choice({ set: cmvn ? [`features.cmvn=${cmvn}`] : [] }))
+      .prep('/corpus', '/out')
+      .steps.map((s) => s.name)
+      .filter((n) => n.startsWith('cmvn'))
+  t.same(names(), ['cmvn-stats', 'cmvn-train', 'cmvn-dev', 'cmvn-test'], 'global: one set of training statistics')
+  t.same(names('global'), names(), 'global said out loud: the same steps')
+  const speaker = configureRecipe('fsdd', choice({ set: ['features.cmvn=speaker'] })).prep('/corpus', '/out')
+  const stats = speaker.steps.filter((s) => s.name.startsWith('cmvn-stats-'))
+  t.same(
+    stats.map((s) => s.name),
+    ['cmvn-stats-train', 'cmvn-stats-dev', 'cmvn-stats-test'],
+  )
+  const test = stats.find((s) => s.name === 'cmvn-stats-test')!
+  t.match(test.cmd!.join(' '), /--mode speaker --data \/out\/data\/test/, "the test speakers' own statistics")
+  t.match(
+    failure(() => configureRecipe('fsdd', choice({ set: ['features.cmvn=utterance'] }))),
+    /features\.cmvn=utterance: expected one of "global", "speaker"/,
+  )
+})

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { connectDigitsOptions } from '../../stages/connect-digits/stage.js'
-import { featuresOptions } from '../../stages/features/stage.js'
 import { hmmInitOptions } from '../../stages/hmm/model.js'
+import { featuresConfigSchema } from './features-config.js'
 import { SYSTEMS_FULL, SYSTEMS_QUICK, systemsConfigSchema, teacherConfigSchema } from './systems-config.js'
 
 /**
@@ -18,7 +18,7 @@ export const fsddConfigSchema = systemsConfigSchema.extend({
     testSpeakers: connect.testSpeakers.unwrap(),
     devSpeakers: connect.devSpeakers.unwrap(),
   }),
-  features: z.strictObject({ numMelBins: featuresOptions.shape.numMelBins.unwrap() }),
+  features: featuresConfigSchema,
   hmm: z.strictObject({
     states: hmmInitOptions.shape.states.unwrap(),
     silenceStates: hmmInitOptions.shape.silenceStates.unwrap(),

@@ -5,8 +5,7 @@ import type { Recipe, Step } from './runner.js'
 import {
   type DataFiles,
   SPLITS,
-  cmvnApply,
-  cmvnStats,
+  cmvnSteps,
   dataFiles,
   features,
   flatStart,
@@ -62,8 +61,7 @@ export function fsddPrep(corpus: string, out: string, cfg: FsddConfig): Prepared
 
   add(connectDigits(corpus, f, cfg)) // data: digit strings, train/dev/test by speaker
   for (const s of SPLITS) add(features(f, s, cfg.features.numMelBins))
-  add(cmvnStats(f))
-  for (const s of SPLITS) add(cmvnApply(f, s))
+  add(...cmvnSteps(f, cfg.features.cmvn))
   add(hmmInit(digitHmm(cfg), f.hmm0))
   for (const s of SPLITS)
     add(flatStart(`flat-start-${s}`, { hmm: f.hmm0, data: f.data[s], feats: f.feats[s], out: f.ali0[s] }))

@@ -54,6 +54,29 @@ export function features(f: DataFiles, s: Split, numMelBins: number): Step {
   }
 }
 
+/**
+ * CMVN of every split. `global`: the training features' one mean and variance, applied to every
+ * split. `speaker`: each speaker's own statistics (Kaldi's recipes' default), from the split's own
+ * utt2spk, so a test speaker is normalised by its own data and never by the training speakers'.
+ */
+export type CmvnMode = 'global' | 'speaker'
+
+export function cmvnSteps(f: DataFiles, mode: CmvnMode = 'global'): Step[] {
+  if (mode === 'global') return [cmvnStats(f), ...SPLITS.map((s) => cmvnApply(f, s))]
+  return SPLITS.flatMap((s) => {
+    const stats = f.p(`cmvn.${s}.json`)
+    return [
+      {
+        name: `cmvn-stats-${s}`,
+        cmd: ['cmvn', 'compute', f.raw[s], '--mode', 'speaker', '--data', f.data[s], '--norm-vars', '-o', stats],
+        inputs: [f.raw[s], f.data[s]],
+        outputs: [stats],
+      },
+      cmvnApply(f, s, stats),
+    ]
+  })
+}
+
 /** Global mean and variance of the training features. */
 export function cmvnStats(f: DataFiles): Step {
   return {
@@ -64,11 +87,11 @@ export function cmvnStats(f: DataFiles): Step {
   }
 }
 
-export function cmvnApply(f: DataFiles, s: Split): Step {
+export function cmvnApply(f: DataFiles, s: Split, stats = f.cmvn): Step {
   return {
     name: `cmvn-${s}`,
-    cmd: ['cmvn', 'apply', '--stats', f.cmvn, f.raw[s], '-o', f.feats[s], '--quiet'],
-    inputs: [f.cmvn, f.raw[s]],
+    cmd: ['cmvn', 'apply', '--stats', stats, f.raw[s], '-o', f.feats[s], '--quiet'],
+    inputs: [stats, f.raw[s]],
     outputs: [f.feats[s]],
   }
 }

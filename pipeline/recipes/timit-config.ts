@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { featuresOptions } from '../../stages/features/stage.js'
 import { prepareOptions } from '../../stages/prepare/stage.js'
+import { featuresConfigSchema } from './features-config.js'
 import { SYSTEMS_FULL, SYSTEMS_QUICK, systemsConfigSchema } from './systems-config.js'
 
 /**
@@ -27,7 +27,7 @@ export const timitConfigSchema = systemsConfigSchema.extend({
       .optional()
       .describe('--folds: speakers (ids sorted) fall in this many test groups, speaker i in group i mod n (default 6)'),
   }),
-  features: z.strictObject({ numMelBins: featuresOptions.shape.numMelBins.unwrap() }),
+  features: featuresConfigSchema,
 })
 
 export type TimitConfig = z.infer<typeof timitConfigSchema>

@@ -1,17 +1,7 @@
 import { join, resolve } from 'node:path'
 import { writeFileAtomic } from '../io/atomic-file.js'
 import type { Recipe, Step } from './runner.js'
-import {
-  SPLITS,
-  cmvnApply,
-  cmvnStats,
-  dataFiles,
-  features,
-  frameLabels,
-  hmmInit,
-  hmmUpdate,
-  perSplit,
-} from './steps.js'
+import { SPLITS, cmvnSteps, dataFiles, features, frameLabels, hmmInit, hmmUpdate, perSplit } from './steps.js'
 import { type Prepared, systemsRecipe } from './systems.js'
 import type { TimitConfig } from './timit-config.js'
 import { phoneText, splitDev } from './timit-data.js'
@@ -57,9 +47,8 @@ export function timitPrep(corpus: string, out: string, cfg: TimitConfig): Prepar
   add(devSplit(f, cfg.split.devFraction)) // dev speakers carved from training, and out of it
   add(phoneTexts(f)) // phone transcripts: LM text (48 phones), dev and test references (61)
   for (const s of SPLITS) add(features(f, s, cfg.features.numMelBins))
-  add(cmvnStats(f))
+  add(...cmvnSteps(f, cfg.features.cmvn))
   for (const s of SPLITS) {
-    add(cmvnApply(f, s))
     add(frameLabels(`labels-${s}`, { data: f.data[s], feats: f.feats[s], map: 'timit48', out: f.labels[s] }))
   }
   add(hmmInit(['--phones-from', 'timit48', '--states', '1'], f.hmm0)) // a 48-phone loop
