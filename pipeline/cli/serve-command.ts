@@ -87,7 +87,10 @@ export const serveCommand = defineCommand({
         const host = options.host.includes(':') ? `[${options.host}]` : options.host
         process.stderr.write(`ktp serve: ${root} at http://${host}:${port}/ (Ctrl-C stops)\n`)
       })
-      const stop = () => server.close(() => done(0))
+      const stop = () => {
+        server.close(() => done(0))
+        server.closeAllConnections() // keep-alive sockets would hold the close open
+      }
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
     })

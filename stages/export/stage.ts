@@ -34,6 +34,7 @@ import { lmToJson } from '../hmm/lm.js'
 import { parseSentences, readText } from '../formats/transcripts.js'
 import { toLayersModel } from '../nn/index.js'
 import { loadModel, type ModelMeta } from '../train/model-store.js'
+import { useBackend } from '../train/session.js'
 import { SITE_FILES, SITE_FORMAT, SITE_VERSION, WASM_FILES, type SiteManifest } from '../web/site.js'
 
 /** The page as `npm run build` bundled it (stages/web/build.ts): dist/web/, beside dist/stages/. */
@@ -215,6 +216,7 @@ export async function exportModel(
   f: ExportFiles,
   log = (l: string) => process.stderr.write(`${l}\n`),
 ) {
+  await useBackend('auto', log) // and not tfjs' own choice in Node, whose banner goes to stdout
   if (!o.web) {
     const bytes = await whole(f.output, async (dir) => writeLayersModel(dir, loadModel(f.model).model))
     log(`ktp export: ${f.output}/model.json + weights.bin (${bytes} bytes), a tfjs-layers model of logits`)

@@ -233,7 +233,13 @@ export const recurrent = defineModelType({
         }
         continue
       }
-      const base = { units: H, returnSequences: true, activation: 'tanh' as const }
+      // zeros: the trained weights replace them at once; the default orthogonal initialiser costs time and warns
+      const base = {
+        units: H,
+        returnSequences: true,
+        activation: 'tanh' as const,
+        recurrentInitializer: 'zeros' as const,
+      }
       const make = (extra: { inputShape?: (number | null)[] }) =>
         cfg.type === 'lstm'
           ? tf.layers.lstm({ ...base, recurrentActivation: 'sigmoid', unitForgetBias: false, ...extra })
