@@ -63,6 +63,7 @@ async function runEngine(h: HarnessOptions, which: BenchName[]): Promise<BenchLi
     reference: h.reference && py.ok,
     log: h.log,
     ...(h.quick ? { steps: 1, reps: 1 } : {}),
+    ...(h.reps ? { reps: h.reps } : {}),
   })
   return res.filter((r) => which.includes(r.name as BenchName)).map((r) => ({ ...r }))
 }
@@ -123,6 +124,7 @@ export interface RunArgs {
   json: boolean
   quick: boolean
   reference: boolean
+  reps?: number
 }
 
 export function parseArgs(argv: string[]): RunArgs {
@@ -130,8 +132,10 @@ export function parseArgs(argv: string[]): RunArgs {
   let json = false
   let quick = false
   let reference = true
+  let reps: number | undefined
   for (const a of argv) {
     if (a === '--json') json = true
+    else if (/^--reps=\d+$/.test(a) && Number(a.slice(7)) > 0) reps = Number(a.slice(7))
     else if (a === '--quick') quick = true
     else if (a === '--no-reference') reference = false
     else if (a === '--help' || a === '-h') {
@@ -139,7 +143,8 @@ export function parseArgs(argv: string[]): RunArgs {
         `usage: npm run bench [-- NAME…] [--json] [--quick] [--no-reference]\n  NAME: ${BENCHMARKS.join(', ')} (default: all)\n` +
           '  --json          only the JSON lines (stdout), no table or progress on stderr\n' +
           '  --quick         small sizes (a smoke run; the figures mean nothing)\n' +
-          '  --no-reference  skip the Python/PyTorch references\n',
+          '  --no-reference  skip the Python/PyTorch references\n' +
+          '  --reps=N        interleaved repetitions per side (features, train-*, infer; default 3)\n',
         0,
       )
     } else if ((BENCHMARKS as readonly string[]).includes(a)) {
@@ -151,7 +156,13 @@ export function parseArgs(argv: string[]): RunArgs {
       )
     }
   }
-  return { names: names.length ? BENCHMARKS.filter((n) => names.includes(n)) : [...BENCHMARKS], json, quick, reference }
+  return {
+    names: names.length ? BENCHMARKS.filter((n) => names.includes(n)) : [...BENCHMARKS],
+    json,
+    quick,
+    reference,
+    reps,
+  }
 }
 
 class UsageError extends Error {
@@ -175,7 +186,7 @@ export async function main(argv: string[]): Promise<number> {
     throw e
   }
   const log = args.json ? () => {} : (l: string) => process.stderr.write(`# ${l}\n`)
-  const h: HarnessOptions = { quick: args.quick, reference: args.reference, log }
+  const h: HarnessOptions = { quick: args.quick, reference: args.reference, reps: args.reps, log }
   if (args.reference) {
     const py = pythonReference()
     log(
