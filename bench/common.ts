@@ -33,6 +33,8 @@ export interface HarnessOptions {
   quick: boolean
   /** Run the Python references (when available). */
   reference: boolean
+  /** Interleaved repetitions per side, where a benchmark takes them (`--reps N`; default: its own). */
+  reps?: number
   /** Progress and notes (stderr). */
   log: (line: string) => void
   /** --json: nothing but the JSON lines (so long-running children keep their stderr to themselves). */

@@ -75,7 +75,7 @@ function summarise(path: string): { utts: number; frames: number; sum: number } 
 export async function benchFeatures(h: HarnessOptions, o: FeaturesBenchOptions = {}): Promise<BenchLine[]> {
   const dir = o.dir ?? join(ROOT, 'fixtures/fsdd/recordings')
   const bins = o.numMelBins ?? 40
-  const reps = o.reps ?? (h.quick ? 1 : 3)
+  const reps = o.reps ?? h.reps ?? (h.quick ? 1 : 3)
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.wav'))
     .sort()

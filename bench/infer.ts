@@ -71,7 +71,7 @@ export async function benchInfer(h: HarnessOptions, o: InferBenchOptions = {}): 
   const dir = tmpDir('ktp-bench-infer-')
   const totalFrames = o.frames ?? (h.quick ? 500 : 200_000)
   const topK = o.topK ?? 32
-  const reps = o.reps ?? (h.quick ? 1 : 3)
+  const reps = o.reps ?? h.reps ?? (h.quick ? 1 : 3)
   const model = join(dir, 'teacher')
   await writeTeacher(model, 'model', h.quick ? { hidden: [32] } : {})
   const feats = join(dir, 'feats.arrow')

@@ -79,6 +79,7 @@ async function runEngine(h: HarnessOptions, which: BenchName[]): Promise<BenchLi
     reference: h.reference && py.ok,
     log: h.log,
     ...(h.quick ? { steps: 1, reps: 1 } : {}),
+    ...(h.reps ? { reps: h.reps } : {}),
   })
   return res.filter((r) => which.includes(r.name as BenchName)).map((r) => ({ ...r }))
 }
@@ -142,6 +143,7 @@ export interface RunArgs {
   quick: boolean
   reference: boolean
   twin: TwinOptions
+  reps?: number
 }
 
 export function parseArgs(argv: string[]): RunArgs {
@@ -149,6 +151,7 @@ export function parseArgs(argv: string[]): RunArgs {
   let json = false
   let quick = false
   let reference = true
+  let reps: number | undefined
   const twin: TwinOptions = { sets: [] }
   const value = (i: number, flag: string) => {
     const v = argv[i + 1]
@@ -165,6 +168,7 @@ export function parseArgs(argv: string[]): RunArgs {
     } else if (a === '--set') twin.sets.push(value(i++, a))
     else if (a === '--out') twin.out = value(i++, a)
     else if (a === '--json') json = true
+    else if (/^--reps=\d+$/.test(a) && Number(a.slice(7)) > 0) reps = Number(a.slice(7))
     else if (a === '--quick') quick = true
     else if (a === '--no-reference') reference = false
     else if (a === '--help' || a === '-h') {
@@ -173,6 +177,7 @@ export function parseArgs(argv: string[]): RunArgs {
           '  --json          only the JSON lines (stdout), no table or progress on stderr\n' +
           '  --quick         small sizes (a smoke run; the figures mean nothing)\n' +
           '  --no-reference  skip the Python/PyTorch references\n' +
+          '  --reps=N        interleaved repetitions per side (features, train-*, infer; default 3)\n' +
           '  twin only (run when named): --data DIR (corpus), --seeds N, --set KEY=VALUE (repeatable), --out DIR (the ktp run)\n',
         0,
       )
@@ -193,6 +198,7 @@ export function parseArgs(argv: string[]): RunArgs {
     quick,
     reference,
     twin,
+    reps,
   }
 }
 
@@ -217,7 +223,7 @@ export async function main(argv: string[]): Promise<number> {
     throw e
   }
   const log = args.json ? () => {} : (l: string) => process.stderr.write(`# ${l}\n`)
-  const h: HarnessOptions = { quick: args.quick, reference: args.reference, log, json: args.json }
+  const h: HarnessOptions = { quick: args.quick, reference: args.reference, reps: args.reps, log, json: args.json }
   if (args.reference) {
     const py = pythonReference()
     log(

@@ -11,7 +11,7 @@ import { ROOT } from './helpers.js'
 const RUN = join(ROOT, 'dist', 'bench', 'run.js')
 
 function bench(args: string[]) {
-  return spawnSync(process.execPath, [RUN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+  return spawnSync(process.execPath, [RUN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 })
 }
 
 t.test(

@@ -3,6 +3,7 @@ import { readMeta } from '../../schemas/metadata.js'
 import { getMatrix, getVector, uttId } from '../../schemas/utterance.js'
 import { openArrow } from '../../pipeline/io/arrow-source.js'
 import { puller } from '../../pipeline/io/pull.js'
+import { openArrowBlocks } from '../../pipeline/io/arrow-blocks.js'
 import { type SoftRow, softRow } from './soft-targets.js'
 
 /**
@@ -105,18 +106,50 @@ function getWidth(t: unknown): number {
   return list.children[0].type.listSize
 }
 
+type Batch = import('apache-arrow').RecordBatch
+
+/** An input of the corpus: a file on disk through the synchronous block reader, stdin (`-`) as a stream. */
+interface CorpusInput {
+  name: string
+  schema: import('apache-arrow').Schema
+  kind: string
+  next: () => Batch | null | Promise<Batch | null>
+  close: () => Promise<void>
+}
+
+async function openInput(path: string, accept: string[]): Promise<CorpusInput> {
+  if (path !== '-') {
+    // no promise, file-handle round trip or highland step per utterance (issue 16)
+    const b = openArrowBlocks(path, accept)
+    return { name: b.name, schema: b.schema, kind: b.spec.kind, next: () => b.next(), close: async () => b.close() }
+  }
+  const src = await openArrow(path, accept)
+  return {
+    name: src.name,
+    schema: src.schema,
+    kind: src.spec.kind,
+    next: puller(src.stream()),
+    close: () => src.close(),
+  }
+}
+
 export async function* readCorpus(opts: CorpusOptions): AsyncGenerator<CorpusUtt> {
-  const f = await openArrow(opts.feats, ['features'])
-  const nextF = puller(f.stream())
-  let nextS: (() => Promise<import('apache-arrow').RecordBatch | null>) | null = null
+  const f = await openInput(opts.feats, ['features'])
+  const nextF = f.next
+  let nextS: CorpusInput['next'] | null = null
   let sInfo: SoftInfo | null = null
   let sName = ''
-  let sSrc: Awaited<ReturnType<typeof openArrow>> | null = null
+  let sSrc: CorpusInput | null = null
   if (opts.soft) {
-    sSrc = await openArrow(opts.soft, ['soft-dense', 'soft-topk'])
-    sInfo = softInfo(sSrc.schema.metadata, sSrc.name, sSrc.spec.kind)
+    try {
+      sSrc = await openInput(opts.soft, ['soft-dense', 'soft-topk'])
+    } catch (err) {
+      await f.close()
+      throw err
+    }
+    sInfo = softInfo(sSrc.schema.metadata, sSrc.name, sSrc.kind)
     sName = sSrc.name
-    nextS = puller(sSrc.stream())
+    nextS = sSrc.next
   }
   try {
     for (let b = await nextF(); b; b = await nextF()) {
