@@ -6,7 +6,7 @@ import { posteriorsToLoglik, type FrameScores } from './index.js'
 import { checkInventory, type HmmModel } from './model.js'
 
 /**
- * Frame scores for align/decode from a `soft-dense@1` stream (what `ktp infer --dense` writes):
+ * Frame scores for align/decode from a `soft-dense@1` stream (what `ktp infer --top-k 0` writes):
  * per-frame log-posteriors over the HMM's pdfs become scaled log-likelihoods,
  * acousticScale · (log p(pdf|x) − log p(pdf)), the hybrid-model recipe.
  */

@@ -18,9 +18,9 @@ export const prepareCommand = defineCommand({
     src: z.string().describe('corpus folder (kaldi: a data dir; tsv: the .tsv file)'),
   },
   examples: [
-    ['ktp prepare fsdd ../shared/data/fsdd -o data/fsdd', 'all of FSDD in one data dir'],
+    ['ktp prepare fsdd fixtures/fsdd -o data/fsdd', 'all of FSDD (the copy bundled with ktp) in one data dir'],
     [
-      'ktp prepare fsdd ../shared/data/fsdd -o data/fsdd --test-speakers theo',
+      'ktp prepare fsdd fixtures/fsdd -o data/fsdd --test-speakers theo',
       'data/fsdd/train and data/fsdd/test, split by speaker',
     ],
     [
