@@ -22,7 +22,7 @@ import { uttId } from '../../schemas/utterance.js'
 import { BatchEncoder, messageLengths } from './arrow-encoder.js'
 
 /**
- * An Arrow file writer that survives `kill -9` at any instant (DESIGN.md §3).
+ * An Arrow file writer that survives `kill -9` at any instant (docs/ARCHITECTURE.md §3).
  *
  * While running, finished utterances are appended to a log in `OUT.partial/` in units of many
  * utterances each:
