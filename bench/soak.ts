@@ -1,5 +1,5 @@
 /**
- * Soak test of DESIGN.md §3 (not part of `npm test`; minutes of work):
+ * Soak test of docs/ARCHITECTURE.md §3 (not part of `npm test`; minutes of work):
  *   node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/soak.ts [--seed N] [--summary FILE]
  * (or, after `npx tsc -p .`, `node dist/bench/soak.js`).
  *

@@ -16,7 +16,7 @@ import { KtpError } from './errors.js'
 import { META, formatKindVersion, readMeta } from './metadata.js'
 
 /**
- * The data contract between stages (DESIGN.md §2). Every stream is keyed by utterance: one row
+ * The data contract between stages (docs/ARCHITECTURE.md §2). Every stream is keyed by utterance: one row
  * per utterance, column `utt` first. Per-frame data are `List<FixedSizeList<T>[width]>` (a matrix
  * per utterance, frames contiguous so a consumer gets one typed-array view with no copying) or
  * `List<T>` (one value per frame). Versions bump when a column changes meaning.

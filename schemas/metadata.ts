@@ -2,7 +2,7 @@ import { Schema } from 'apache-arrow'
 import { KtpError } from './errors.js'
 
 /**
- * Custom metadata every ktp Arrow stream/file carries (DESIGN.md §2). Kept as plain strings in the
+ * Custom metadata every ktp Arrow stream/file carries (docs/ARCHITECTURE.md §2). Kept as plain strings in the
  * Arrow schema so that pyarrow, DuckDB or arrow-rs users can read them without ktp.
  */
 export const META = {

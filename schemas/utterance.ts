@@ -13,7 +13,7 @@ import {
 import { KtpError } from './errors.js'
 
 /**
- * Zero-copy access to, and construction of, utterance rows (DESIGN.md §2). Streams between ktp
+ * Zero-copy access to, and construction of, utterance rows (docs/ARCHITECTURE.md §2). Streams between ktp
  * stages carry one utterance per record batch; these helpers also work on any row of a larger
  * batch (e.g. one written by pyarrow). Note on offsets: apache-arrow JS applies a slice to the
  * buffers themselves (`Data.offset` then only concerns the validity bitmap), so buffers are

@@ -21,6 +21,7 @@ import {
 import { yargsOptions, yargsPositionals } from '../pipeline/io/options.js'
 import { commands } from '../pipeline/cli/commands.js'
 import { studentOptions } from '../stages/train-student/stage.js'
+import { RECIPES } from '../pipeline/recipes/select.js'
 import { KtpError } from '../schemas/errors.js'
 import { fingerprint } from '../schemas/fingerprint.js'
 import { getMatrix, uttId } from '../schemas/utterance.js'
@@ -186,6 +187,29 @@ t.test('the registry lists every command under its own usage', async (t) => {
   for (const c of commands) {
     const m = await c.load()
     t.equal(m.command, c.usage, `${c.name}: commands.ts and the module agree`)
+  }
+})
+
+t.test('help texts: the recipes ktp run knows, no paths outside a clone', async (t) => {
+  const run = commands.find((c) => c.name === 'run')!
+  const runModule = await run.load()
+  for (const recipe of RECIPES) {
+    t.match(run.describe, recipe, `ktp --help names the ${recipe} recipe`)
+    t.match(String(runModule.describe), recipe, `ktp run --help names the ${recipe} recipe`)
+  }
+  // a user's clone has no ../shared: examples use the bundled fixtures (help rendered in-process:
+  // a CLI process per command costs minutes on a loaded machine)
+  for (const c of commands) {
+    let help = ''
+    await yargs()
+      .command(await c.load())
+      .exitProcess(false)
+      .parseAsync([c.name, '--help'], {}, (_err, _argv, out) => {
+        help = out
+      })
+    t.match(help, c.name, `ktp ${c.name} --help renders`)
+    t.notMatch(help, /\.\.\/shared/, `ktp ${c.name} --help: no ../shared paths`)
+    t.notMatch(help, /--dense\b/, `ktp ${c.name} --help: no --dense (ktp infer --top-k 0)`)
   }
 })
 

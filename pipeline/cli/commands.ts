@@ -17,7 +17,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'run',
     usage: 'run <recipe>',
-    describe: 'run a recipe (fsdd) as a DAG of stages, rebuilding only what is stale',
+    describe: 'run a recipe (fsdd or timit) as a DAG of stages, rebuilding only what is stale',
     load: async () => (await import('./run-command.js')).runCommand,
   },
   {

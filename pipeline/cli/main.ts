@@ -21,7 +21,12 @@ export async function main(argv: string[]): Promise<void> {
     .demandCommand(1, 'give a command; see ktp --help')
     .recommendCommands()
     .wrap(Math.min(110, process.stderr.columns || 100))
-    .epilog('Chain stages with pipes: ktp features data/train -o - | ktp splice --context 5 | ktp info -')
+    .epilog(
+      [
+        'Chain stages with pipes: ktp features data/fsdd/train -o - | ktp splice --context 5 | ktp info -',
+        'Inside a clone, without npm link: npx ktp <command> (README.md, "Running ktp").',
+      ].join('\n'),
+    )
     .fail((msg, err) => {
       if (err) throw err
       process.stderr.write(`ktp: usage error: ${msg}\nSee ktp --help.\n`)

@@ -4,9 +4,8 @@ import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { defineCommand } from '../io/command.js'
-import { parseOptions } from '../io/options.js'
 import { runRecipe } from '../recipes/runner.js'
-import { configureRecipe, recipeChoice, recipeConfigOptions, recipeDataOptions } from '../recipes/select.js'
+import { RECIPES, configureRecipe, recipeChoice, recipeConfigOptions, recipeDataOptions } from '../recipes/select.js'
 import { foldedSystemsRecipe, systemsRecipe } from '../recipes/systems.js'
 import { chooseExecutor, executorCliOptions } from './executor-options.js'
 
@@ -35,10 +34,11 @@ const runCli = z.object({
 
 export const runCommand = defineCommand({
   command: 'run <recipe>',
-  describe: 'run a recipe (fsdd, or a JSON config) as a DAG of stages, rebuilding only what is stale',
+  describe:
+    'run a recipe (fsdd or timit; --config for a whole JSON configuration) as a DAG of stages, rebuilding only what is stale',
   options: z.object(recipeConfigOptions),
-  cliOptions: runCli,
-  positionals: (y) => y.positional('recipe', { describe: 'fsdd or timit (built in)', type: 'string' }),
+  cli: runCli.shape,
+  positionals: { recipe: z.string().describe(`the recipe: ${RECIPES.join(' or ')} (built in)`) },
   examples: [
     ['ktp run fsdd --out exp/fsdd --quick', 'the quick configuration'],
     ['ktp run fsdd --out exp/fsdd --seeds 3 --set students.lstm-kt.temperature=4', 'three seeds, one student changed'],
@@ -51,12 +51,11 @@ export const runCommand = defineCommand({
       'leave-one-speaker-out over the 6 speakers, claims read as paired intervals',
     ],
   ],
-  run: async (o, argv) => {
+  run: async ({ options: o, recipe: name, ...cli }) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)
-    const cli = parseOptions(runCli, argv)
     const quick = o.quick || cli.demo
     // the configuration is validated here, before anything is planned or run (--dry-run too)
-    const recipe = configureRecipe(argv.recipe, recipeChoice({ ...o, quick }, cli))
+    const recipe = configureRecipe(name, recipeChoice({ ...o, quick }, cli))
     const out = resolve(cli.out ?? (cli.demo ? join(tmpdir(), 'ktp-demo') : giveOut()))
     const cfg = recipe.config
     const corpus = recipe.data()

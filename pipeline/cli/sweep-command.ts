@@ -3,10 +3,9 @@ import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { defineCommand } from '../io/command.js'
-import { parseOptions } from '../io/options.js'
 import { runRecipe } from '../recipes/runner.js'
 import { OPTIMIZERS, type OptimizerName } from '../../stages/train/optimizer.js'
-import { configureRecipe, recipeChoice, recipeConfigOptions, recipeDataOptions } from '../recipes/select.js'
+import { RECIPES, configureRecipe, recipeChoice, recipeConfigOptions, recipeDataOptions } from '../recipes/select.js'
 import { type SweepAxes, type TopK, planSweep } from '../recipes/sweep.js'
 import { SYSTEMS } from '../recipes/systems.js'
 import { studentConfigSchema, systemsConfigSchema } from '../recipes/systems-config.js'
@@ -69,8 +68,8 @@ export const sweepCommand = defineCommand({
       .optional()
       .describe(`systems to train (teachers the students need are added), default all: ${SYSTEMS.join(',')}`),
   }),
-  cliOptions: sweepCli,
-  positionals: (y) => y.positional('recipe', { describe: 'fsdd or timit', type: 'string' }),
+  cli: sweepCli.shape,
+  positionals: { recipe: z.string().describe(`the recipe: ${RECIPES.join(' or ')}`) },
   examples: [
     [
       'ktp sweep fsdd --out exp/sweep --quick --data-fraction 0.25,1 --seeds 2',
@@ -81,11 +80,10 @@ export const sweepCommand = defineCommand({
       'a temperature sweep of one student',
     ],
   ],
-  run: async (o, argv) => {
+  run: async ({ options: o, recipe: name, ...cli }) => {
     const log = (l: string) => process.stderr.write(`${l}\n`)
-    const cli = parseOptions(sweepCli, argv)
     // the configuration is validated here, before anything is planned or run (--dry-run too)
-    const recipe = configureRecipe(argv.recipe, recipeChoice(o, cli))
+    const recipe = configureRecipe(name, recipeChoice(o, cli))
     const cfg = recipe.config
     const axes: SweepAxes = {
       dataFraction: list(o.dataFraction, 'data-fraction', valid(student.dataFraction), cfg.student.dataFraction),

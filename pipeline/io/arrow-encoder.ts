@@ -84,7 +84,7 @@ export class BatchEncoder {
 
   /**
    * Bytes of one batch. Arrow's writer silently closes when a later batch's schema differs
-   * (CONVENTIONS.md trap), so we check every batch ourselves and fail loudly instead.
+   * (docs/CONVENTIONS.md, apache-arrow), so we check every batch ourselves and fail loudly instead.
    */
   encode(batch: RecordBatch): Uint8Array[] {
     // stages reuse one schema object for all their batches: compare each distinct schema once

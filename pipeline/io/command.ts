@@ -76,23 +76,6 @@ export interface CommandSpec<O extends z.ZodObject, C extends Shape, P extends S
    */
   mayOverwrite?: readonly string[]
   run: (args: CommandArgs<O, C, P>) => Promise<number> | number
-  /** (the legacy form's; its absence tells the two forms apart) */
-  cliOptions?: never
-}
-
-/**
- * The first, untyped form (`run(opts, argv)`, argv unparsed). Kept only so that commands not yet
- * moved to `cli`/zod `positionals` (train-*, run, sweep) keep working; remove once they have.
- * @deprecated declare `cli` and zod `positionals` and take the typed `args` instead
- */
-export interface LegacyCommandSpec<S extends z.ZodObject> {
-  command: string
-  describe: string
-  options: S
-  cliOptions: z.ZodObject
-  positionals?: (y: Argv) => Argv
-  examples?: Example[]
-  run: (opts: z.infer<S>, argv: Record<string, unknown>) => Promise<number>
 }
 
 /**
@@ -190,15 +173,9 @@ function handler(
 
 export function defineCommand<O extends z.ZodObject, C extends Shape = NoShape, P extends Shape = NoShape>(
   spec: CommandSpec<O, C, P>,
-): CommandModule
-/** @deprecated the untyped form; see LegacyCommandSpec */
-export function defineCommand<S extends z.ZodObject>(spec: LegacyCommandSpec<S>): CommandModule
-export function defineCommand(
-  spec: CommandSpec<z.ZodObject, Shape, Shape> | LegacyCommandSpec<z.ZodObject>,
 ): CommandModule {
-  if (spec.cliOptions) return legacyCommand(spec as LegacyCommandSpec<z.ZodObject>)
-  const cli = spec.cli ?? {}
-  const positionals = spec.positionals ?? {}
+  const cli = (spec.cli ?? {}) as C
+  const positionals = (spec.positionals ?? {}) as P
   checkSpec(spec.command, spec.options, cli, positionals)
   return {
     command: spec.command,
@@ -213,19 +190,6 @@ export function defineCommand(
       (argv) => spec.run(parseArgs(spec.options, cli, positionals, argv)),
       spec.mayOverwrite,
     ),
-  }
-}
-
-function legacyCommand(spec: LegacyCommandSpec<z.ZodObject>): CommandModule {
-  return {
-    command: spec.command,
-    describe: spec.describe,
-    builder: builder(spec, spec.cliOptions.shape, spec.positionals ?? ((y) => y)),
-    handler: handler(spec.command, (argv) => {
-      const opts = parseOptions(spec.options, argv)
-      parseOptions(spec.cliOptions, argv)
-      return spec.run(opts, argv)
-    }),
   }
 }
 

@@ -3,7 +3,7 @@ import type { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 
 /**
- * A stage's zod options schema is the single source of truth (CONVENTIONS.md): the CLI's
+ * A stage's zod options schema is the single source of truth (docs/CONVENTIONS.md): the CLI's
  * options, their types, defaults and help texts are generated from it, and parsed argv goes back
  * through it so that every option is validated the same way from the CLI, a recipe or library code.
  * Positionals are zod too (`<input>`, `[scores]`, `<inputs..>`), generated and parsed the same way.

@@ -22,7 +22,7 @@ import { BatchEncoder, messageLengths } from './arrow-encoder.js'
 import { ensureDir, fsError, fsyncDir, writeAll } from './fs-errors.js'
 
 /**
- * An Arrow file writer that survives `kill -9` at any instant (DESIGN.md §3).
+ * An Arrow file writer that survives `kill -9` at any instant (docs/ARCHITECTURE.md §3).
  *
  * While running, finished utterances are appended to a log in `OUT.partial/` in units of many
  * utterances each:

@@ -15,7 +15,7 @@ import { fromF16 } from '../../schemas/float16.js'
 
 /**
  * Evaluation of one trained system inside a recipe: decode the dev set over a grid of acoustic
- * scales and insertion penalties, keep the best (dev, never test: DESIGN.md §6), decode the test
+ * scales and insertion penalties, keep the best (dev, never test: docs/ARCHITECTURE.md §6), decode the test
  * set with it and score (sclite rules); also the test frame accuracy against forced-aligned labels.
  * It reads `ktp infer --top-k 0 --dtype f32` outputs, so it costs no network evaluation.
  */

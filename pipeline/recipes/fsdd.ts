@@ -19,7 +19,7 @@ import {
 import { type Prepared, systemsRecipe } from './systems.js'
 
 /**
- * The `fsdd` recipe (DESIGN.md §6, issue 7): connected digits from FSDD, split by speaker; flat
+ * The `fsdd` recipe (docs/ARCHITECTURE.md §6, issue 7): connected digits from FSDD, split by speaker; flat
  * start inside the known digit spans, a first DNN, Viterbi realignment; then, for every seed, the
  * systems the paper's claims compare — DNN teachers with and without RBM pre-training, and LSTM
  * students: baseline, kt from each teacher, regularise, layerwise-kt — each decoded with its

@@ -7,7 +7,7 @@ import type { TimitConfig } from './timit-config.js'
 import { phoneText, splitDev } from './timit-data.js'
 
 /**
- * The `timit` recipe (DESIGN.md §6): TIMIT phone recognition from any TIMIT-layout corpus (LDC or
+ * The `timit` recipe (docs/ARCHITECTURE.md §6): TIMIT phone recognition from any TIMIT-layout corpus (LDC or
  * flat, either case). Frame targets come straight from the `.phn` alignments (48 training phones,
  * label of the phone under the frame centre), decoding is a phone loop with a bigram phone LM
  * estimated on the training transcripts, and scoring folds to 39 phones (PER). The systems are

@@ -24,7 +24,7 @@ export const alignCommand = defineArrowStage({
     scores: z
       .string()
       .optional()
-      .describe('soft-dense@1 log-posteriors (ktp infer --dense), file or - for stdin; not with --flat-start'),
+      .describe('soft-dense@1 log-posteriors (ktp infer --top-k 0), file or - for stdin; not with --flat-start'),
   },
   examples: [
     [
@@ -32,7 +32,7 @@ export const alignCommand = defineArrowStage({
       'flat start inside known word spans',
     ],
     [
-      'ktp infer --model exp/dnn --dense exp/feats.arrow | ktp align --hmm exp/hmm1.json --text data/train/text - -o exp/ali1.arrow',
+      'ktp infer --model exp/dnn --top-k 0 exp/feats.arrow | ktp align --hmm exp/hmm1.json --text data/train/text - -o exp/ali1.arrow',
       'Viterbi realignment with a trained network',
     ],
   ],

@@ -11,7 +11,7 @@ import { type DataDir, writeDataDir } from '../formats/datadir-io.js'
 import { mulberry32 } from '../nn/init.js'
 
 /**
- * `ktp connect-digits`: connected-digit utterances from the isolated FSDD recordings (DESIGN.md §6).
+ * `ktp connect-digits`: connected-digit utterances from the isolated FSDD recordings (docs/ARCHITECTURE.md §6).
  * Each speaker's recordings are shuffled (seeded) and consumed in strings of minDigits…maxDigits,
  * each recording used once, joined by short silences of low seeded noise, with leading and
  * trailing silence. The true digit boundaries are written as a word CTM, which is what lets the

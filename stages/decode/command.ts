@@ -21,11 +21,11 @@ export const decodeCommand = defineCommand({
     quiet: z.boolean().default(false).describe('no summary on stderr (warnings are still printed)'),
   },
   positionals: {
-    scores: z.string().default('-').describe('soft-dense@1 log-posteriors (ktp infer --dense), file or - for stdin'),
+    scores: z.string().default('-').describe('soft-dense@1 log-posteriors (ktp infer --top-k 0), file or - for stdin'),
   },
   examples: [
     [
-      'ktp infer --model exp/dnn --dense exp/test-feats.arrow | ktp decode --hmm exp/hmm.json --lm bigram --lm-text data/train/text - -o exp/hyp.trn',
+      'ktp infer --model exp/dnn --top-k 0 exp/test-feats.arrow | ktp decode --hmm exp/hmm.json --lm bigram --lm-text data/train/text - -o exp/hyp.trn',
       'decode a test set',
     ],
     [

@@ -7,7 +7,7 @@ import { hybridPriors } from './hybrid.js'
 import { checkInventory, type HmmModel } from './model.js'
 
 /**
- * Frame scores for align/decode from a `soft-dense@1` stream (what `ktp infer --dense` writes):
+ * Frame scores for align/decode from a `soft-dense@1` stream (what `ktp infer --top-k 0` writes):
  * per-frame log-posteriors over the HMM's pdfs become scaled log-likelihoods,
  * acousticScale · (log p(pdf|x) − log p(pdf)), the hybrid-model recipe.
  */

@@ -16,7 +16,7 @@ import { firstNonFinite } from '../train/survey.js'
 
 /**
  * `ktp infer`: run a trained network (a teacher) over a feature stream and write what it says
- * about every frame as soft targets (DESIGN.md §2, §5):
+ * about every frame as soft targets (docs/ARCHITECTURE.md §2, §5):
  *   dense  `logp` = log softmax(z) at T = 1 for all C classes, f32 or f16;
  *   top-k  the k largest log-probabilities with their class ids, and the tail mass τ = 1 − Σ p_k.
  * Log-probabilities at T = 1 let each student choose its own T later: softmax(log p / T) =

@@ -5,7 +5,7 @@ import { shuffleInPlace } from './shuffle.js'
 import { softTargetsAt, topkTargetsAt } from './soft-targets.js'
 
 /**
- * Chunked sequences for recurrent students (DESIGN.md §5): every utterance is cut into chunks of
+ * Chunked sequences for recurrent students (docs/ARCHITECTURE.md §5): every utterance is cut into chunks of
  * `chunkLength` frames, chunks from many utterances are shuffled within a buffer and stacked
  * `chunksPerBatch` to a batch ([B, L, D]); the last chunk of an utterance is padded and masked.
  * With a target delay d the network sees frame t when it must name the label of frame t − d; the

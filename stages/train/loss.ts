@@ -5,7 +5,7 @@ import { type Model, type Params, softmaxCrossEntropy, sparseSoftmaxCrossEntropy
 /**
  * Loss: Σ_terms weight · T² · CE(softmax(z / T), targets), averaged over (masked) rows. With soft
  * targets p at T this is T²·KL(p ‖ softmax(z/T)) plus a constant (the targets' entropy), i.e. the
- * knowledge-transfer loss of DESIGN.md §5; with one-hot targets at T = 1 it is plain cross-entropy;
+ * knowledge-transfer loss of docs/ARCHITECTURE.md §5; with one-hot targets at T = 1 it is plain cross-entropy;
  * two terms give the α·CE + (1−α)·T²·KL regulariser. Targets come dense (a distribution per row) or
  * sparse (k classes with their probabilities and one probability shared by every other class, e.g.
  * top-k targets with their tail mass): the same loss, without a dense [rows, C] target array.

@@ -5,7 +5,7 @@ import { getMatrix, getVector } from '../../schemas/utterance.js'
 
 /**
  * One utterance of stored teacher output, and how a student turns it into targets at its own
- * temperature T (DESIGN.md §5: p = softmax(z / T)).
+ * temperature T (docs/ARCHITECTURE.md §5: p = softmax(z / T)).
  *
  * Files store log-probabilities at T = 1 (log p = z − logsumexp z); since softmax is shift
  * invariant, softmax(log p / T) = softmax(z / T) exactly, so any T can be chosen after the fact.
