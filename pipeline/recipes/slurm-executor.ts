@@ -162,10 +162,10 @@ async function follow(
       }
       if (bad) {
         const id = `${bad.q.job}${bad.q.task !== null ? `_${bad.q.task}` : ''}`
-        const logs = stepLogs(plan, s.name, bad.x.kind, bad.q)
-        outcomes.set(s.name, { name: s.name, state: 'failed', reason: `job ${id} ${bad.q.state}; see ${logs[0]}` })
-        log(`  ${s.name.padEnd(28)} FAILED: job ${id} ${bad.q.state} (${bad.q.reason}); the end of ${logs[0]}:`)
-        for (const l of tail(logs)) log(`      ${l}`)
+        const end = tail(stepLogs(plan, s.name, bad.x.kind, bad.q))
+        outcomes.set(s.name, { name: s.name, state: 'failed', reason: `job ${id} ${bad.q.state}; see ${end.path}` })
+        log(`  ${s.name.padEnd(28)} FAILED: job ${id} ${bad.q.state} (${bad.q.reason}); the end of ${end.path}:`)
+        for (const l of end.lines) log(`      ${l}`)
         continue
       }
       const running = tasks.some(({ q }) => q.state === 'RUNNING')
@@ -215,11 +215,11 @@ function stepLogs(plan: Plan, step: string, kind: SlurmJob['kind'], q: QueuedJob
 }
 
 /** The last lines of the first of these logs that exists and says anything. */
-function tail(paths: string[], n = 12): string[] {
-  for (const p of paths) {
-    if (!existsSync(p)) continue
-    const lines = readFileSync(p, 'utf8').trimEnd().split('\n')
-    if (lines.length && lines[0] !== '') return lines.slice(-n)
+function tail(paths: string[], n = 12): { path: string; lines: string[] } {
+  for (const path of paths) {
+    if (!existsSync(path)) continue
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n')
+    if (lines.length && lines[0] !== '') return { path, lines: lines.slice(-n) }
   }
-  return [`(no log: ${paths.join(', ')})`]
+  return { path: paths[0], lines: [`(no log: ${paths.join(', ')})`] }
 }
