@@ -25,7 +25,7 @@ import { KtpError } from '../schemas/errors.js'
 import { saveCheckpoint } from '../stages/train/checkpoint.js'
 import { scoreFiles } from '../stages/score/stage.js'
 import { formatSumTable } from '../stages/scoring/report.js'
-import { KTP, ROOT, ktp, sh, tmp, uttList, writeFeatures } from './helpers.js'
+import { CLI, KTP, ROOT, ktp, sh, tmp, uttList, writeFeatures } from './helpers.js'
 import { shardOf } from '../pipeline/io/shard.js'
 
 const BAD = join(ROOT, 'fixtures', 'bad')
@@ -318,6 +318,42 @@ t.test('score: a missing hypothesis counts as all deletions, as sclite scores an
     caught(() => scoreFiles(ref, hyp, { ...base, missing: 'error' }))?.message,
     /no hypothesis for 1 reference utterance\(s\): bob-u2/,
   )
+})
+
+t.test('no hang, no crash: bounded options, non-files in wav.scp, a closed pipe', async (t) => {
+  const d = tmp('ktp-hang-')
+  const splice = ktp(['splice', feats, '--context', '1000000000', '-o', '-'])
+  t.equal(splice.code, 2)
+  oneLine(t, splice.stderr, /--context: expected number to be <=1000, got 1000000000/)
+  // a data dir whose wav.scp lists a good recording, a directory and a FIFO
+  const dd = join(d, 'dd')
+  mkdirSync(dd)
+  const fifo = join(d, 'fifo.wav')
+  spawnSync('mkfifo', [fifo])
+  const rec = join(ROOT, 'fixtures', 'fsdd', 'recordings', '0_george_0.wav') // 8 kHz
+  writeFileSync(join(dd, 'wav.scp'), `a ${rec}\nb ${d}\nc ${fifo}\n`)
+  writeFileSync(join(dd, 'utt2spk'), 'a s\nb s\nc s\n')
+  const f = spawnSync(process.execPath, [CLI, 'features', dd, '-o', join(d, 'f.arrow')], { timeout: 60_000 })
+  const err = f.stderr.toString()
+  t.equal(f.status, 1, `fails the two entries, not the run (and does not block on the FIFO)\n${err}`)
+  t.match(err, /WARNING b \(.*\): audio entry .* is a directory, expected an audio file/)
+  t.match(err, /WARNING c \(.*\): audio entry .*fifo\.wav is a FIFO \(named pipe\)/)
+  t.match(err, /done 1, failed 2/)
+  // Kaldi's MelBanks refuses empty mel bins; so does ktp, before reading any audio
+  writeFileSync(join(dd, 'wav.scp'), `a ${rec}\n`)
+  writeFileSync(join(dd, 'utt2spk'), 'a s\n')
+  const mel = ktp(['features', dd, '--num-mel-bins', '128', '-o', join(d, 'm.arrow')])
+  t.equal(mel.code, 2)
+  t.match(
+    mel.stderr,
+    /ktp: error: --num-mel-bins 128: mel bin 5 holds no FFT bin at 8000 Hz \(256-point FFT, 20–4000 Hz\); use fewer mel bins/,
+  )
+  t.notOk(existsSync(join(d, 'm.arrow')))
+  // a reader that stops early is a normal end: no error, exit 0
+  const head = sh(`${KTP} cat ${feats} --format kaldi-text | head -1`)
+  t.equal(head.code, 0, head.stderr)
+  t.notMatch(head.stderr, /error|EPIPE/)
+  t.match(head.stdout.toString(), /^utt00000 {2}\[\n$/)
 })
 
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
