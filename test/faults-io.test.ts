@@ -23,7 +23,12 @@ import { writeFileAtomic } from '../pipeline/io/atomic-file.js'
 import { refuseOverwritingInputs } from '../pipeline/io/output-guard.js'
 import { KtpError } from '../schemas/errors.js'
 import { saveCheckpoint } from '../stages/train/checkpoint.js'
-import { KTP, ktp, sh, tmp, uttList, writeFeatures } from './helpers.js'
+import { scoreFiles } from '../stages/score/stage.js'
+import { formatSumTable } from '../stages/scoring/report.js'
+import { CLI, KTP, ROOT, ktp, sh, tmp, uttList, writeFeatures } from './helpers.js'
+import { shardOf } from '../pipeline/io/shard.js'
+
+const BAD = join(ROOT, 'fixtures', 'bad')
 
 const dir = tmp('ktp-faults-')
 const feats = join(dir, 'feats.arrow')
@@ -242,6 +247,113 @@ t.test('the output guard sees through other spellings, symlinks and hard links',
   writeFileSync(join(m, 'ktp.json'), '{}')
   t.match(refuse({ teacher: `${m}/`, output: m })?.message, /lies inside the model directory/)
   t.equal(refuse({ model: m, output: `${m}-2/x` }), undefined, 'a sibling with a common prefix is not inside')
+})
+
+t.test('an empty shard is a valid stream: the next stages take it (schema only, done 0, exit 0)', async (t) => {
+  const d = tmp('ktp-empty-')
+  const ids = uttList(6, () => 60).map((u) => u.utt)
+  const empty = Array.from({ length: 40 }, (_, i) => i + 1).find((k) => ids.every((u) => shardOf(u, 40) !== k))!
+  const r = sh(`${KTP} cat ${feats} --shard ${empty}/40 -o - | ${KTP} splice - -o - | ${KTP} info - --json`)
+  t.equal(r.code, 0, r.stderr)
+  t.notMatch(r.stderr, /truncated|corrupt|internal error/)
+  t.match(r.stderr, /ktp splice: done 0, failed 0/)
+  t.equal(JSON.parse(r.stdout.toString()).utterances, 0)
+  t.equal(JSON.parse(r.stdout.toString()).kind, 'features')
+  // features --shard over a data dir, into a teacher: a model of 3-dim input, 4 classes
+  const dd = join(d, 'dd')
+  mkdirSync(dd)
+  writeFileSync(join(dd, 'wav.scp'), `u1 ${join(BAD, 'audio', 'good1.wav')}\nu2 ${join(BAD, 'audio', 'good2.wav')}\n`)
+  writeFileSync(join(dd, 'utt2spk'), 'u1 s\nu2 s\n')
+  const k = Array.from({ length: 40 }, (_, i) => i + 1).find((i) => shardOf('u1', 40) !== i && shardOf('u2', 40) !== i)!
+  const model = join(d, 'model')
+  mkdirSync(model)
+  copyFileSync(join(BAD, 'model-truncated', 'ktp.json'), join(model, 'ktp.json'))
+  saveCheckpoint(join(model, 'params.bin'), {
+    header: { format: 'ktp.model@1' },
+    arrays: { 'out.W': new Float32Array(12).fill(0.1), 'out.b': new Float32Array(4) },
+  })
+  const f = sh(
+    `${KTP} features ${dd} --num-mel-bins 3 --shard ${k}/40 -o - | ${KTP} infer --model ${model} - -o ${join(d, 'soft.arrow')}`,
+  )
+  t.equal(f.code, 0, f.stderr)
+  t.match(f.stderr, /ktp features: done 0, failed 0/)
+  t.match(f.stderr, /ktp infer: done 0, failed 0/)
+  t.equal(JSON.parse(ktp(['info', join(d, 'soft.arrow'), '--json']).stdout.toString()).utterances, 0)
+})
+
+t.test('merge refuses parts of different runs (a CMVN shard and a raw shard)', async (t) => {
+  const d = tmp('ktp-merge-')
+  const a = join(d, 'a.arrow')
+  const b = join(d, 'b.arrow')
+  t.equal(ktp(['cmvn', 'apply', '--mode', 'utterance', feats, '--shard', '1/2', '-o', a, '--quiet']).code, 0)
+  t.equal(ktp(['cat', feats, '--shard', '2/2', '-o', b, '--quiet']).code, 0)
+  const r = ktp(['merge', a, b, '-o', join(d, 'm.arrow')])
+  t.equal(r.code, 2)
+  oneLine(
+    t,
+    r.stderr,
+    /b\.arrow is not a shard of the same run as .*a\.arrow: fingerprints fp-faults \(no producer recorded\) and \w+ \(cmvn-apply \{"mode":"utterance"/,
+  )
+  t.notOk(existsSync(join(d, 'm.arrow')))
+})
+
+t.test('score: a missing hypothesis counts as all deletions, as sclite scores an empty one', async (t) => {
+  const g = join(ROOT, 'fixtures', 'sclite-missing')
+  const golden = (f: string) => {
+    const lines = readFileSync(join(g, f), 'utf8').split('\n')
+    const a = lines.findIndex((l) => l.includes('SYSTEM SUMMARY PERCENTAGES by SPEAKER'))
+    const b = lines.findIndex((l) => /^\s*`-+'$/.test(l))
+    return `${lines.slice(a, b + 1).join('\n')}\n`
+  }
+  const base = { json: false, utterances: false, caseSensitive: false } as const
+  const warnings: string[] = []
+  const ref = join(g, 'ref.trn')
+  const hyp = join(g, 'hyp.trn')
+  const del = scoreFiles(ref, hyp, { ...base, missing: 'delete' }, (l) => warnings.push(l))
+  t.equal(formatSumTable(del, 'hyp.trn'), golden('sum-deletions.txt'), 'default: sclite on an empty hypothesis line')
+  t.match(warnings.join('\n'), /no hypothesis for 1 reference utterance\(s\) \(bob-u2\)/)
+  const ign = scoreFiles(ref, hyp, { ...base, missing: 'ignore' }, () => t.fail('no warning'))
+  t.equal(formatSumTable(ign, 'hyp.trn'), golden('sum-ignore.txt'), '--missing ignore: sclite on the file as it is')
+  t.match(
+    caught(() => scoreFiles(ref, hyp, { ...base, missing: 'error' }))?.message,
+    /no hypothesis for 1 reference utterance\(s\): bob-u2/,
+  )
+})
+
+t.test('no hang, no crash: bounded options, non-files in wav.scp, a closed pipe', async (t) => {
+  const d = tmp('ktp-hang-')
+  const splice = ktp(['splice', feats, '--context', '1000000000', '-o', '-'])
+  t.equal(splice.code, 2)
+  oneLine(t, splice.stderr, /--context: expected number to be <=1000, got 1000000000/)
+  // a data dir whose wav.scp lists a good recording, a directory and a FIFO
+  const dd = join(d, 'dd')
+  mkdirSync(dd)
+  const fifo = join(d, 'fifo.wav')
+  spawnSync('mkfifo', [fifo])
+  const rec = join(ROOT, 'fixtures', 'fsdd', 'recordings', '0_george_0.wav') // 8 kHz
+  writeFileSync(join(dd, 'wav.scp'), `a ${rec}\nb ${d}\nc ${fifo}\n`)
+  writeFileSync(join(dd, 'utt2spk'), 'a s\nb s\nc s\n')
+  const f = spawnSync(process.execPath, [CLI, 'features', dd, '-o', join(d, 'f.arrow')], { timeout: 60_000 })
+  const err = f.stderr.toString()
+  t.equal(f.status, 1, `fails the two entries, not the run (and does not block on the FIFO)\n${err}`)
+  t.match(err, /WARNING b \(.*\): audio entry .* is a directory, expected an audio file/)
+  t.match(err, /WARNING c \(.*\): audio entry .*fifo\.wav is a FIFO \(named pipe\)/)
+  t.match(err, /done 1, failed 2/)
+  // Kaldi's MelBanks refuses empty mel bins; so does ktp, before reading any audio
+  writeFileSync(join(dd, 'wav.scp'), `a ${rec}\n`)
+  writeFileSync(join(dd, 'utt2spk'), 'a s\n')
+  const mel = ktp(['features', dd, '--num-mel-bins', '128', '-o', join(d, 'm.arrow')])
+  t.equal(mel.code, 2)
+  t.match(
+    mel.stderr,
+    /ktp: error: --num-mel-bins 128: mel bin 5 holds no FFT bin at 8000 Hz \(256-point FFT, 20–4000 Hz\); use fewer mel bins/,
+  )
+  t.notOk(existsSync(join(d, 'm.arrow')))
+  // a reader that stops early is a normal end: no error, exit 0
+  const head = sh(`${KTP} cat ${feats} --format kaldi-text | head -1`)
+  t.equal(head.code, 0, head.stderr)
+  t.notMatch(head.stderr, /error|EPIPE/)
+  t.match(head.stdout.toString(), /^utt00000 {2}\[\n$/)
 })
 
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))

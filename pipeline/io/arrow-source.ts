@@ -237,6 +237,9 @@ export async function openArrow(src: string, accept: string[]): Promise<ArrowSou
           .then(() => nextBatch())
           .then((r) => {
             if (r.done) return { done: true as const }
+            // A stream without record batches (an empty shard: schema, then end of stream) is
+            // handed over by apache-arrow as one placeholder batch of 0 rows and no column data.
+            if (r.value.numRows === 0) return { rows: [] }
             if (!sameColumns(r.value.schema, schema)) return { changed: true as const }
             checkBatch(r.value)
             return { rows: [...rowsOf(r.value)] }

@@ -93,6 +93,8 @@ function restoreStdio(argv: Record<string, unknown>): Record<string, unknown> {
 
 export function reportFatal(err: unknown): number {
   // a file-system failure that no stage described (a full disk, a read-only mount): still one line
+  // a reader that stops early (`| head -1`) closed the pipe: a normal end, not an error
+  if (isFsError(err) && err.code === 'EPIPE') return 0
   if (isFsError(err)) err = describeFsError(err)
   if (err instanceof KtpError) {
     process.stderr.write(`ktp: error: ${err.message}\n`)

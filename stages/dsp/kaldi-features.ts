@@ -1,3 +1,4 @@
+import { KtpError } from '../../schemas/errors.js'
 /**
  * Kaldi-compatible filter-bank and MFCC features (compute-fbank-feats / compute-mfcc-feats), checked
  * against `torchaudio.compliance.kaldi.fbank` / `.mfcc` to max |Δ| ≤ 1e-3 (test/kaldi-features.test.ts).
@@ -348,13 +349,25 @@ function makeMelBanks(o: FbankOptions, padded: number): Pick<Plan, 'melFirst' | 
         weights.push(w)
       }
     }
-    melFirst[b] = Math.max(first, 0)
+    if (first < 0)
+      // Kaldi's MelBanks refuses too ("You may have set --num-mel-bins too large"): an empty bin
+      // is a constant log(floor) feature, not information
+      throw new KtpError(
+        'empty-mel-bin',
+        `--num-mel-bins ${o.numMelBins}: mel bin ${b + 1} holds no FFT bin at ${o.sampleFrequency} Hz (${padded}-point FFT, ${o.lowFreq}–${high} Hz); use fewer mel bins`,
+      )
+    melFirst[b] = first
     melOffset[b + 1] = weights.length
   }
   return { melFirst, melOffset, melWeights: Float64Array.from(weights) }
 }
 
 const plans = new WeakMap<object, Plan>()
+
+/** Check options that only the filter bank can judge (an empty mel bin), before any audio is read. */
+export function checkMelBanks(o: FbankOptions | MfccOptions): void {
+  planFor(o as FbankOptions)
+}
 
 function planFor(o: FbankOptions): Plan {
   let p = plans.get(o)

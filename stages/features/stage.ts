@@ -29,6 +29,7 @@ import {
   parseMfccOptions,
   type FbankOptions,
   type MfccOptions,
+  checkMelBanks,
 } from '../dsp/kaldi-features.js'
 import { type FeaturePlan, type FeatureTask, type Runner, inlineRunner } from '../dsp/features-compute.js'
 import { FeaturePool } from '../dsp/features-worker.js'
@@ -111,6 +112,7 @@ export function featurePlan(o: FeaturesOptions, rate?: number): FeaturePlan {
       `${err.message} (with --sample-frequency ${t.sampleFrequency ?? 16000}${o.sampleFrequency === undefined ? ', the rate of the audio' : ''})`,
     )
   }
+  checkMelBanks(kaldi)
   const dim = o.type === 'mfcc' ? (kaldi as MfccOptions).numCeps : kaldi.numMelBins + (kaldi.useEnergy ? 1 : 0)
   return { type: o.type, kaldi, dim, resample: o.resample, channel: o.channel }
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { UttError } from '../../schemas/errors.js'
 import { isCommand } from './datadir-io.js'
@@ -33,8 +33,19 @@ export async function readAudioBytes(
       // Synchronous: a recording is small and usually in the page cache, and the promise API
       // costs four thread-pool round trips (open, fstat, read, close) per file, which on a busy
       // machine left `ktp features` idle for a fifth of its run. Workers (--jobs N) read in parallel.
-      return readFileSync(resolve(entry))
+      const path = resolve(entry)
+      const st = statSync(path)
+      // reading a FIFO blocks until some process writes to it, a directory fails with EISDIR
+      if (!st.isFile())
+        throw new UttError(
+          'not-a-file',
+          opts.utt,
+          `audio entry ${entry} is ${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO (named pipe)' : 'not a regular file'}, expected an audio file (or a command ending in |)`,
+          file,
+        )
+      return readFileSync(path)
     } catch (err) {
+      if (err instanceof UttError) throw err
       const code = (err as NodeJS.ErrnoException).code
       throw new UttError(
         code === 'ENOENT' ? 'no-audio' : 'unreadable-audio',

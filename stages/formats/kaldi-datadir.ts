@@ -77,6 +77,9 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
     } catch {
       return void hashes.set(rec, 'missing')
     }
+    // a directory or a FIFO is no recording (hashing a FIFO would block): that utterance fails
+    // later, with its id, where the audio is read
+    if (!st.isFile()) return void hashes.set(rec, 'not-a-file')
     const c = cache[path]
     const hash = c && c.size === st.size && c.mtimeMs === st.mtimeMs ? c.hash : await hashFile(path)
     fresh[path] = { size: st.size, mtimeMs: st.mtimeMs, hash }

@@ -1,6 +1,7 @@
 import type { RecordBatch } from 'apache-arrow'
 import _ from 'highland'
 import { KtpError } from '../../schemas/errors.js'
+import { readMeta } from '../../schemas/metadata.js'
 import { uttId } from '../../schemas/utterance.js'
 import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
 import type { StageInput } from '../../pipeline/io/run-stage.js'
@@ -63,9 +64,30 @@ export function mergeSorted(inputs: StageInput[]): Highland.Stream<RecordBatch> 
   })
 }
 
+/** The producing stage and options of a part, for messages. */
+function producerOf(p: StageInput): string {
+  const prod = readMeta(p.schema).producer
+  return prod ? `${prod.stage} ${JSON.stringify(prod.options)}` : 'no producer recorded'
+}
+
+/**
+ * merge joins the shards of ONE run: parts with different fingerprints hold different values (a
+ * CMVN'd shard and a raw one), and a merged file would claim one provenance for both.
+ */
+function refuseMixedParts(parts: StageInput[]): void {
+  const first = parts[0]
+  const other = parts.find((p) => p.fingerprint !== first?.fingerprint)
+  if (!first || !other) return
+  throw new KtpError(
+    'mixed-parts',
+    `${other.name} is not a shard of the same run as ${first.name}: fingerprints ${other.fingerprint} (${producerOf(other)}) and ${first.fingerprint} (${producerOf(first)}); merge joins the --shard parts of one run (ktp cat concatenates different data)`,
+  )
+}
+
 /** A run of `ktp merge`: the parts as one input, read in utterance order (values and provenance unchanged). */
 export async function planMerge(inputs: string[], open: OpenInput): Promise<StagePlan> {
   const parts = await Promise.all(inputs.map((n) => open(n)))
+  refuseMixedParts(parts)
   const { input, sameValues } = concatInputs(parts)
   return {
     stage: 'merge',

@@ -15,6 +15,7 @@ import {
   TrnError,
   type LabelMap,
   type ScoreResult,
+  type TrnEntry,
 } from '../scoring/index.js'
 
 /**
@@ -35,6 +36,12 @@ export const scoreOptions = z.object({
     .boolean()
     .default(false)
     .describe('compare words and ids case-sensitively (sclite -s); by default both are lower-cased, as sclite does'),
+  missing: z
+    .enum(['delete', 'ignore', 'error'])
+    .default('delete')
+    .describe(
+      'a reference utterance with no hypothesis line: delete = count all its words as deletions (as sclite scores an empty hypothesis; Kaldi compute-wer --mode=all), ignore = leave it out (what sclite does with a trn that lacks the line), error = refuse (Kaldi --mode=strict)',
+    ),
 })
 export type ScoreOptions = z.infer<typeof scoreOptions>
 
@@ -61,7 +68,40 @@ function asKtp(err: unknown, source: string): unknown {
   return err
 }
 
-export function scoreFiles(refPath: string, hypPath: string, o: ScoreOptions): ScoreResult {
+/**
+ * References without a hypothesis line. A decoder that dropped an utterance must not make the
+ * error rate look better: by default they count as empty hypotheses (all deletions), with a
+ * warning that names them.
+ */
+function addMissing(
+  refs: readonly TrnEntry[],
+  hyps: readonly TrnEntry[],
+  o: ScoreOptions,
+  hypPath: string,
+  warn: (line: string) => void,
+): TrnEntry[] {
+  const have = new Set(hyps.map((h) => h.id))
+  const missing = [...new Map(refs.filter((r) => !have.has(r.id)).map((r) => [r.id, r])).values()]
+  if (missing.length === 0 || o.missing === 'ignore') return [...hyps]
+  const ids = missing.map((r) => r.id)
+  const named = `${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ` and ${ids.length - 5} more` : ''}`
+  if (o.missing === 'error')
+    throw new KtpError(
+      'missing-hyp',
+      `--hyp ${hypPath}: no hypothesis for ${ids.length} reference utterance(s): ${named} (--missing delete counts them as deletions)`,
+    )
+  warn(
+    `ktp score: WARNING ${hypPath}: no hypothesis for ${ids.length} reference utterance(s) (${named}): scored as empty hypotheses, all deletions (--missing ignore leaves them out, as sclite does with a trn that lacks the line)`,
+  )
+  return [...hyps, ...missing.map((r) => ({ ...r, words: [] }))]
+}
+
+export function scoreFiles(
+  refPath: string,
+  hypPath: string,
+  o: ScoreOptions,
+  warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): ScoreResult {
   try {
     const map = loadMap(o.map)
     const refs = parseTrn(readFile(refPath, '--ref'), { caseSensitive: o.caseSensitive }, refPath)
@@ -72,7 +112,7 @@ export function scoreFiles(refPath: string, hypPath: string, o: ScoreOptions): S
     } catch (err) {
       throw asKtp(err, refPath) // duplicate, differing references are the reference file's fault
     }
-    return scoreTrn(refs, hyps, { map })
+    return scoreTrn(refs, addMissing(refs, hyps, o, hypPath, warn), { map })
   } catch (err) {
     throw asKtp(err, hypPath)
   }

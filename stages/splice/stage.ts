@@ -14,10 +14,31 @@ import { spliceFrames } from '../dsp/splice.js'
  * dim becomes D·(L+R+1). Training can use `spliceRow` to build spliced rows on the fly from the
  * unspliced matrix instead of storing an (L+R+1)-times larger copy.
  */
+/** A bound on context (each side): Kaldi recipes use ≤ 15; 10⁹ would allocate terabytes before failing. */
+const MAX_CONTEXT = 1000
+
 export const spliceOptions = z.object({
-  context: z.number().int().min(0).optional().describe('frames of context on each side (sets --left and --right)'),
-  left: z.number().int().min(0).optional().describe('frames of left context (default 4, as splice-feats)'),
-  right: z.number().int().min(0).optional().describe('frames of right context (default 4, as splice-feats)'),
+  context: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_CONTEXT)
+    .optional()
+    .describe('frames of context on each side (sets --left and --right)'),
+  left: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_CONTEXT)
+    .optional()
+    .describe('frames of left context (default 4, as splice-feats)'),
+  right: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_CONTEXT)
+    .optional()
+    .describe('frames of right context (default 4, as splice-feats)'),
 })
 export type SpliceOptions = z.infer<typeof spliceOptions>
 
