@@ -5,6 +5,7 @@ import { tuneAndEvaluate } from './evaluate.js'
 import { writeReport } from './report.js'
 import { type TrainingData, infer, trainDnn, trainStudent } from './steps.js'
 import type { STUDENT_NAMES, SystemsConfig } from './systems-config.js'
+import type { SystemRun, SystemsData } from './system-types.js'
 import { type WebInputs, webSite } from './web.js'
 
 /**
@@ -13,6 +14,8 @@ import { type WebInputs, webSite } from './web.js'
  * layerwise-kt), and for each system: dense log-posteriors of dev and test, decoding tuned on dev,
  * scored on test. A recipe supplies the data side (features, labels, HMM, references).
  */
+export type { SystemRun, SystemsData } from './system-types.js'
+
 export const SYSTEMS = [
   'dnn',
   'dnn-rbm',
@@ -41,20 +44,6 @@ export const STUDENTS: { name: StudentName; mode: string; teacher: TeacherName |
   { name: 'lstm-layerwise-kt', mode: 'layerwise-kt', teacher: 'dnn' },
 ]
 
-/** What the systems train and score on: the data side of a recipe. */
-export interface SystemsData extends TrainingData {
-  /** A path inside the recipe's output directory. */
-  p: (...xs: string[]) => string
-  hmm: string
-  lmText: string
-  devText: string
-  testText: string
-  /** Fold labels before scoring (TIMIT: 39 phones). */
-  map?: 'timit39'
-  /** Directories/files whose change must re-run evaluation (transcripts). */
-  evalInputs: string[]
-}
-
 /**
  * How a system's files are named. The recipes name by system and seed (`dnn.s1`); a sweep names
  * by every setting a step depends on (`dnn.f0.25.s1`, `lstm-kt.f0.25.s1.k8.T2.sgd`), so two sweep
@@ -77,15 +66,6 @@ export function withTeachers(systems: readonly string[]): string[] {
   const need = new Set(systems)
   for (const s of STUDENTS) if (need.has(s.name) && s.teacher) need.add(s.teacher)
   return SYSTEMS.filter((s) => need.has(s))
-}
-
-/** One trained-and-evaluated system of one seed: where its model and evaluation are. */
-export interface SystemRun {
-  system: string
-  seed: number
-  /** The name of its files: exp/ID, eval/ID.json. */
-  id: string
-  eval: string
 }
 
 /** Decode dev over the grid of acoustic scales and insertion penalties, keep the best, score test. */

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { exportModel, exportOptions } from '../../stages/export/stage.js'
 import type { EvalResult } from './evaluate.js'
 import type { Step } from './runner.js'
-import type { SystemRun, SystemsData } from './systems.js'
+import type { SystemRun, SystemsData } from './system-types.js'
 import { STUDENT_NAMES, type SystemsConfig } from './systems-config.js'
 
 /** What the site is made from besides the systems: the CMVN statistics and the features they describe. */
