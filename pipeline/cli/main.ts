@@ -11,7 +11,7 @@ import { STDIO_ARG } from '../io/command.js'
  */
 export async function main(argv: string[]): Promise<void> {
   // yargs-parser reads a lone '-' as an empty flag; hide it until the handler (see command.ts).
-  let y = yargs(argv.map((a) => (a === '-' ? STDIO_ARG : a)))
+  let y = yargs(joinDashValues(argv).map((a) => (a === '-' ? STDIO_ARG : a)))
     .scriptName('ktp')
     .usage(
       'ktp <command> [options]\n\nKnowledge-transfer pre-training of speech acoustic models, as composable Arrow stream stages.',
@@ -39,6 +39,23 @@ export async function main(argv: string[]): Promise<void> {
     else y = y.command(c.usage, c.describe)
   }
   await y.parseAsync()
+}
+
+/**
+ * `--shard -1/4` reaches yargs as a cluster of short flags ("Unknown argument: 1"); joined as
+ * `--shard=-1/4` it reaches the option's own check, whose message names the option and the range.
+ */
+export function joinDashValues(argv: string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const next = argv[i + 1]
+    if (a.startsWith('--') && !a.includes('=') && next !== undefined && /^-\d+\/-?\d+$/.test(next)) {
+      out.push(`${a}=${next}`)
+      i++
+    } else out.push(a)
+  }
+  return out
 }
 
 await main(hideBin(process.argv))

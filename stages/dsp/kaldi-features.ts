@@ -24,9 +24,11 @@ import { z } from 'zod'
 export const FLT_EPSILON = 1.1920928955078125e-7
 
 const frameShape = {
+  // bounded so that a typo (1e9) fails at once instead of resampling into gigabytes
   sampleFrequency: z
     .number()
     .positive()
+    .max(768_000, 'expected at most 768000 Hz')
     .default(16000)
     .describe('Waveform sample frequency in Hz; must match the audio'),
   frameLength: z.number().positive().default(25).describe('Frame length in milliseconds'),
