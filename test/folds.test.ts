@@ -88,7 +88,17 @@ t.test('the folded fsdd plan: each fold a whole run in its own folder, one poole
     out,
   )
   planOrder(plan) // unique names, unique outputs, no cycle
-  const single = systemsRecipe('fsdd', recipe.prep(FSDD, out), out, recipe.config)
+  // a fold is the single-split plan without its `web` step (the site is made for a single split's best student)
+  const singleAll = systemsRecipe('fsdd', recipe.prep(FSDD, out), out, recipe.config)
+  t.ok(
+    singleAll.steps.some((s) => s.name === 'web'),
+    'the single split writes the site',
+  )
+  const single = { steps: singleAll.steps.filter((s) => s.name !== 'web') }
+  t.notOk(
+    plan.steps.some((s) => s.name.endsWith('/web')),
+    'no fold writes a site',
+  )
   t.equal(plan.steps.length, 3 * single.steps.length + 1, 'three folds of the single-split plan, and the pooled report')
   for (const f of folds) {
     const own = plan.steps.filter((s) => s.name.startsWith(`${f.name}/`))
