@@ -120,7 +120,11 @@ t.test('ktp run --executor slurm --dry-run prints the sbatch script and needs no
   const r = ktp(['run', 'fsdd', '--quick', '--out', out, '--executor', 'slurm', '--dry-run', '--slurm-opts=--qos=low'])
   t.equal(r.code, 0, r.stderr)
   const lines = r.stdout.toString().trim().split('\n')
-  t.equal(lines.length, 53 + 22, '53 steps; the 22 shardable ones (3 features, 19 infer) add a merge job each')
+  t.equal(
+    lines.length,
+    54 + 22,
+    '54 steps (the last writes the web site); the 22 shardable ones (3 features, 19 infer) add a merge job each',
+  )
   t.match(
     lines[0],
     /^j_connect_digits=\$\(sbatch --parsable --job-name=ktp:connect-digits .* --qos=low --wrap '.*main\.js run fsdd --quick --out .* --only-step connect-digits'\)$/,
