@@ -43,6 +43,11 @@ export interface Step {
   /** Exit code 1 (some utterances failed) is acceptable for this step. */
   allowPartial?: boolean
   /**
+   * Appended to `cmd` when the step runs, not part of its key: how a command that checkpoints
+   * continues an interrupted run (`--resume` for the training commands).
+   */
+  resumeFlag?: string
+  /**
    * The command takes `--shard i/N` and its parts join with `ktp merge` (features, infer): a
    * cluster executor may run it as N jobs and a merge. The local executor runs it whole.
    */
@@ -172,16 +177,13 @@ export async function stepKey(s: Step): Promise<string> {
     .slice(0, 32)
 }
 
-/** Commands that checkpoint and continue with --resume (without it they refuse an unfinished run's output). */
-const TRAINING_COMMANDS = new Set(['train', 'train-teacher', 'train-student'])
-
 /** Run a step's `ktp` command as a child process, its stderr (and stdout unless saved) to `logPath`. */
 export function runChild(cli: string, s: Step, logPath: string): Promise<number> {
   return new Promise((resolve, reject) => {
     mkdirSync(dirname(logPath), { recursive: true })
     const log = createWriteStream(logPath)
-    // a training step killed midway continues from its checkpoint (not part of the step's key)
-    const args = TRAINING_COMMANDS.has(s.cmd![0]) ? [...s.cmd!, '--resume'] : s.cmd!
+    // a step killed midway continues from its checkpoint
+    const args = s.resumeFlag ? [...s.cmd!, s.resumeFlag] : s.cmd!
     const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     const chunks: Buffer[] = []
     child.stdout.on('data', (d: Buffer) => (s.stdoutTo ? chunks.push(d) : log.write(d)))

@@ -244,6 +244,8 @@ export function trainDnn(
     outputs: [o.out],
     // utterances without labels (alignment failures) are skipped and counted: exit 1, model written
     allowPartial: true,
+    // without it, a rerun refuses the checkpoint an interrupted run left
+    resumeFlag: '--resume',
   }
 }
 
@@ -290,5 +292,6 @@ export function trainStudent(
     ],
     outputs: [o.out],
     allowPartial: true,
+    resumeFlag: '--resume',
   }
 }
