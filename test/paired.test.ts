@@ -46,6 +46,19 @@ t.test('one pair: a mean, no interval, never "supported"', async (t) => {
 })
 
 /** A fake run: eval JSONs of every system for the given folds and seeds, errors from `wer`. */
+/** The pooled report of a fake run of one seed. */
+function toyReport(r: ReturnType<typeof fakeRun>) {
+  return writeReport({
+    task: 'toy',
+    metric: 'WER',
+    out: r.out,
+    seeds: [1],
+    systems: r.systems,
+    config: {},
+    folds: r.folds,
+  })
+}
+
 function fakeRun(folds: string[], seeds: number[], wer: (sys: string, fold: number, seed: number) => number) {
   const out = tmp('ktp-report-')
   const systems = ['dnn', 'dnn-rbm', 'lstm-baseline', 'lstm-kt', 'lstm-kt-rbm', 'lstm-regularise', 'lstm-layerwise-kt']
@@ -72,15 +85,7 @@ t.test('report: per-fold table, paired claims, test-set size, decoder settings',
   const r = fakeRun(['fold-a', 'fold-b', 'fold-c', 'fold-d', 'fold-e', 'fold-f'], [1], (sys, f) =>
     sys === 'lstm-kt' ? 10 + jitter[f] : sys === 'dnn' ? 5 : 12,
   )
-  await writeReport({
-    task: 'toy',
-    metric: 'WER',
-    out: r.out,
-    seeds: [1],
-    systems: r.systems,
-    config: {},
-    folds: r.folds,
-  })
+  await toyReport(r)
   const md = readFileSync(join(r.out, 'report.md'), 'utf8')
   t.match(md, '| system | fold-a | fold-b | fold-c | fold-d | fold-e | fold-f |')
   t.match(md, '| lstm-kt | 10.10 / 69.90 | 9.80 / 70.20 |')
@@ -105,15 +110,7 @@ t.test('report: per-fold table, paired claims, test-set size, decoder settings',
 
 t.test('report: one fold, one seed says so and reads nothing as supported', async (t) => {
   const r = fakeRun(['split'], [1], (sys) => (sys === 'lstm-kt' ? 3 : 20))
-  await writeReport({
-    task: 'toy',
-    metric: 'WER',
-    out: r.out,
-    seeds: [1],
-    systems: r.systems,
-    config: {},
-    folds: r.folds,
-  })
+  await toyReport(r)
   const md = readFileSync(join(r.out, 'report.md'), 'utf8')
   t.match(md, /\*\*C1\*\* .*\*\*inconclusive\*\* — one pair: no interval/)
   t.notMatch(md, '**supported**')
