@@ -16,7 +16,7 @@
  *   decode      real-time factor of ktp decode on connected FSDD digits
  *   twin        ktp's seven systems beside a PyTorch twin (bench/twin.ts): test frame accuracy and
  *               held-out accuracy per epoch; only when named (it trains everything twice), with
- *               [--data DIR] [--seeds N] [--set KEY=VALUE …] passed to `ktp run` and the twin
+ *               [--data DIR] [--seeds N] [--folds K] [--set KEY=VALUE …] passed to `ktp run` and the twin
  *
  * Python references need /usr/bin/python3 with torch and torchaudio (Debian:
  * apt-get install python3-torch python3-torchaudio libopenblas0-pthread); without them, the pairs
@@ -165,6 +165,10 @@ export function parseArgs(argv: string[]): RunArgs {
       twin.seeds = Number(value(i++, a))
       if (!Number.isInteger(twin.seeds) || twin.seeds < 1)
         throw new UsageError(`--seeds: expected a whole number ≥ 1, got '${argv[i]}'`, 2)
+    } else if (a === '--folds') {
+      twin.folds = Number(value(i++, a))
+      if (!Number.isInteger(twin.folds) || twin.folds < 1)
+        throw new UsageError(`--folds: expected a whole number of folds ≥ 1, got '${argv[i]}'`, 2)
     } else if (a === '--set') twin.sets.push(value(i++, a))
     else if (a === '--out') twin.out = value(i++, a)
     else if (a === '--json') json = true
@@ -178,7 +182,8 @@ export function parseArgs(argv: string[]): RunArgs {
           '  --quick         small sizes (a smoke run; the figures mean nothing)\n' +
           '  --no-reference  skip the Python/PyTorch references\n' +
           '  --reps=N        interleaved repetitions per side (features, train-*, infer; default 3)\n' +
-          '  twin only (run when named): --data DIR (corpus), --seeds N, --set KEY=VALUE (repeatable), --out DIR (the ktp run)\n',
+          '  twin only (run when named): --data DIR (corpus), --seeds N, --folds K (speaker cross-validation),\n' +
+          '                  --set KEY=VALUE (repeatable), --out DIR (the ktp run)\n',
         0,
       )
     } else if ((BENCHMARKS as readonly string[]).includes(a)) {
