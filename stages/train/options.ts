@@ -109,8 +109,12 @@ export const trainOptions = z.object({
 })
 export type TrainOptions = z.infer<typeof trainOptions>
 
-/** Options that do not change the result: they stay out of the model fingerprint. */
-export const NON_VALUE_OPTIONS = ['backend', 'checkpointMinutes', 'workers'] as const
+/**
+ * Options that do not change the result: they stay out of the model fingerprint. --shuffle-memory
+ * is a memory limit: it decides whether the utterance order is shuffled only through the size of
+ * the corpus, and raising it on a machine with more memory should not make a model stale.
+ */
+export const NON_VALUE_OPTIONS = ['backend', 'checkpointMinutes', 'workers', 'shuffleMemory'] as const
 
 /** The --model option: a model config as JSON, or a path to a JSON file, validated by the registry. */
 export function parseModelConfig(s: string): ModelConfig {
