@@ -60,6 +60,7 @@ export const STUDENT_FLAGS = [
 export const STUDENT_EXTRA_FLAGS = [
   'delay',
   'bufferChunks',
+  'shuffleMemory',
   'momentum',
   'l2',
   'clip',
@@ -92,6 +93,7 @@ export const studentConfigSchema = z.strictObject({
   dataFraction: studentTraining.dataFraction.unwrap(),
   delay: studentTraining.delay.unwrap().optional(),
   bufferChunks: studentTraining.bufferChunks.unwrap().optional(),
+  shuffleMemory: studentTraining.shuffleMemory.unwrap().optional(),
   momentum: studentTraining.momentum.unwrap().optional(),
   l2: studentTraining.l2.unwrap().optional(),
   clip: studentTraining.clip.unwrap().optional(),

@@ -15,7 +15,7 @@ import {
   rbmHidden,
   rbmMomentum,
 } from '../nn/index.js'
-import { readCorpus } from '../train/corpus.js'
+import { epochUtterances } from '../train/corpus-memory.js'
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js'
 import { frameBatches } from '../train/frame-batches.js'
 import { epochRandom } from '../train/shuffle.js'
@@ -34,6 +34,7 @@ import {
   checkEarlierRun,
   finishModel,
   openTrainingData,
+  planUtteranceOrder,
   reportSkipped,
   runPhases,
   scheduleFrom,
@@ -92,6 +93,9 @@ export async function pretrainRbm(
   const stack: Rbm[] = []
   const params: Record<string, Float32Array> = {}
   let step = 0
+  // the features only, read once when they fit --shuffle-memory, for every layer and epoch
+  const order = await planUtteranceOrder(ctx, { labels: false })
+  const utterances = epochUtterances({ feats: o.feats, select: ctx.data.trainSelect }, order.inMemory)
   for (let l = 0; l < hidden.length; l++) {
     const name = dnnLayerName(l, hidden.length + 1)
     const ckPath = join(ctx.out, `rbm.${l}.bin`)
@@ -111,13 +115,13 @@ export async function pretrainRbm(
         let errSum = 0
         let frames = 0
         const errs: tf.Scalar[] = []
-        const utts = readCorpus({ feats: o.feats, select: ctx.data.trainSelect })
-        for await (const fb of frameBatches(utts, {
+        const rand = epochRandom(o.seed + 1000 * (l + 1), e)
+        for await (const fb of frameBatches(utterances(rand, false), {
           batchSize: o.rbmBatchSize,
           bufferFrames: o.bufferFrames,
           left: o.context,
           right: o.context,
-          rand: epochRandom(o.seed + 1000 * (l + 1), e),
+          rand,
           hard: false,
           soft: false,
           temperature: 1,

@@ -75,6 +75,13 @@ export const trainOptions = z.object({
   chunksPerBatch: z.number().int().positive().default(16).describe('chunk models: chunks per mini-batch'),
   bufferChunks: z.number().int().positive().default(4096).describe('chunk models: shuffle buffer, in chunks'),
   delay: z.number().int().min(0).default(0).describe('chunk models: target delay in frames'),
+  shuffleMemory: z
+    .number()
+    .min(0)
+    .default(2048)
+    .describe(
+      'MB of memory for the training corpus (features, soft targets, labels): if it fits, it is read once and the utterance order is shuffled every epoch; if not, utterances are read in file order and mixed only within the shuffle buffer (0: always file order)',
+    ),
   optimizer: z.enum(OPTIMIZERS).default('sgd').describe("sgd (the paper's setting), momentum, or adam"),
   momentum: z.number().min(0).max(0.999).default(0.9).describe('momentum coefficient (--optimizer momentum)'),
   l2: z.number().min(0).default(0).describe('L2 weight decay'),
@@ -102,8 +109,12 @@ export const trainOptions = z.object({
 })
 export type TrainOptions = z.infer<typeof trainOptions>
 
-/** Options that do not change the result: they stay out of the model fingerprint. */
-export const NON_VALUE_OPTIONS = ['backend', 'checkpointMinutes', 'workers'] as const
+/**
+ * Options that do not change the result: they stay out of the model fingerprint. --shuffle-memory
+ * is a memory limit: it decides whether the utterance order is shuffled only through the size of
+ * the corpus, and raising it on a machine with more memory should not make a model stale.
+ */
+export const NON_VALUE_OPTIONS = ['backend', 'checkpointMinutes', 'workers', 'shuffleMemory'] as const
 
 /** The --model option: a model config as JSON, or a path to a JSON file, validated by the registry. */
 export function parseModelConfig(s: string): ModelConfig {

@@ -19,6 +19,7 @@ import {
 } from '../nn/index.js'
 import { peekCheckpoint } from './checkpoint.js'
 import { type LabelSet, describeCorpus, loadLabels } from './corpus.js'
+import { type OrderPlan, orderNote, planOrder } from './corpus-memory.js'
 import { DEFAULT_NEWBOB, type NewbobConfig } from './newbob.js'
 import type { OptimizerConfig } from './optimizer.js'
 import { NON_VALUE_OPTIONS, type TrainOptions, type schedulerOptions } from './options.js'
@@ -51,6 +52,8 @@ export interface TrainingData {
   skipped: SkippedUtt[]
   /** Utterances used, training and held-out (set by vetTrainingData). */
   used: number
+  /** Frames of the usable training utterances (set by vetTrainingData): does the corpus fit in memory? */
+  trainFrames: number
 }
 
 /** A stable number in [0, 1) per utterance id: nested subsets and held-out splits without lists. */
@@ -147,6 +150,7 @@ export async function openTrainingData(o: TrainOptions, soft?: string): Promise<
     priors: [],
     skipped: [],
     used: 0,
+    trainFrames: 0,
   }
 }
 
@@ -195,6 +199,8 @@ export async function vetTrainingData(data: TrainingData, o: TrainOptions): Prom
   data.heldSelect = (u) => held.usable.has(u)
   data.skipped = [...train.skipped, ...held.skipped]
   data.used = train.usable.size + held.usable.size
+  data.trainFrames = 0
+  for (const u of train.usable) data.trainFrames += trainSurvey.frames.get(u)!
   const counts = new Float64Array(data.numClasses).fill(1) // add-one: no class gets prior 0
   for (const u of train.usable) for (const l of data.trainLabels.map.get(u)!) counts[l]++
   const total = counts.reduce((a, b) => a + b, 0)
@@ -273,6 +279,32 @@ async function trainStoppable<T>(ctx: TrainContext, run: (stop: () => boolean) =
   }
 }
 
+const orderNoted = new WeakMap<TrainContext, boolean>()
+
+/**
+ * Whether the training corpus (its features, `soft` targets and, with `labels`, its labels) is
+ * held in memory to shuffle the utterance order every epoch (corpus-memory.ts). The run's log says
+ * which order once, and again only if a later part of the run (RBM pre-training reads features
+ * only; fine-tuning adds labels) plans the other one.
+ */
+export async function planUtteranceOrder(
+  ctx: TrainContext,
+  parts: { soft?: string; labels: boolean },
+): Promise<OrderPlan> {
+  const plan = await planOrder({
+    feats: ctx.opts.feats,
+    soft: parts.soft,
+    labels: parts.labels,
+    frames: ctx.data.trainFrames,
+    budgetMB: ctx.opts.shuffleMemory,
+  })
+  if (orderNoted.get(ctx) !== plan.inMemory) {
+    orderNoted.set(ctx, plan.inMemory)
+    ctx.log(orderNote(plan, 'train')) // named as the other lines of runPhases
+  }
+  return plan
+}
+
 /** Train `model` through the phases, each with its own schedule, checkpointed for --resume. */
 export async function runPhases(
   model: Model,
@@ -301,8 +333,10 @@ export async function runPhases(
         delay: opts.delay,
       }
   let skipped = 0
+  const order = await planUtteranceOrder(ctx, { soft: ctx.soft, labels: true })
   for (const phase of phases) {
     const source = speechSource({
+      inMemory: order.inMemory,
       feats: opts.feats,
       labels: data.trainLabels,
       soft: ctx.soft,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { KtpError } from '../../schemas/errors.js'
-import { type CorpusUtt, type LabelSet, readCorpus } from './corpus.js'
+import type { LabelSet } from './corpus.js'
+import { epochUtterances } from './corpus-memory.js'
 import { chunkBatches } from './chunk-batches.js'
 import { frameBatches, type SparseSoft } from './frame-batches.js'
 import { epochRandom } from './shuffle.js'
@@ -10,8 +11,10 @@ import { tensorFrom } from './tensors.js'
 
 /**
  * The bridge from speech corpora to the trainer: reads features (+ labels, + soft targets) from
- * Arrow files every epoch (streamed, bounded memory), batches them as frames (DNN, spliced on the
- * fly) or chunks (recurrent), and hands the trainer tensors with their target terms.
+ * Arrow files every epoch (streamed in file order, bounded memory), or once into memory to visit
+ * the utterances in a new order every epoch (`inMemory`, corpus-memory.ts), batches them as frames
+ * (DNN, spliced on the fly) or chunks (recurrent), and hands the trainer tensors with their target
+ * terms.
  */
 export interface TargetMix {
   /** Weight of the hard-label cross-entropy (T = 1). */
@@ -33,6 +36,11 @@ export interface SpeechSourceConfig {
   targets: TargetMix
   seed: number
   onSkip?: (utt: string, why: string) => void
+  /**
+   * Hold the corpus in memory and visit its utterances in a seeded permutation every epoch
+   * (corpus-memory.ts; the caller checked it fits). Default false: streamed in file order.
+   */
+  inMemory?: boolean
   /** Top-k soft targets reach the loss sparsely (default true); false builds dense [rows, C] targets. */
   sparseSoft?: boolean
 }
@@ -71,17 +79,22 @@ export function speechSource(cfg: SpeechSourceConfig): DataSource {
   const needSoft = cfg.targets.soft > 0
   if (needSoft && !cfg.soft) throw new KtpError('usage', 'soft-target weight > 0 but no soft-target file given')
   if (cfg.targets.hard > 0 && !cfg.labels) throw new KtpError('usage', 'hard-label weight > 0 but no labels given')
+  const utterances = epochUtterances(
+    {
+      feats: cfg.feats,
+      labels: cfg.labels,
+      soft: needSoft ? cfg.soft : undefined,
+      select: cfg.select,
+      needLabels: needHard,
+      onSkip: cfg.onSkip,
+    },
+    cfg.inMemory === true,
+  )
   return {
     async *epoch(e: number, skip: number): AsyncGenerator<TrainBatch> {
-      const utts: AsyncIterable<CorpusUtt> = readCorpus({
-        feats: cfg.feats,
-        labels: cfg.labels,
-        soft: needSoft ? cfg.soft : undefined,
-        select: cfg.select,
-        needLabels: needHard,
-        onSkip: e === 0 ? cfg.onSkip : undefined,
-      })
+      // one stream per epoch: first the utterance order (in memory), then the buffer shuffle
       const rand = epochRandom(cfg.seed, e)
+      const utts = utterances(rand, e === 0)
       // Top-k files feed the loss sparsely (no dense [rows, C] targets); batch arrays are reused,
       // every one is copied into a tensor before the next batch is asked for.
       const common = {
