@@ -93,6 +93,18 @@ def load_split(feats_path, labels_path):
     return utts
 
 
+def speaker_cmvn(utts):
+    """Per-speaker mean and variance normalisation; the speaker is the utterance id up to its first '-'."""
+    by = {}
+    for u, f, _ in utts:
+        by.setdefault(u.split("-")[0], []).append(f)
+    stats = {}
+    for spk, fs in by.items():
+        x = np.concatenate(fs)
+        stats[spk] = (x.mean(0), x.std(0) + 1e-8)
+    return [(u, ((f - stats[u.split("-")[0]][0]) / stats[u.split("-")[0]][1]).astype(np.float32), l) for u, f, l in utts]
+
+
 def splice(x, k):
     """[T, D] → [T, D·(2k+1)]: frames t−k … t+k side by side, the edge frames repeated."""
     T = len(x)
@@ -347,12 +359,18 @@ def main():
     ap.add_argument("--config", required=True, help="the resolved recipe config (JSON)")
     ap.add_argument("--classes", type=int, required=True)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--speaker-cmvn", action="store_true",
+                    help="normalise mean and variance per speaker (the utterance id up to its first '-') on top of the "
+                    "features given: a check of per-speaker CMVN without recomputing features (per-speaker mean-variance "
+                    "normalisation undoes any earlier per-dimension affine map such as global CMVN)")
     ap.add_argument("--systems", default="dnn,dnn-rbm,lstm-baseline,lstm-kt,lstm-kt-rbm,lstm-regularise,lstm-layerwise-kt")
     a = ap.parse_args()
     cfg = json.load(open(a.config))
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     C = a.classes
     split = {s: load_split(f"{a.dir}/{s}.feats.txt", f"{a.dir}/{s}.labels.txt") for s in ("train", "dev", "test")}
+    if a.speaker_cmvn:
+        split = {s: speaker_cmvn(u) for s, u in split.items()}
     log(f"twin: {', '.join(f'{s} {len(u)} utts {sum(len(l) for _, _, l in u)} frames' for s, u in split.items())}")
     wanted = a.systems.split(",")
     torch.manual_seed(a.seed)

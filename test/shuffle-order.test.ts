@@ -14,6 +14,7 @@ import { epochRandom } from '../stages/train/shuffle.js'
 import { writeSoftFiles } from '../bench/soft-read.js'
 import { parseOptions } from '../pipeline/io/options.js'
 import { trainOptions } from '../stages/train/options.js'
+import { fitsOneBuffer } from '../stages/train/session.js'
 import { ktp, rng, tmp } from './helpers.js'
 
 const D = tmp('ktp-shuffle-order-')
@@ -253,3 +254,19 @@ t.test('over the budget (or from a pipe): file order, and a note that says how t
   t.throws(() => parseOptions(trainOptions, { feats: 'f', labels: 'l', shuffleMemory: -1 }), /--shuffle-memory: .*>=0/)
   t.equal(parseOptions(trainOptions, { feats: 'f', labels: 'l' }).shuffleMemory, 2048, 'default 2048 MB')
 })
+
+t.test(
+  'a corpus smaller than one shuffle buffer streams in file order: that buffer already mixes it all',
+  async (t) => {
+    const frames = { kind: 'frames', batchSize: 4, bufferFrames: 100, left: 0, right: 0 } as const
+    t.equal(fitsOneBuffer([40, 59], frames), true, '99 frames < 100')
+    t.equal(fitsOneBuffer([40, 60], frames), false, '100 frames flush the buffer before the end')
+    const chunks = { kind: 'chunks', chunksPerBatch: 2, chunkLength: 20, bufferChunks: 5, delay: 5 } as const
+    // ceil((30 + 5) / 20) = 2 and ceil((50 + 5) / 20) = 3 chunks: 5, not below 5
+    t.equal(fitsOneBuffer([30, 50], chunks), false)
+    t.equal(fitsOneBuffer([30, 30], chunks), true, '2 + 2 chunks < 5')
+    const plan = await planOrder({ feats: '-', frames: 10, labels: true, budgetMB: 2048, oneBuffer: true })
+    t.same(plan, { inMemory: false, bytes: 0, budgetMB: 2048, why: 'one-buffer' })
+    t.match(orderNote(plan, 'train'), /fits one shuffle buffer/)
+  },
+)

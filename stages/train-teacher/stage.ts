@@ -94,7 +94,14 @@ export async function pretrainRbm(
   const params: Record<string, Float32Array> = {}
   let step = 0
   // the features only, read once when they fit --shuffle-memory, for every layer and epoch
-  const order = await planUtteranceOrder(ctx, { labels: false })
+  const layout = {
+    kind: 'frames',
+    batchSize: o.batchSize,
+    bufferFrames: o.bufferFrames,
+    left: o.context,
+    right: o.context,
+  } as const
+  const order = await planUtteranceOrder(ctx, { labels: false, layout })
   const utterances = epochUtterances({ feats: o.feats, select: ctx.data.trainSelect }, order.inMemory)
   for (let l = 0; l < hidden.length; l++) {
     const name = dnnLayerName(l, hidden.length + 1)

@@ -21,7 +21,7 @@ export interface OrderPlan {
   /** --shuffle-memory, in MB as given. */
   budgetMB: number
   /** Why the order is the file's, when it is. */
-  why?: 'pipe' | 'budget'
+  why?: 'pipe' | 'budget' | 'one-buffer'
 }
 
 const MB = 1024 * 1024
@@ -64,8 +64,15 @@ export async function planOrder(o: {
   labels: boolean
   frames: number
   budgetMB: number
+  /**
+   * The corpus fills less than one shuffle buffer: the buffer's shuffle is then already global
+   * and fresh every epoch, so the corpus streams in file order (nothing held, and the batches are
+   * those of a plain buffer shuffle).
+   */
+  oneBuffer?: boolean
 }): Promise<OrderPlan> {
   const budgetMB = o.budgetMB
+  if (o.oneBuffer) return { inMemory: false, bytes: 0, budgetMB, why: 'one-buffer' }
   if (o.feats === '-' || o.soft === '-') return { inMemory: false, bytes: 0, budgetMB, why: 'pipe' }
   let perFrame = frameBytes(await schemaOf(o.feats, ['features']))
   if (o.soft) perFrame += frameBytes(await schemaOf(o.soft, ['soft-dense', 'soft-topk']))
@@ -83,6 +90,8 @@ export function orderNote(plan: OrderPlan, stage: string): string {
     return `ktp ${stage}: training corpus in memory (${mb(plan.bytes)} MB of --shuffle-memory ${plan.budgetMB} MB): utterance order shuffled every epoch`
   const order =
     'utterances are read in the order of the file every epoch, shuffled only within --buffer-frames/--buffer-chunks'
+  if (plan.why === 'one-buffer')
+    return `ktp ${stage}: the training corpus fits one shuffle buffer: every epoch shuffles all its frames (chunks) afresh`
   if (plan.why === 'pipe') return `ktp ${stage}: NOTE training from a pipe ('-'): ${order}`
   return (
     `ktp ${stage}: NOTE the training corpus needs ${mb(plan.bytes)} MB in memory, more than --shuffle-memory ${plan.budgetMB} MB: ` +

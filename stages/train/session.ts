@@ -54,6 +54,8 @@ export interface TrainingData {
   used: number
   /** Frames of the usable training utterances (set by vetTrainingData): does the corpus fit in memory? */
   trainFrames: number
+  /** Frames of each usable training utterance (set by vetTrainingData): does it fit one shuffle buffer? */
+  trainUttFrames: number[]
 }
 
 /** A stable number in [0, 1) per utterance id: nested subsets and held-out splits without lists. */
@@ -151,6 +153,7 @@ export async function openTrainingData(o: TrainOptions, soft?: string): Promise<
     skipped: [],
     used: 0,
     trainFrames: 0,
+    trainUttFrames: [],
   }
 }
 
@@ -199,8 +202,8 @@ export async function vetTrainingData(data: TrainingData, o: TrainOptions): Prom
   data.heldSelect = (u) => held.usable.has(u)
   data.skipped = [...train.skipped, ...held.skipped]
   data.used = train.usable.size + held.usable.size
-  data.trainFrames = 0
-  for (const u of train.usable) data.trainFrames += trainSurvey.frames.get(u)!
+  data.trainUttFrames = [...train.usable].map((u) => trainSurvey.frames.get(u)!)
+  data.trainFrames = data.trainUttFrames.reduce((a, b) => a + b, 0)
   const counts = new Float64Array(data.numClasses).fill(1) // add-one: no class gets prior 0
   for (const u of train.usable) for (const l of data.trainLabels.map.get(u)!) counts[l]++
   const total = counts.reduce((a, b) => a + b, 0)
@@ -282,6 +285,17 @@ async function trainStoppable<T>(ctx: TrainContext, run: (stop: () => boolean) =
 const orderNoted = new WeakMap<TrainContext, boolean>()
 
 /**
+ * Whether the whole training corpus fills less than one shuffle buffer (frames, or chunks of
+ * `chunkLength` over frames + delay, as chunk-batches.ts cuts them): then the buffer is flushed
+ * once per epoch, at the end, and its shuffle already mixes every frame (chunk) of every speaker.
+ */
+export function fitsOneBuffer(uttFrames: number[], layout: SpeechSourceConfig['layout']): boolean {
+  if (layout.kind === 'frames') return uttFrames.reduce((a, b) => a + b, 0) < layout.bufferFrames
+  const { chunkLength: L, delay } = layout
+  return uttFrames.reduce((a, f) => a + Math.ceil((f + delay) / L), 0) < layout.bufferChunks
+}
+
+/**
  * Whether the training corpus (its features, `soft` targets and, with `labels`, its labels) is
  * held in memory to shuffle the utterance order every epoch (corpus-memory.ts). The run's log says
  * which order once, and again only if a later part of the run (RBM pre-training reads features
@@ -289,7 +303,7 @@ const orderNoted = new WeakMap<TrainContext, boolean>()
  */
 export async function planUtteranceOrder(
   ctx: TrainContext,
-  parts: { soft?: string; labels: boolean },
+  parts: { soft?: string; labels: boolean; layout: SpeechSourceConfig['layout'] },
 ): Promise<OrderPlan> {
   const plan = await planOrder({
     feats: ctx.opts.feats,
@@ -297,6 +311,7 @@ export async function planUtteranceOrder(
     labels: parts.labels,
     frames: ctx.data.trainFrames,
     budgetMB: ctx.opts.shuffleMemory,
+    oneBuffer: fitsOneBuffer(ctx.data.trainUttFrames, parts.layout),
   })
   if (orderNoted.get(ctx) !== plan.inMemory) {
     orderNoted.set(ctx, plan.inMemory)
@@ -333,7 +348,7 @@ export async function runPhases(
         delay: opts.delay,
       }
   let skipped = 0
-  const order = await planUtteranceOrder(ctx, { soft: ctx.soft, labels: true })
+  const order = await planUtteranceOrder(ctx, { soft: ctx.soft, labels: true, layout })
   for (const phase of phases) {
     const source = speechSource({
       inMemory: order.inMemory,
