@@ -94,7 +94,7 @@ t.test(
     // "submitted" line; its step log appears when the job has started the step's ktp command (a
     // file check, no squeue polling: a squeue every 200 ms cost more CPU than some steps).
     const first = runAsync(slurmArgs(1), slurm.env)
-    const submitted = new RegExp(`${VICTIM_RE}\\s+submitted: job (\\d+) \\(never ran\\)`)
+    const submitted = new RegExp(`${VICTIM_RE}\\s+submitted: job (\\d+) \\(`)
     const stepLog = join(out, 'log', `${VICTIM}.log`)
     let killed = ''
     if (await until(() => submitted.test(first.stderr()) && existsSync(stepLog), 1800)) {
