@@ -99,7 +99,24 @@ export async function startSlurm(): Promise<LiveSlurm | string> {
   )
   const env = { ...process.env, SLURM_CONF: conf }
   const children: ChildProcess[] = []
+  // A test killed from outside (tap's per-file timeout sends SIGTERM) never reaches its teardown:
+  // cancel the jobs and kill the daemons on the way out, or they outlive the test and keep running
+  // its jobs (seen: a timed-out run left munged, slurmctld and slurmd running).
+  const killNow = () => {
+    spawnSync(which('scancel')!, ['--user=root'], { env, stdio: 'ignore' })
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  }
+  const onSignal = (sig: NodeJS.Signals) => {
+    killNow()
+    // the default action (dying of the signal) unless someone else handles it
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig)
+  }
+  const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const
+  process.once('exit', killNow)
+  for (const sig of SIGNALS) process.once(sig, onSignal)
   const stop = async () => {
+    process.off('exit', killNow)
+    for (const sig of SIGNALS) process.off(sig, onSignal)
     spawnSync(which('scancel')!, ['--user=root'], { env, stdio: 'ignore' })
     for (const c of children.reverse()) {
       c.kill('SIGTERM')
