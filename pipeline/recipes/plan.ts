@@ -192,6 +192,11 @@ export function stopChildren(sig: NodeJS.Signals | null): void {
   if (sig) for (const c of children) c.kill(sig)
 }
 
+/** The signal that stopped this run (no step may start any more), or null. */
+export function stopRequested(): NodeJS.Signals | null {
+  return stoppedBy
+}
+
 /** Run a step's `ktp` command as a child process, its stderr (and stdout unless saved) to `logPath`. */
 export function runChild(cli: string, s: Step, logPath: string): Promise<number> {
   if (stoppedBy) return Promise.resolve(stoppedBy === 'SIGTERM' ? 143 : 130)
