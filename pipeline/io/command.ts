@@ -44,7 +44,8 @@ import { type Shard, parseShard } from './shard.js'
  *   })
  *
  * Exit codes (Kaldi's): 0 all good, 1 some utterances failed (reported and skipped), 2 usage
- * error or fatal error. Data go to stdout, everything else to stderr; a KtpError is printed as
+ * error or fatal error; 130/143 stopped by SIGINT/SIGTERM (the handler guards every command,
+ * see signals.ts). Data go to stdout, everything else to stderr; a KtpError is printed as
  * one actionable line (`ktp: error: …`), anything else as an internal error with its stack.
  */
 export type Example = [command: string, what: string]
