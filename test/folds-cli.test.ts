@@ -38,10 +38,13 @@ t.test('--folds larger than the number of speakers', async (t) => {
   )
 })
 
-t.test('--folds not a positive integer', async (t) => {
-  refused(t, ['--folds', '0'], /--folds: expected an integer ≥ 1, got 0/)
-  refused(t, ['--folds', '2.5'], /--folds: expected an integer ≥ 1, got 2\.5/)
-  refused(t, ['--folds', 'two'], /--folds: expected number/)
+t.test('--folds not a whole number ≥ 1: the option, what it takes, and the word given', async (t) => {
+  const expected = '--folds: expected a whole number of folds, 1\\.\\.the number of speakers in the corpus'
+  refused(t, ['--folds', '0'], new RegExp(`^ktp: error: ${expected}, got 0\n$`))
+  refused(t, ['--folds', '2.5'], new RegExp(`^ktp: error: ${expected}, got 2\\.5\n$`))
+  // yargs hands over NaN for a word: the message quotes the word, not "received NaN, got null"
+  refused(t, ['--folds', 'abc'], new RegExp(`^ktp: error: ${expected}, got "abc"\n$`))
+  refused(t, ['--folds=two'], new RegExp(`^ktp: error: ${expected}, got "two"\n$`))
 })
 
 t.test('a speaker with no utterances', async (t) => {

@@ -7,7 +7,8 @@ import { STDIO_ARG } from '../io/command.js'
 
 /**
  * The `ktp` command line. Data goes to stdout, everything else to stderr; exit codes: 0 all
- * good, 1 some utterances failed (reported and skipped), 2 usage or fatal error.
+ * good, 1 some utterances failed (reported and skipped), 2 usage or fatal error, 130/143 stopped
+ * by SIGINT/SIGTERM (pipeline/io/signals.ts).
  */
 export async function main(argv: string[]): Promise<void> {
   // yargs-parser reads a lone '-' as an empty flag; hide it until the handler (see command.ts).

@@ -9,6 +9,9 @@ import { RECIPES, configureRecipe, recipeChoice, recipeConfigOptions, recipeData
 import { foldedSystemsRecipe, systemsRecipe } from '../recipes/systems.js'
 import { chooseExecutor, executorCliOptions } from './executor-options.js'
 
+/** What --folds takes: the bound is the corpus's (checked with the speakers, in recipe.folds). */
+const FOLDS_EXPECTED = 'expected a whole number of folds, 1..the number of speakers in the corpus'
+
 const runCli = z.object({
   out: z
     .string()
@@ -20,7 +23,9 @@ const runCli = z.object({
   until: z.string().optional().describe('run up to this step'),
   jobs: z.number().int().min(1).default(1).describe('independent steps to run at once'),
   folds: z
-    .number()
+    .number({ error: FOLDS_EXPECTED })
+    .int({ error: FOLDS_EXPECTED })
+    .min(1, { error: FOLDS_EXPECTED })
     .optional()
     .describe(
       'speaker cross-validation: the first K folds (fsdd: test speaker f and dev speaker f+1 of the sorted ids; timit: test group f), each under OUT/fold-<speaker>/, and one report pooled over folds × seeds',

@@ -2,6 +2,7 @@ import { createReadStream, statSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { extname, join, normalize, resolve, sep } from 'node:path'
 import { z } from 'zod'
+import { stoppable } from '../io/signals.js'
 import { KtpError } from '../../schemas/errors.js'
 import { defineCommand } from '../io/command.js'
 
@@ -72,27 +73,31 @@ export const serveCommand = defineCommand({
       if (req.method === 'HEAD') res.end()
       else createReadStream(file).pipe(res)
     })
-    return new Promise<number>((done, fail) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        fail(
-          new KtpError(
-            'usage',
-            err.code === 'EADDRINUSE' ? `--port ${options.port}: already in use (try --port 0)` : err.message,
-          ),
-        ),
-      )
-      server.listen(options.port, options.host, () => {
-        const a = server.address()
-        const port = typeof a === 'object' && a ? a.port : options.port
-        const host = options.host.includes(':') ? `[${options.host}]` : options.host
-        process.stderr.write(`ktp serve: ${root} at http://${host}:${port}/ (Ctrl-C stops)\n`)
-      })
-      const stop = () => {
-        server.close(() => done(0))
-        server.closeAllConnections() // keep-alive sockets would hold the close open
-      }
-      process.once('SIGINT', stop)
-      process.once('SIGTERM', stop)
-    })
+    // Ctrl-C (or SIGTERM) is how a server ends: it closes and the command exits 0
+    return stoppable(
+      () => {},
+      (signal) =>
+        new Promise<number>((done, fail) => {
+          server.once('error', (err: NodeJS.ErrnoException) =>
+            fail(
+              new KtpError(
+                'usage',
+                err.code === 'EADDRINUSE' ? `--port ${options.port}: already in use (try --port 0)` : err.message,
+              ),
+            ),
+          )
+          server.listen(options.port, options.host, () => {
+            const a = server.address()
+            const port = typeof a === 'object' && a ? a.port : options.port
+            const host = options.host.includes(':') ? `[${options.host}]` : options.host
+            process.stderr.write(`ktp serve: ${root} at http://${host}:${port}/ (Ctrl-C stops)\n`)
+          })
+          const stop = () => {
+            server.close(() => done(0))
+            server.closeAllConnections() // keep-alive sockets would hold the close open
+          }
+          signal.requested.then(stop)
+        }),
+    )
   },
 })

@@ -1,6 +1,7 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs'
+import { closeSync, createWriteStream, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { ensureDir, fsError, fsyncDir, writeAll } from './fs-errors.js'
+import { onAbort } from './signals.js'
 
 /**
  * Write a whole small file (JSON stats, a data-dir table, a trn, a checkpoint, a model's
@@ -58,5 +59,61 @@ function writeDevice(path: string, bytes: Uint8Array): void {
     throw fsError(err, path, 'write')
   } finally {
     if (fd !== null) closeSync(fd)
+  }
+}
+
+/**
+ * A text or binary output written as a stream but appearing whole or not at all, as
+ * `writeFileAtomic`: the bytes go to a temp name beside `path`, `commit()` fsyncs and renames it
+ * into place; `abort()`, or a stop by a signal, removes it. A device (`-o /dev/null`) is written
+ * straight through.
+ */
+export interface AtomicStream {
+  stream: NodeJS.WritableStream
+  commit: () => Promise<void>
+  abort: () => void
+}
+
+export function openAtomicStream(path: string): AtomicStream {
+  if (isDevice(path)) {
+    const stream = createWriteStream(path)
+    return { stream, commit: () => new Promise((r) => stream.end(r)), abort: () => stream.destroy() }
+  }
+  const dir = dirname(path)
+  ensureDir(dir)
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}`)
+  const stream = createWriteStream(tmp)
+  // kept for commit() (an unheard 'error' event would crash the process instead of naming the file)
+  let failed: unknown = null
+  stream.on('error', (err) => {
+    failed ??= err
+  })
+  const remove = () => {
+    stream.destroy()
+    rmSync(tmp, { force: true })
+  }
+  const forget = onAbort(remove)
+  return {
+    stream,
+    commit: async () => {
+      try {
+        if (failed === null) await new Promise<void>((resolve) => stream.end(resolve))
+        if (failed !== null) throw failed
+        const fd = openSync(tmp, 'r')
+        fsyncSync(fd)
+        closeSync(fd)
+        renameSync(tmp, path)
+      } catch (err) {
+        remove()
+        throw fsError(err, path, 'write')
+      } finally {
+        forget()
+      }
+      fsyncDir(dir)
+    },
+    abort: () => {
+      forget()
+      remove()
+    },
   }
 }

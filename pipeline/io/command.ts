@@ -5,6 +5,7 @@ import { describeFsError, isFsError } from './fs-errors.js'
 import { refuseOverwritingInputs } from './output-guard.js'
 import { type Shape, parseOptions, positionalName, yargsOptions, yargsPositionals } from './options.js'
 import { type StageInput, type StageResult, type StageRun, arrowInput, runStage } from './run-stage.js'
+import { exitCodeOf, guardCommand } from './signals.js'
 import { type Shard, parseShard } from './shard.js'
 
 /**
@@ -43,7 +44,8 @@ import { type Shard, parseShard } from './shard.js'
  *   })
  *
  * Exit codes (Kaldi's): 0 all good, 1 some utterances failed (reported and skipped), 2 usage
- * error or fatal error. Data go to stdout, everything else to stderr; a KtpError is printed as
+ * error or fatal error; 130/143 stopped by SIGINT/SIGTERM (the handler guards every command,
+ * see signals.ts). Data go to stdout, everything else to stderr; a KtpError is printed as
  * one actionable line (`ktp: error: …`), anything else as an internal error with its stack.
  */
 export type Example = [command: string, what: string]
@@ -98,8 +100,8 @@ export function reportFatal(err: unknown): number {
   if (isFsError(err)) err = describeFsError(err)
   if (err instanceof KtpError) {
     process.stderr.write(`ktp: error: ${err.message}\n`)
-    // 128 + the signal's number, as a shell reports a process killed by it
-    return err.code === 'interrupted' ? 130 : err.code === 'terminated' ? 143 : 2
+    // a stop by a signal: 128 + the signal's number, as a shell reports a process killed by it
+    return exitCodeOf(err.code) ?? 2
   }
   process.stderr.write(`ktp: internal error: ${(err as Error)?.stack ?? String(err)}\n`)
   return 2
@@ -163,14 +165,27 @@ function handler(
   mayOverwrite?: readonly string[],
 ) {
   return async (rawArgv: Record<string, unknown>) => {
+    // SIGINT/SIGTERM: a stage stops at its next boundary, anything else at once (signals.ts)
+    const guard = guardCommand(commandName(command, rawArgv))
     try {
       const argv = restoreStdio(rawArgv)
       refuseOverwritingInputs(argv, { positionals: usagePositionals(command), mayOverwrite })
       process.exitCode = await run(argv)
     } catch (err) {
       process.exitCode = reportFatal(err)
+    } finally {
+      guard.release()
     }
+    // a stopped command may still hold stdin or a worker open, which would keep Node running
+    if (guard.received() !== null) process.exit(process.exitCode)
   }
+}
+
+/** 'cmvn compute' for a subcommand, 'decode' for a command: what a stop message names. */
+function commandName(command: string, argv: Record<string, unknown>): string {
+  const name = command.split(/\s+/)[0]
+  const parent = Array.isArray(argv._) ? argv._.map(String) : []
+  return parent.length > 0 && parent[0] !== name ? `${parent[0]} ${name}` : name
 }
 
 export function defineCommand<O extends z.ZodObject, C extends Shape = NoShape, P extends Shape = NoShape>(

@@ -106,6 +106,19 @@ export const optionName: ArgName = (key) => `--${kebab(key)}`
 export const positionalName: ArgName = (key) => `<${key}>`
 
 /**
+ * What was given for a number option that yargs could not read as one (it hands over NaN, which
+ * JSON shows as null): the word on the command line, or a description when it is not there.
+ */
+function notANumber(option: string): string {
+  const argv = process.argv
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === option && i + 1 < argv.length) return JSON.stringify(argv[i + 1])
+    if (argv[i].startsWith(`${option}=`)) return JSON.stringify(argv[i].slice(option.length + 1))
+  }
+  return 'a value that is not a number'
+}
+
+/**
  * Validate options (camelCase keys, as yargs also provides) against the schema. Errors name the
  * CLI option and the bad value: "--frame-shift: expected number to be >0, got -3".
  */
@@ -121,7 +134,7 @@ export function parseOptions<S extends z.ZodObject>(
   const msgs = r.error.issues.map((i) => {
     const key = String(i.path[0] ?? '')
     if (picked[key] === undefined && i.code === 'invalid_type') return `${name(key)}: required, not given`
-    const got = JSON.stringify(picked[key])
+    const got = Number.isNaN(picked[key]) ? notANumber(name(key)) : JSON.stringify(picked[key])
     const detail = i.message.replace(/^Invalid (input|option): /, '').replace(/^Too (small|big): /, '')
     return `${name(key)}: ${detail}, got ${got}`
   })

@@ -137,6 +137,8 @@ export class ResumableArrowWriter {
   private pendingBytes = 0
   private pendingSince = 0
   private timer: NodeJS.Timeout | undefined
+  /** A failed timed flush (a full disk): thrown by the next write() or finish(), not from a timer. */
+  private failed: unknown = null
   private readonly unitBytes: number
   private readonly unitMs: number
 
@@ -219,6 +221,7 @@ export class ResumableArrowWriter {
 
   /** Add one finished utterance (a one-row batch); `ord` is its position in the input. */
   write(batch: RecordBatch, ord: number): void {
+    this.throwFailed()
     const utt = uttId(batch)
     if (this.done.has(utt)) throw new KtpError('duplicate-utt', `${this.path}: utterance '${utt}' written twice`)
     // copied now: the caller may reuse the batch's buffers once write() returns
@@ -227,7 +230,14 @@ export class ResumableArrowWriter {
     if (this.pending.length === 0) {
       this.pendingSince = Date.now()
       // a slow stage (seconds per utterance) must not keep finished work unwritten until its next one
-      this.timer = setTimeout(() => this.flush(), this.unitMs).unref()
+      this.timer = setTimeout(() => {
+        // thrown here it would be an uncaught exception with a stack trace instead of one line
+        try {
+          this.flush()
+        } catch (err) {
+          this.failed = err
+        }
+      }, this.unitMs).unref()
     }
     this.pending.push(msg)
     this.pendingEntries.push([utt, ord, meta, body])
@@ -239,6 +249,13 @@ export class ResumableArrowWriter {
       Date.now() - this.pendingSince >= this.unitMs
     )
       this.flush()
+  }
+
+  private throwFailed(): void {
+    if (this.failed === null) return
+    const err = this.failed
+    this.failed = null
+    throw err
   }
 
   /** Append the pending unit to the log. */
@@ -302,6 +319,7 @@ export class ResumableArrowWriter {
 
   /** Write OUT atomically from all finished utterances, in input order, and drop the partial dir. */
   async finish(): Promise<void> {
+    this.throwFailed()
     this.closeLog()
     const sorted = [...this.refs].sort((a, b) => a.ord - b.ord || (a.utt < b.utt ? -1 : a.utt > b.utt ? 1 : 0))
     const tmp = join(dirname(this.path), `.${basename(this.path)}.tmp-${process.pid}`)

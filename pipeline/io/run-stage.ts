@@ -9,6 +9,7 @@ import { openArrow } from './arrow-source.js'
 import { type BatchSink, StdoutSink, openSink } from './output.js'
 import { Progress } from './progress.js'
 import { type Shard, inShard } from './shard.js'
+import { type StopSignal, stoppable, stoppedBy } from './signals.js'
 import { KTP_VERSION } from './version.js'
 
 /**
@@ -100,23 +101,40 @@ async function isUpToDate(path: string, build: string): Promise<boolean> {
   }
 }
 
-/** Pull a highland stream to its end, one value at a time, awaiting `onValue` between pulls. */
+/**
+ * Pull a highland stream to its end, one value at a time, awaiting `onValue` between pulls.
+ * `shouldStop` is asked before each pull; `interrupt`, once settled, also ends a pull that is
+ * still waiting for its value (a stage blocked on a quiet stdin stops at a signal too).
+ */
 export function drain<T>(
   s: Highland.Stream<T>,
   onValue: (x: T) => Promise<void> | void,
   onError: (e: unknown) => boolean,
   shouldStop: () => boolean = () => false,
+  interrupt?: Promise<unknown>,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
+    let waiting = false
+    let ended = false
+    const end = () => {
+      ended = true
+      resolve()
+    }
+    interrupt?.then(() => {
+      if (waiting && !ended) end()
+    })
     const step = () => {
-      if (shouldStop()) return resolve()
+      if (shouldStop()) return end()
+      waiting = true
       s.pull((err, x) => {
+        waiting = false
+        if (ended) return // interrupted while waiting: the value is dropped, not half-handled
         if (err) {
           if (onError(err)) return step()
           s.destroy()
           return reject(err)
         }
-        if (x === _.nil) return resolve()
+        if (x === _.nil) return end()
         Promise.resolve(onValue(x as T)).then(step, (e) => {
           s.destroy()
           reject(e)
@@ -164,46 +182,42 @@ export async function runStage(run: StageRun): Promise<StageResult> {
     next()
   })
 
-  let stop = false
-  const onSignal = (sig: NodeJS.Signals) => {
-    stop = true
+  const onSignal = (sig: StopSignal) =>
     log(`ktp ${run.stage}: ${sig} received, stopping; run the same command again to resume`)
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  try {
-    await drain(
-      run.transform(selected),
-      async (b) => {
-        const utt = uttId(b)
-        const o = ordOf.get(utt)
-        if (o === undefined)
-          throw new KtpError('unknown-utt', `stage ${run.stage} produced utterance '${utt}' that is not in its input`)
-        await sink.write(b, o)
-        progress.tick(numFrames(b))
-      },
-      (err) => {
-        if (!(err instanceof UttError)) return false
-        progress.fail()
-        log(`ktp ${run.stage}: WARNING ${err.message}`)
-        return true
-      },
-      () => stop || (sink instanceof StdoutSink && sink.closed),
-    )
-  } catch (err) {
-    progress.stop()
-    sink.suspend()
-    throw err
-  } finally {
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
-  }
+  const stopped = await stoppable(onSignal, async (stop) => {
+    try {
+      await drain(
+        run.transform(selected),
+        async (b) => {
+          const utt = uttId(b)
+          const o = ordOf.get(utt)
+          if (o === undefined)
+            throw new KtpError('unknown-utt', `stage ${run.stage} produced utterance '${utt}' that is not in its input`)
+          await sink.write(b, o)
+          progress.tick(numFrames(b))
+        },
+        (err) => {
+          if (!(err instanceof UttError)) return false
+          progress.fail()
+          log(`ktp ${run.stage}: WARNING ${err.message}`)
+          return true
+        },
+        () => stop.signal !== null || (sink instanceof StdoutSink && sink.closed),
+        stop.requested,
+      )
+    } catch (err) {
+      progress.stop()
+      sink.suspend()
+      throw err
+    }
+    return stop.signal
+  })
   progress.stop()
-  if (stop) {
+  if (stopped) {
     sink.suspend()
-    throw new KtpError(
-      'interrupted',
-      `ktp ${run.stage}: interrupted; ${progress.done + resumed} utterances are kept for the next run`,
+    throw stoppedBy(
+      stopped,
+      `ktp ${run.stage}: stopped by ${stopped}; ${progress.done + resumed} utterances are kept for the next run (the same command resumes)`,
     )
   }
   await sink.finish()

@@ -10,6 +10,7 @@ import {
   type StepOutcome,
   runChild,
   staleReason,
+  stopRequested,
   writeStamp,
 } from './plan.js'
 import { mergeParts, shardDir, shardPart } from './shards.js'
@@ -69,6 +70,12 @@ async function runLocal(plan: Plan, o: RunRecipeOptions): Promise<StepOutcome[]>
       return
     }
     await acquire()
+    const stopped = stopRequested()
+    if (stopped) {
+      release()
+      outcomes.set(s.name, { name: s.name, state: 'skipped', reason: `the run was stopped by ${stopped}` })
+      return
+    }
     const t0 = Date.now()
     // a cluster job: one part of a sharded step (stamped by its merge), or the merge of its parts
     const part = o.shardTask && shardPart(plan.out, s, o.shardTask.index, o.shardTask.count)

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import {
   closeSync,
@@ -177,23 +177,46 @@ export async function stepKey(s: Step): Promise<string> {
     .slice(0, 32)
 }
 
+/** The steps' child processes under way, and the signal that stopped the run (no new step starts). */
+const children = new Set<ChildProcess>()
+let stoppedBy: NodeJS.Signals | null = null
+
+/**
+ * Stop the run: pass `sig` on to every step under way (each stops at its own boundary, keeping its
+ * checkpoint or finished utterances) and start no other. The children are in their own process
+ * groups, so a Ctrl-C at the terminal reaches them once, from here, not twice. `null` clears
+ * the stop (a new run in the same process).
+ */
+export function stopChildren(sig: NodeJS.Signals | null): void {
+  stoppedBy = sig
+  if (sig) for (const c of children) c.kill(sig)
+}
+
+/** The signal that stopped this run (no step may start any more), or null. */
+export function stopRequested(): NodeJS.Signals | null {
+  return stoppedBy
+}
+
 /** Run a step's `ktp` command as a child process, its stderr (and stdout unless saved) to `logPath`. */
 export function runChild(cli: string, s: Step, logPath: string): Promise<number> {
+  if (stoppedBy) return Promise.resolve(stoppedBy === 'SIGTERM' ? 143 : 130)
   return new Promise((resolve, reject) => {
     mkdirSync(dirname(logPath), { recursive: true })
     const log = createWriteStream(logPath)
     // a step killed midway continues from its checkpoint
     const args = s.resumeFlag ? [...s.cmd!, s.resumeFlag] : s.cmd!
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    children.add(child)
     const chunks: Buffer[] = []
     child.stdout.on('data', (d: Buffer) => (s.stdoutTo ? chunks.push(d) : log.write(d)))
     child.stderr.on('data', (d: Buffer) => log.write(d))
     child.on('error', reject)
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
+      children.delete(child)
       log.end()
       if (s.stdoutTo && (code === 0 || (code === 1 && s.allowPartial)))
         writeFileAtomic(s.stdoutTo, Buffer.concat(chunks))
-      resolve(code ?? 2)
+      resolve(code ?? (signal === 'SIGTERM' ? 143 : signal === 'SIGINT' ? 130 : 2))
     })
   })
 }

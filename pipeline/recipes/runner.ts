@@ -1,5 +1,14 @@
 import { localExecutor } from './local-executor.js'
-import { type Executor, type Recipe, type RunRecipeOptions, type StepOutcome, lockOutDir, makePlan } from './plan.js'
+import { onAbort, stoppable, stoppedBy } from '../io/signals.js'
+import {
+  type Executor,
+  type Recipe,
+  type RunRecipeOptions,
+  type StepOutcome,
+  lockOutDir,
+  makePlan,
+  stopChildren,
+} from './plan.js'
 
 /**
  * The recipe runner: a recipe is a DAG of steps, each a `ktp` command or an in-process function,
@@ -34,9 +43,23 @@ export async function runRecipe(
 ): Promise<StepOutcome[]> {
   const plan = makePlan(recipe, o)
   const unlock = o.dryRun || o.only ? () => {} : lockOutDir(o.out)
+  const forget = onAbort(unlock)
+  stopChildren(null)
   try {
-    return await executor.run(plan, o)
+    // locally, a signal stops the steps under way at their boundaries (a cluster's jobs are the
+    // cluster's: the runner itself just stops, see pipeline/io/signals.ts)
+    if (executor !== localExecutor) return await executor.run(plan, o)
+    return await stoppable(stopChildren, async (stop) => {
+      const outcomes = await executor.run(plan, o)
+      if (stop.signal)
+        throw stoppedBy(
+          stop.signal,
+          `ktp run: stopped by ${stop.signal}; the steps under way kept their checkpoints and finished work: run the same command again to continue`,
+        )
+      return outcomes
+    })
   } finally {
+    forget()
     unlock()
   }
 }

@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { createWriteStream, existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import type { RecordBatch } from 'apache-arrow'
 import _ from 'highland'
 import { z } from 'zod'
@@ -8,6 +8,7 @@ import { fingerprint } from '../../schemas/fingerprint.js'
 import { sameColumns } from '../../schemas/kinds.js'
 import { getMatrix, getVector, uttId } from '../../schemas/utterance.js'
 import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
+import { openAtomicStream } from '../../pipeline/io/atomic-file.js'
 import { drain, type StageInput } from '../../pipeline/io/run-stage.js'
 import { type Shard, inShard } from '../../pipeline/io/shard.js'
 import { matrixToKaldiText, vectorToKaldiText } from '../formats/kaldi-text.js'
@@ -106,19 +107,26 @@ async function writeKaldiText(
   input: StageInput,
   o: { shard: Shard | null; select?: (utt: string) => boolean; column?: string; output: string },
 ): Promise<void> {
-  const out = o.output === '-' ? process.stdout : createWriteStream(o.output)
+  // a file appears whole or not at all (a stop or a failure midway leaves the previous one)
+  const file = o.output === '-' ? null : openAtomicStream(o.output)
+  const out = file ? file.stream : process.stdout
   const s = input.stream().filter((b) => {
     const u = uttId(b)
     return inShard(u, o.shard) && (!o.select || o.select(u))
   })
-  await drain(
-    s,
-    async (b) => {
-      if (!out.write(batchToKaldiText(b, o.column))) await once(out, 'drain')
-    },
-    () => false,
-  )
-  if (out !== process.stdout) await new Promise<void>((r) => (out as NodeJS.WritableStream).end(() => r()))
+  try {
+    await drain(
+      s,
+      async (b) => {
+        if (!out.write(batchToKaldiText(b, o.column))) await once(out, 'drain')
+      },
+      () => false,
+    )
+  } catch (err) {
+    file?.abort()
+    throw err
+  }
+  await file?.commit()
 }
 
 /**

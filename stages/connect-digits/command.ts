@@ -10,8 +10,8 @@ export const connectDigitsCommand = defineCommand({
   cli: { output: z.string().describe('output directory (train/, dev/, test/ data dirs and wav/)') },
   positionals: { src: z.string().describe('FSDD folder (with recordings/) or the recordings themselves') },
   examples: [['ktp connect-digits fixtures/fsdd -o data/digits --seed 1', 'train/dev/test data dirs with words.ctm']],
-  run: ({ options, src, output }) => {
-    connectDigits(src, output, options, (l) => process.stderr.write(`${l}\n`))
+  run: async ({ options, src, output }) => {
+    await connectDigits(src, output, options, (l) => process.stderr.write(`${l}\n`))
     return 0
   },
 })

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
 import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
+import { letSignalsIn } from '../../pipeline/io/signals.js'
 import { decodeAudio } from '../audio/decode.js'
 import { encodeWav16 } from '../audio/wav-write.js'
 import { DIGIT_WORDS, readFsdd } from '../formats/fsdd.js'
@@ -145,13 +146,17 @@ export function renderUtt(
   return { sampleRate: rate, samples, words }
 }
 
-/** Build the three data dirs under `out` (train, dev, test) with wavs in `out/wav`. */
-export function connectDigits(
+/**
+ * Build the three data dirs under `out` (train, dev, test) with wavs in `out/wav`. Each wav is
+ * written whole, the data dirs last; between utterances a pending SIGINT/SIGTERM is let in (the
+ * loop is long and synchronous: without that a signal waited for its end).
+ */
+export async function connectDigits(
   src: string,
   out: string,
   o: ConnectDigitsOptions,
   log: (l: string) => void = () => {},
-): Record<string, number> {
+): Promise<Record<string, number>> {
   const corpus = readFsdd(src)
   const recs: Recording[] = []
   for (const [utt, path] of corpus.data.wav) {
@@ -163,6 +168,7 @@ export function connectDigits(
   const splits: Record<string, { d: DataDir; ctm: Map<string, CtmSegment[]> }> = {}
   const read = (p: string) => decodeAudio(new Uint8Array(readFileSync(p)), { name: p })
   for (const p of plan) {
+    await letSignalsIn()
     splits[p.split] ??= {
       d: { wav: new Map(), segments: null, utt2spk: new Map(), text: new Map(), utt2dur: new Map() },
       ctm: new Map(),

@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url'
 import * as tf from '@tensorflow/tfjs'
 import { z } from 'zod'
 import { openArrow } from '../../pipeline/io/arrow-source.js'
+import { onAbort } from '../../pipeline/io/signals.js'
 import { KtpError } from '../../schemas/errors.js'
 import { readMeta } from '../../schemas/metadata.js'
 import { featurePlan, featuresOptions } from '../features/stage.js'
@@ -196,6 +197,8 @@ async function whole<T>(out: string, fill: (dir: string) => Promise<T>): Promise
   const tmp = `${dest}.partial-${process.pid}`
   rmSync(tmp, { recursive: true, force: true })
   mkdirSync(tmp, { recursive: true })
+  // a stop by a signal midway takes the half-written directory with it
+  const forget = onAbort(() => rmSync(tmp, { recursive: true, force: true }))
   try {
     const r = await fill(tmp)
     writeFileSync(join(tmp, MARK), 'written by ktp export; a later ktp export may replace this directory\n')
@@ -207,6 +210,8 @@ async function whole<T>(out: string, fill: (dir: string) => Promise<T>): Promise
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true })
     throw err
+  } finally {
+    forget()
   }
 }
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs'
-import { existsSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { KtpError } from '../../schemas/errors.js'
@@ -19,6 +19,8 @@ import { epochUtterances } from '../train/corpus-memory.js'
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js'
 import { frameBatches } from '../train/frame-batches.js'
 import { epochRandom } from '../train/shuffle.js'
+import { TrainingInterrupted } from '../train/trainer.js'
+import { letSignalsIn } from '../../pipeline/io/signals.js'
 import {
   CHUNK_ONLY,
   type TrainCliOptions,
@@ -38,6 +40,7 @@ import {
   reportSkipped,
   runPhases,
   scheduleFrom,
+  trainStoppable,
   trainingKeys,
   upToDate,
   useBackend,
@@ -81,12 +84,32 @@ interface RbmLog {
   frames: number
 }
 
-/** Train the RBM stack; returns DNN hidden-layer parameters {h0.W, h0.b, …} and the per-epoch errors. */
+/** Where an RBM layer stopped by a signal is: enough to continue it to the same weights. */
+interface RbmPosition {
+  fingerprint: string
+  /** For checkEarlierRun's messages: `rbm layer L`, the epoch (0-based) and the batches done in it. */
+  phase: string
+  epoch: number
+  skip: number
+  seen: number
+  rampFrames: number
+  step: number
+  errSum: number
+  frames: number
+}
+
+/**
+ * Train the RBM stack; returns DNN hidden-layer parameters {h0.W, h0.b, …} and the per-epoch
+ * errors. A finished layer is kept as `rbm.L.bin`. A SIGINT/SIGTERM stops the layer under way at
+ * a batch boundary and keeps it, its momentum and its place in the data as
+ * `checkpoint.rbm.L.bin`, which `--resume` continues to the weights an uninterrupted run gives.
+ */
 export async function pretrainRbm(
   o: TeacherOptions,
   ctx: TrainContext,
   hidden: number[],
   log: (r: RbmLog) => void,
+  stop: () => boolean = () => false,
 ): Promise<Record<string, Float32Array>> {
   const inDim = ctx.data.dim * (2 * o.context + 1)
   const sizes = [inDim, ...hidden]
@@ -106,22 +129,50 @@ export async function pretrainRbm(
   for (let l = 0; l < hidden.length; l++) {
     const name = dnnLayerName(l, hidden.length + 1)
     const ckPath = join(ctx.out, `rbm.${l}.bin`)
+    const partPath = join(ctx.out, `checkpoint.rbm.${l}.bin`)
     const rbm = createRbm(l === 0 ? 'gaussian' : 'bernoulli', sizes[l], sizes[l + 1], o.seed, name)
-    const done = loadCheckpoint<{ fingerprint: string }>(ckPath)
+    const shape = (n: string): number[] =>
+      n.endsWith('W') ? [sizes[l], sizes[l + 1]] : n.startsWith('dv') || n === 'vb' ? [sizes[l]] : [sizes[l + 1]]
+    const restore = (arrays: Record<string, Float32Array>) => {
+      for (const n of Object.keys(arrays) as (keyof Rbm)[])
+        (rbm[n] as tf.Variable).assign(tf.tensor(arrays[n], shape(n)))
+    }
+    const done = loadCheckpoint<{ fingerprint: string; step?: number }>(ckPath)
     if (done && done.header.fingerprint === ctx.fingerprint) {
-      rbm.W.assign(tf.tensor2d(done.arrays.W, [sizes[l], sizes[l + 1]]))
-      rbm.hb.assign(tf.tensor1d(done.arrays.hb))
-      rbm.vb.assign(tf.tensor1d(done.arrays.vb))
+      restore({ W: done.arrays.W, hb: done.arrays.hb, vb: done.arrays.vb })
+      // the next layer's sampling seeds continue where this layer's ended
+      step = done.header.step ?? step
       ctx.log(`ktp train-teacher: RBM layer ${l + 1} restored from ${ckPath}`)
     } else {
       const epochs = l === 0 ? 2 * o.rbmEpochs : o.rbmEpochs
       const lr = l === 0 ? o.rbmLrLow : o.rbmLr
-      let seen = 0
-      let rampFrames = 0
-      for (let e = 0; e < epochs; e++) {
-        let errSum = 0
-        let frames = 0
+      const at: RbmPosition = {
+        fingerprint: ctx.fingerprint,
+        phase: `rbm layer ${l + 1}`,
+        epoch: 0,
+        skip: 0,
+        seen: 0,
+        rampFrames: 0,
+        step,
+        errSum: 0,
+        frames: 0,
+      }
+      const part = ctx.resume ? loadCheckpoint<RbmPosition>(partPath) : null
+      if (part && part.header.fingerprint === ctx.fingerprint) {
+        restore(part.arrays)
+        Object.assign(at, part.header)
+        ctx.log(`ktp train-teacher: RBM layer ${l + 1} resumed at epoch ${at.epoch + 1}, batch ${at.skip}`)
+      }
+      step = at.step
+      for (let e = at.epoch; e < epochs; e++) {
         const errs: tf.Scalar[] = []
+        const flush = async () => {
+          if (errs.length === 0) return
+          at.errSum += (await tf.addN(errs).data())[0]
+          tf.dispose(errs)
+          errs.length = 0
+        }
+        let batch = 0
         const rand = epochRandom(o.seed + 1000 * (l + 1), e)
         for await (const fb of frameBatches(utterances(rand, false), {
           batchSize: o.rbmBatchSize,
@@ -134,6 +185,7 @@ export async function pretrainRbm(
           temperature: 1,
           numClasses: 1,
         })) {
+          if (batch++ < at.skip) continue // done before the run was stopped
           const err = tf.tidy(() => {
             let v = tf.tensor2d(fb.x, [fb.size, fb.inDim])
             for (const below of stack) v = rbmHidden(below, v)
@@ -141,7 +193,7 @@ export async function pretrainRbm(
             return tf.mul(
               cd1(rbm, v, {
                 lr,
-                momentum: rbmMomentum(seen, rampFrames || Infinity),
+                momentum: rbmMomentum(at.seen, at.rampFrames || Infinity),
                 l2: o.rbmL2,
                 seed: o.seed * 7919 + step++,
               }),
@@ -149,33 +201,36 @@ export async function pretrainRbm(
             )
           })
           errs.push(err as tf.Scalar)
-          seen += fb.size
-          frames += fb.size
-          if (errs.length >= 50) {
-            errSum += (await tf.addN(errs).data())[0]
-            tf.dispose(errs)
-            errs.length = 0
+          at.seen += fb.size
+          at.frames += fb.size
+          at.skip++
+          if (errs.length >= 50) await flush()
+          // a CD-1 update is all microtasks: let a pending signal in, then stop at this boundary
+          await letSignalsIn()
+          if (stop()) {
+            await flush()
+            at.step = step
+            saveCheckpoint(partPath, { header: { ...at }, arrays: rbmArrays(rbm) })
+            throw new TrainingInterrupted(at.phase, e + 1, at.skip, true)
           }
         }
-        if (errs.length) {
-          errSum += (await tf.addN(errs).data())[0]
-          tf.dispose(errs)
+        await flush()
+        if (e === 0) at.rampFrames = at.frames
+        const rec = {
+          layer: l + 1,
+          epoch: e + 1,
+          reconstruction_error: at.errSum / Math.max(1, at.frames),
+          frames: at.frames,
         }
-        if (e === 0) rampFrames = frames
-        const rec = { layer: l + 1, epoch: e + 1, reconstruction_error: errSum / Math.max(1, frames), frames }
         log(rec)
         ctx.log(
           `ktp train-teacher: RBM layer ${l + 1} (${rbm.visible}-bernoulli ${sizes[l]}→${sizes[l + 1]}) epoch ${e + 1}: reconstruction error ${rec.reconstruction_error.toFixed(4)}`,
         )
+        Object.assign(at, { epoch: e + 1, skip: 0, errSum: 0, frames: 0 })
       }
-      saveCheckpoint(ckPath, {
-        header: { fingerprint: ctx.fingerprint },
-        arrays: {
-          W: rbm.W.dataSync() as Float32Array,
-          hb: rbm.hb.dataSync() as Float32Array,
-          vb: rbm.vb.dataSync() as Float32Array,
-        },
-      })
+      const { W, hb, vb } = rbmArrays(rbm)
+      saveCheckpoint(ckPath, { header: { fingerprint: ctx.fingerprint, step }, arrays: { W, hb, vb } })
+      rmSync(partPath, { force: true })
     }
     params[`${name}.W`] = Float32Array.from(rbm.W.dataSync() as Float32Array)
     params[`${name}.b`] = Float32Array.from(rbm.hb.dataSync() as Float32Array)
@@ -183,6 +238,12 @@ export async function pretrainRbm(
   }
   stack.forEach(disposeRbm)
   return params
+}
+
+/** An RBM's weights and momentum, for its checkpoints. */
+function rbmArrays(rbm: Rbm): Record<string, Float32Array> {
+  const a = (v: tf.Variable) => Float32Array.from(v.dataSync() as Float32Array)
+  return { W: a(rbm.W), hb: a(rbm.hb), vb: a(rbm.vb), dW: a(rbm.dW), dvb: a(rbm.dvb), dhb: a(rbm.dhb) }
 }
 
 /** Discriminative layer-wise pre-training: grow 1 → H hidden layers, one CE epoch each. */
@@ -256,7 +317,7 @@ export async function runTrainTeacher(
   const model: Model = buildFor(config, data, o)
   const rbmLog: RbmLog[] = []
   if (o.pretrain === 'rbm' && config.hidden.length > 0) {
-    const init = await pretrainRbm(o, ctx, config.hidden, (r) => rbmLog.push(r))
+    const init = await trainStoppable(ctx, (stop) => pretrainRbm(o, ctx, config.hidden, (r) => rbmLog.push(r), stop))
     copyMatchingParams(init, model, (p) => p.startsWith('out.'))
   } else if (o.pretrain === 'discriminative' && config.hidden.length > 1) {
     copyMatchingParams(await pretrainDiscriminative(o, ctx, config), model, (p) => p.startsWith('out.'))

@@ -6,6 +6,7 @@ import { readMeta } from '../../schemas/metadata.js'
 import { openArrow } from '../../pipeline/io/arrow-source.js'
 import { ensureDir } from '../../pipeline/io/fs-errors.js'
 import { shardOf } from '../../pipeline/io/shard.js'
+import { stoppable, stoppedBy } from '../../pipeline/io/signals.js'
 import { expectFields, parseTable } from '../formats/kaldi-tables.js'
 import {
   type BackendName,
@@ -257,29 +258,27 @@ export interface TrainContext {
 /**
  * Run `run` with SIGINT/SIGTERM turned into a stop at the next step boundary (the trainer writes
  * its checkpoint there), then an 'interrupted' (exit 130) or 'terminated' (exit 143) error saying
- * how to continue. A second signal is not caught: it kills the process as usual (the checkpoint
- * on disk is then the last whole one).
+ * how to continue. A second signal stops the process at once (the checkpoint on disk is then the
+ * last whole one). The signal handling is the commands' own (pipeline/io/signals.ts).
  */
-async function trainStoppable<T>(ctx: TrainContext, run: (stop: () => boolean) => Promise<T>): Promise<T> {
-  let signal: NodeJS.Signals | null = null
-  const onSignal = (sig: NodeJS.Signals) => {
-    signal = sig
-    ctx.log(`ktp: ${sig} received: stopping at the end of this training step (again to kill at once)`)
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  try {
-    return await run(() => signal !== null)
-  } catch (err) {
-    if (!(err instanceof TrainingInterrupted)) throw err
-    throw new KtpError(
-      signal === 'SIGTERM' ? 'terminated' : 'interrupted',
-      `${signal ?? 'stop'}: training stopped at ${err.phase} epoch ${err.epoch}, batch ${err.batch}; the checkpoint in ${ctx.out} holds it and no model was written: run the same command with --resume to continue`,
-    )
-  } finally {
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
-  }
+export async function trainStoppable<T>(
+  ctx: Pick<TrainContext, 'out' | 'log'>,
+  run: (stop: () => boolean) => Promise<T>,
+): Promise<T> {
+  return stoppable(
+    (sig) => ctx.log(`ktp: ${sig} received: stopping at the end of this training step (again to kill at once)`),
+    async (stop) => {
+      try {
+        return await run(() => stop.signal !== null)
+      } catch (err) {
+        if (!(err instanceof TrainingInterrupted) || stop.signal === null) throw err
+        throw stoppedBy(
+          stop.signal,
+          `${stop.signal}: training stopped at ${err.phase} epoch ${err.epoch}, batch ${err.batch}; the checkpoint in ${ctx.out} holds it and no model was written: run the same command with --resume to continue`,
+        )
+      }
+    },
+  )
 }
 
 const orderNoted = new WeakMap<TrainContext, boolean>()

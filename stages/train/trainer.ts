@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs'
 import { KtpError } from '../../schemas/errors.js'
+import { letSignalsIn } from '../../pipeline/io/signals.js'
 import type { Model } from '../nn/index.js'
 import { type TrainBatch, batchLoss, correctCount, disposeBatch } from './loss.js'
 import { type NewbobConfig, newbobStart, newbobUpdate } from './newbob.js'
@@ -175,7 +176,7 @@ export async function train(
         st.skip++
         if (cfg.stop) {
           // a step is all microtasks: let the event loop deliver a pending signal before asking
-          await new Promise((r) => setImmediate(r))
+          await letSignalsIn()
           if (cfg.stop()) await interrupt()
         }
         if (pending.length >= cfg.logEvery) {
