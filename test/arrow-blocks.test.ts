@@ -33,7 +33,8 @@ type Row = Record<string, CellValue>
 const dir = tmp('ktp-arrow-blocks-')
 const r = rng(7)
 const rand = (n: number, scale = 1) => Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale)
-const lengths = [3, 1, 17, 0, 250, 2]
+// 4000 frames: bodies of ≥ 64 KB, read straight from the file rather than through the block buffer
+const lengths = [3, 1, 17, 0, 250, 4000, 2]
 const C = 12
 const K = 4
 

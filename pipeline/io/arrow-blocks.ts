@@ -34,6 +34,7 @@ const MAGIC = 'ARROW1'
 const EOS = Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0])
 // bodies at least this long are read from the file straight into their own buffer (one copy less)
 const DIRECT_BODY = 1 << 16
+const READ_AHEAD = 1 << 18
 
 function corrupt(name: string, err: unknown): KtpError {
   if (err instanceof KtpError) return err
@@ -89,7 +90,13 @@ class Window {
     this.base = pos
     this.filled = keep
     while (this.filled < n) {
-      const want = Math.min(this.buf.length - this.filled, this.end - (pos + this.filled))
+      // read ahead a little (many small messages per read), not a whole block: long bodies are
+      // read straight into their own buffers by copy() instead of passing through this one
+      const want = Math.min(
+        this.buf.length - this.filled,
+        this.end - (pos + this.filled),
+        Math.max(n - this.filled, READ_AHEAD),
+      )
       const got = readSync(this.fd, this.buf, this.filled, want, pos + this.filled)
       if (got <= 0) throw new Error(`unexpected end of file at byte ${pos + this.filled}`)
       this.filled += got
@@ -100,17 +107,24 @@ class Window {
   /** File bytes [pos, pos + n) in a buffer of their own. */
   copy(pos: number, n: number): Buffer {
     const out = Buffer.allocUnsafeSlow(n)
-    if (n >= DIRECT_BODY && !(pos >= this.base && pos + n <= this.base + this.filled)) {
+    // what the window holds already, then the rest: straight from the file when it is long
+    let done = 0
+    if (pos >= this.base && pos < this.base + this.filled) {
+      done = Math.min(n, this.base + this.filled - pos)
+      this.buf.copy(out, 0, pos - this.base, pos - this.base + done)
+    }
+    if (done === n) return out
+    if (n - done >= DIRECT_BODY) {
       if (pos + n > this.end) throw new Error(`unexpected end of file: ${n} bytes needed at byte ${pos}`)
-      for (let got = 0; got < n; ) {
-        const r = readSync(this.fd, out, got, n - got, pos + got)
-        if (r <= 0) throw new Error(`unexpected end of file at byte ${pos + got}`)
-        got += r
+      while (done < n) {
+        const r = readSync(this.fd, out, done, n - done, pos + done)
+        if (r <= 0) throw new Error(`unexpected end of file at byte ${pos + done}`)
+        done += r
       }
       return out
     }
-    const i = this.at(pos, n)
-    this.buf.copy(out, 0, i, i + n)
+    const i = this.at(pos + done, n - done)
+    this.buf.copy(out, done, i, i + n - done)
     return out
   }
 }
