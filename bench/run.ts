@@ -181,7 +181,7 @@ export function parseArgs(argv: string[]): RunArgs {
           '  --json          only the JSON lines (stdout), no table or progress on stderr\n' +
           '  --quick         small sizes (a smoke run; the figures mean nothing)\n' +
           '  --no-reference  skip the Python/PyTorch references\n' +
-          '  --reps=N        interleaved repetitions per side (features, train-*, infer; default 3)\n' +
+          '  --reps=N        interleaved repetitions per side (features, train-*, infer; default 3), timed runs per figure (soft-read)\n' +
           '  twin only (run when named): --data DIR (corpus), --seeds N, --folds K (speaker cross-validation),\n' +
           '                  --set KEY=VALUE (repeatable), --out DIR (the ktp run)\n',
         0,

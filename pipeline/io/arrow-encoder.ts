@@ -59,9 +59,11 @@ export class BatchEncoder {
   private started = false
   private readonly checked = new WeakSet<Schema>()
   readonly schema: Schema
+  private readonly stream: boolean
 
   constructor(schema: Schema, format: IpcFormat) {
     this.schema = schema
+    this.stream = format === 'stream'
     const W = format === 'file' ? CapturingFileWriter : CapturingStreamWriter
     this.writer = new W({ autoDestroy: false }) as unknown as Capturing
   }
@@ -94,6 +96,9 @@ export class BatchEncoder {
     this.checked.add(batch.schema)
     const head = this.begin()
     this.writer.write(batch)
+    // apache-arrow's writers list every batch's position for a file footer, streams too: a stream
+    // has no footer, and the list grew by one object per utterance for the whole run (issue 16)
+    if (this.stream) this.writer._recordBatchBlocks.length = 0
     return head.concat(this.take())
   }
 

@@ -56,7 +56,6 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
   let dim = -1
   let layout: { sparse: boolean; k: number } | null = null
   const arrays = new BatchArrays(o.reuse === true)
-  const reuse = o.reuse === true
 
   function* flush(final: boolean): Generator<ChunkBatch> {
     const order = new Uint32Array(buffer.length)
@@ -83,17 +82,16 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
             rest: arrays.float('rest', B * L),
           }
         : undefined
-      if (reuse) {
-        // every position without a target must read 0, as in a fresh batch
-        x.fill(0)
-        mask.fill(0)
-        hard?.fill(0)
-        soft?.fill(0)
+      // Every position is written below, a position without a target with zeros (as in a fresh
+      // batch): reused arrays need no clearing pass over the whole batch first.
+      const clear = (at: number) => {
+        mask[at] = 0
+        if (hard) hard[at] = 0
         if (sp) {
-          sp.ids.fill(0)
-          sp.probs.fill(0)
-          sp.rest.fill(0)
-        }
+          sp.ids.fill(0, at * K, (at + 1) * K)
+          sp.probs.fill(0, at * K, (at + 1) * K)
+          sp.rest[at] = 0
+        } else soft?.fill(0, at * C, (at + 1) * C)
       }
       let frames = 0
       for (let b = 0; b < B; b++) {
@@ -108,10 +106,14 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
           const last = u.feats.subarray((u.frames - 1) * dim, u.frames * dim)
           for (let p = real; p < span; p++) x.set(last, (row + p) * dim)
         }
-        for (let p = 0; p < span; p++) {
-          const target = start + p - o.delay
-          if (target < 0 || target >= u.frames) continue
+        if (span < L) x.fill(0, (row + span) * dim, (row + L) * dim)
+        for (let p = 0; p < L; p++) {
           const at = row + p
+          const target = start + p - o.delay
+          if (p >= span || target < 0 || target >= u.frames) {
+            clear(at)
+            continue
+          }
           mask[at] = 1
           frames++
           if (hard) hard[at] = u.labels![target]

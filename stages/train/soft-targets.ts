@@ -37,8 +37,7 @@ export function softRow(batch: RecordBatch, kind: 'soft-dense' | 'soft-topk', nu
   const ids = getMatrix<Uint16Array | Uint32Array>(batch, 'ids')
   // a class id ≥ C would land in another frame's targets (dense) or outside the logits (sparse)
   const d = ids.data
-  let max = 0
-  for (let i = 0; i < d.length; i++) if (d[i] > max) max = d[i]
+  const max = d instanceof Uint16Array ? maxU16(d) : maxU32(d)
   if (d.length > 0 && max >= numClasses)
     throw new KtpError('bad-soft', `top-k soft targets name class ${max}, metadata says ${numClasses} classes`)
   return {
@@ -53,6 +52,20 @@ export function softRow(batch: RecordBatch, kind: 'soft-dense' | 'soft-topk', nu
   }
 }
 
+// One loop per array type: a loop over `Uint16Array | Uint32Array` stays polymorphic and runs
+// several times slower, and softRow scans every id of every utterance.
+function maxU16(d: Uint16Array): number {
+  let max = 0
+  for (let i = 0; i < d.length; i++) if (d[i] > max) max = d[i]
+  return max
+}
+
+function maxU32(d: Uint32Array): number {
+  let max = 0
+  for (let i = 0; i < d.length; i++) if (d[i] > max) max = d[i]
+  return max
+}
+
 // Per-frame scratch of the top-k path (grown on demand; one thread, no re-entrancy).
 let scratch = new Float64Array(1024)
 let topProbs = new Float32Array(1024)
@@ -60,14 +73,21 @@ let topProbs = new Float32Array(1024)
 // exp(v / T) for every half-precision value v (a 512 KB table per temperature, a few kept): f16
 // rows then cost one lookup per class instead of one Math.exp.
 const expTables = new Map<number, Float64Array>()
+// the table of the last temperature asked for: feeders ask once per frame with the same T
+let lastT = Number.NaN
+let lastTable: Float64Array = new Float64Array(0)
 function expTableF16(T: number): Float64Array {
+  if (T === lastT) return lastTable
   let tab = expTables.get(T)
-  if (tab) return tab
-  if (expTables.size >= 4) expTables.clear()
-  tab = new Float64Array(65536)
-  const invT = 1 / T
-  for (let h = 0; h < 65536; h++) tab[h] = Math.exp(fromF16(h) * invT)
-  expTables.set(T, tab)
+  if (!tab) {
+    if (expTables.size >= 4) expTables.clear()
+    tab = new Float64Array(65536)
+    const invT = 1 / T
+    for (let h = 0; h < 65536; h++) tab[h] = Math.exp(fromF16(h) * invT)
+    expTables.set(T, tab)
+  }
+  lastT = T
+  lastTable = tab
   return tab
 }
 

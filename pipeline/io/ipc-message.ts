@@ -1,0 +1,103 @@
+/**
+ * The header of one Arrow IPC message, read straight from its flatbuffer (format/Message.fbs) with a
+ * DataView: enough for the lean record-batch decoder (ipc-lean-batch.ts) — the body length, and for
+ * a record batch its row count, field nodes and buffer ranges. apache-arrow's own decoding builds
+ * several objects per message and per node; the feeders read one message per utterance (issue 16).
+ * Anything this does not describe (a compressed body, custom metadata, variadic buffers, a
+ * pre-1.0 metadata version) is flagged `plain: false` and goes to apache-arrow's decoder instead.
+ */
+export const HEADER_SCHEMA = 1
+export const HEADER_RECORD_BATCH = 3
+// MetadataVersion.V4 (Arrow ≥ 0.15): the layout read here
+const V4 = 3
+
+export interface MessageHeader {
+  /** MessageHeader union type: 1 schema, 2 dictionary batch, 3 record batch, … */
+  type: number
+  bodyLength: number
+  /** A record batch this module can describe fully (see above). */
+  plain: boolean
+  /** Record batches: the row count, and per field node (pre-order) its length and null count. */
+  length: number
+  nodeLengths: number[]
+  nodeNulls: number[]
+  /** Per buffer, its offset and length in the body. */
+  bufOffsets: number[]
+  bufLengths: number[]
+}
+
+function int64(v: DataView, at: number): number {
+  const lo = v.getUint32(at, true)
+  const hi = v.getInt32(at + 4, true)
+  if (hi < 0 || hi >= 1 << 21) throw new Error(`64-bit value out of range at byte ${at}`)
+  return hi * 4294967296 + lo
+}
+
+/** The absolute position of field `id` of the table at `table`, or 0 when the field is absent. */
+function fieldPos(v: DataView, table: number, id: number): number {
+  const vtable = table - v.getInt32(table, true)
+  const vsize = v.getUint16(vtable, true)
+  const slot = 4 + 2 * id
+  if (slot + 2 > vsize) return 0
+  const off = v.getUint16(vtable + slot, true)
+  return off === 0 ? 0 : table + off
+}
+
+function deref(v: DataView, pos: number): number {
+  return pos + v.getUint32(pos, true)
+}
+
+/** Decode the Message flatbuffer in view bytes [at, at + len). */
+export function readMessageHeader(v: DataView, at: number, len: number): MessageHeader {
+  if (len < 8) throw new Error('message metadata too short')
+  const root = at + v.getUint32(at, true)
+  if (root >= at + len) throw new Error('message metadata offset out of range')
+  const versionPos = fieldPos(v, root, 0)
+  const version = versionPos ? v.getInt16(versionPos, true) : 0
+  const typePos = fieldPos(v, root, 1)
+  const type = typePos ? v.getUint8(typePos) : 0
+  const bodyPos = fieldPos(v, root, 3)
+  const bodyLength = bodyPos ? int64(v, bodyPos) : 0
+  const h: MessageHeader = {
+    type,
+    bodyLength,
+    plain: false,
+    length: 0,
+    nodeLengths: [],
+    nodeNulls: [],
+    bufOffsets: [],
+    bufLengths: [],
+  }
+  if (type !== HEADER_RECORD_BATCH) return h
+  const headerPos = fieldPos(v, root, 2)
+  if (!headerPos) throw new Error('record batch message without a header')
+  const rb = deref(v, headerPos)
+  const lengthPos = fieldPos(v, rb, 0)
+  h.length = lengthPos ? int64(v, lengthPos) : 0
+  const nodesPos = fieldPos(v, rb, 1)
+  if (nodesPos) {
+    const vec = deref(v, nodesPos)
+    const n = v.getUint32(vec, true)
+    if (vec + 4 + 16 * n > at + len) throw new Error('field nodes out of range')
+    for (let i = 0; i < n; i++) {
+      h.nodeLengths.push(int64(v, vec + 4 + 16 * i))
+      h.nodeNulls.push(int64(v, vec + 12 + 16 * i))
+    }
+  }
+  const bufsPos = fieldPos(v, rb, 2)
+  if (bufsPos) {
+    const vec = deref(v, bufsPos)
+    const n = v.getUint32(vec, true)
+    if (vec + 4 + 16 * n > at + len) throw new Error('buffer list out of range')
+    for (let i = 0; i < n; i++) {
+      h.bufOffsets.push(int64(v, vec + 4 + 16 * i))
+      h.bufLengths.push(int64(v, vec + 12 + 16 * i))
+    }
+  }
+  h.plain =
+    version >= V4 &&
+    fieldPos(v, root, 4) === 0 && // message custom metadata
+    fieldPos(v, rb, 3) === 0 && // body compression
+    fieldPos(v, rb, 4) === 0 // variadic buffer counts
+  return h
+}
