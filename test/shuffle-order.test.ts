@@ -116,9 +116,9 @@ t.test('the in-memory corpus holds exactly what streaming reads, top-k f16 soft 
   t.ok(plan.inMemory)
 })
 
-/** Frames of speaker a and of speaker b (their labels, padding left out) in each batch of one epoch. */
-async function batchSpeakers(cfg: Partial<SpeechSourceConfig>, epoch: number): Promise<[number, number][]> {
-  const src = speechSource({
+/** A source over the two-speaker corpus: frames, a 100-frame buffer, hard labels; `cfg` overrides. */
+const twoSpeakerSource = (cfg: Partial<SpeechSourceConfig>) =>
+  speechSource({
     feats: FEATS,
     labels: LABELS,
     numClasses: 2,
@@ -127,6 +127,10 @@ async function batchSpeakers(cfg: Partial<SpeechSourceConfig>, epoch: number): P
     seed: 1,
     ...cfg,
   })
+
+/** Frames of speaker a and of speaker b (their labels, padding left out) in each batch of one epoch. */
+async function batchSpeakers(cfg: Partial<SpeechSourceConfig>, epoch: number): Promise<[number, number][]> {
+  const src = twoSpeakerSource(cfg)
   const out: [number, number][] = []
   for await (const b of src.epoch(epoch, 0)) {
     const labels = b.labels!.dataSync()
@@ -172,16 +176,7 @@ t.test('a buffer smaller than the corpus: the end of an epoch mixes both speaker
 })
 
 t.test('in memory, --resume is exact: epoch(e, skip) of a fresh source gives the rest of epoch e', async (t) => {
-  const src = () =>
-    speechSource({
-      feats: FEATS,
-      labels: LABELS,
-      numClasses: 2,
-      layout: { kind: 'frames', batchSize: 16, bufferFrames: 100, left: 1, right: 1 },
-      targets: { hard: 1, soft: 0, temperature: 1 },
-      seed: 9,
-      inMemory: true,
-    })
+  const src = () => twoSpeakerSource({ seed: 9, inMemory: true })
   const batches = async (e: number, skip: number) => {
     const out: number[][] = []
     for await (const b of src().epoch(e, skip)) {
