@@ -74,30 +74,32 @@ export function readMessageHeader(v: DataView, at: number, len: number): Message
   const rb = deref(v, headerPos)
   const lengthPos = fieldPos(v, rb, 0)
   h.length = lengthPos ? int64(v, lengthPos) : 0
-  const nodesPos = fieldPos(v, rb, 1)
-  if (nodesPos) {
-    const vec = deref(v, nodesPos)
-    const n = v.getUint32(vec, true)
-    if (vec + 4 + 16 * n > at + len) throw new Error('field nodes out of range')
-    for (let i = 0; i < n; i++) {
-      h.nodeLengths.push(int64(v, vec + 4 + 16 * i))
-      h.nodeNulls.push(int64(v, vec + 12 + 16 * i))
-    }
-  }
-  const bufsPos = fieldPos(v, rb, 2)
-  if (bufsPos) {
-    const vec = deref(v, bufsPos)
-    const n = v.getUint32(vec, true)
-    if (vec + 4 + 16 * n > at + len) throw new Error('buffer list out of range')
-    for (let i = 0; i < n; i++) {
-      h.bufOffsets.push(int64(v, vec + 4 + 16 * i))
-      h.bufLengths.push(int64(v, vec + 12 + 16 * i))
-    }
-  }
+  // FieldNode {length, null_count} and Buffer {offset, length}: both vectors of two-int64 structs
+  readInt64Pairs(v, fieldPos(v, rb, 1), at + len, 'field nodes', h.nodeLengths, h.nodeNulls)
+  readInt64Pairs(v, fieldPos(v, rb, 2), at + len, 'buffer list', h.bufOffsets, h.bufLengths)
   h.plain =
     version >= V4 &&
     fieldPos(v, root, 4) === 0 && // message custom metadata
     fieldPos(v, rb, 3) === 0 && // body compression
     fieldPos(v, rb, 4) === 0 // variadic buffer counts
   return h
+}
+
+/** A flatbuffer vector of 16-byte structs of two int64s at `pos` (absent: nothing), into `a` and `b`. */
+function readInt64Pairs(
+  v: DataView,
+  pos: number | null | undefined,
+  end: number,
+  what: string,
+  a: number[],
+  b: number[],
+): void {
+  if (!pos) return
+  const vec = deref(v, pos)
+  const n = v.getUint32(vec, true)
+  if (vec + 4 + 16 * n > end) throw new Error(`${what} out of range`)
+  for (let i = 0; i < n; i++) {
+    a.push(int64(v, vec + 4 + 16 * i))
+    b.push(int64(v, vec + 12 + 16 * i))
+  }
 }
