@@ -104,13 +104,36 @@ function denseTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Arra
   const base = frame * C
   let sum = 0
   if (row.f16) {
+    // Unrolled by four with four partial sums: the loop is bound by its dependency on `sum`, not by
+    // the lookups, and this form ran 1.4x faster (issue 16, dense soft-read). The order of the
+    // additions changes the float64 sum by ~1e-16, below float32 output precision.
     const tab = expTableF16(T)
     const src = row.logp as Uint16Array
-    for (let c = 0; c < C; c++) {
+    let s0 = 0
+    let s1 = 0
+    let s2 = 0
+    let s3 = 0
+    let c = 0
+    for (; c + 3 < C; c += 4) {
+      const e0 = tab[src[base + c]]
+      const e1 = tab[src[base + c + 1]]
+      const e2 = tab[src[base + c + 2]]
+      const e3 = tab[src[base + c + 3]]
+      out[off + c] = e0
+      out[off + c + 1] = e1
+      out[off + c + 2] = e2
+      out[off + c + 3] = e3
+      s0 += e0
+      s1 += e1
+      s2 += e2
+      s3 += e3
+    }
+    for (; c < C; c++) {
       const e = tab[src[base + c]]
       out[off + c] = e
-      sum += e
+      s0 += e
     }
+    sum = s0 + s1 + s2 + s3
   } else {
     const src = row.logp as Float32Array
     const invT = 1 / T
@@ -124,8 +147,19 @@ function denseTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Arra
     denseTargetsShifted(row, frame, T, out, off)
     return
   }
-  const inv = 1 / sum
-  for (let c = 0; c < C; c++) out[off + c] *= inv
+  scaleRow(out, off, C, 1 / sum)
+}
+
+/** out[off … off+n) *= k, unrolled by four (the second pass of denseTargetsAt). */
+function scaleRow(out: Float32Array, off: number, n: number, k: number): void {
+  let c = 0
+  for (; c + 3 < n; c += 4) {
+    out[off + c] *= k
+    out[off + c + 1] *= k
+    out[off + c + 2] *= k
+    out[off + c + 3] *= k
+  }
+  for (; c < n; c++) out[off + c] *= k
 }
 
 /** The general form, exp(log p / T − max): for rows that are not proper log-probabilities. */
