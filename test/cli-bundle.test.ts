@@ -4,7 +4,7 @@
 // without loading Arrow, zod or yargs module by module.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CLI, ROOT, tmp } from './helpers.js'
 
@@ -78,7 +78,10 @@ t.test('the bin loads the bundle, not the packages module by module', async (t) 
   })
   t.equal(r.code, 0, r.stderr)
   const urls = readFileSync(log, 'utf8').trim().split('\n')
-  t.ok(urls.some((u) => u.endsWith('/dist/pipeline/bundle/ktp.js')), 'ran dist/pipeline/bundle/ktp.js')
+  t.ok(
+    urls.some((u) => u.endsWith('/dist/pipeline/bundle/ktp.js')),
+    'ran dist/pipeline/bundle/ktp.js',
+  )
   t.same(
     urls.filter((u) => /node_modules\/(apache-arrow|zod|yargs)\//.test(u)),
     [],
@@ -86,5 +89,28 @@ t.test('the bin loads the bundle, not the packages module by module', async (t) 
   )
   // Counted in dist/ only: tap's coverage hooks add their own modules to every child process.
   const ours = urls.filter((u) => u.startsWith(`file://${join(ROOT, 'dist')}/`))
-  t.ok(ours.length >= 2 && ours.length < 25, `${ours.length} modules of dist/ loaded (unbundled: 40 and more, and 300 of packages)`)
+  t.ok(
+    ours.length >= 2 && ours.length < 25,
+    `${ours.length} modules of dist/ loaded (unbundled: 40 and more, and 300 of packages)`,
+  )
+})
+
+t.test('the bin takes the bundle only when it is at least as new as the compiled modules', async (t) => {
+  // The bin alone, beside stand-ins that say which of them ran: a bundle older than the tsc output
+  // (tsc run alone after a change) holds stale code.
+  const root = join(dir, 'launcher')
+  mkdirSync(join(root, 'cli'), { recursive: true })
+  mkdirSync(join(root, 'bundle'), { recursive: true })
+  writeFileSync(join(root, 'cli', 'main.js'), readFileSync(CLI))
+  writeFileSync(join(root, 'cli', 'ktp.js'), "process.stdout.write('compiled')\n")
+  writeFileSync(join(root, 'bundle', 'ktp.js'), "process.stdout.write('bundle')\n")
+  writeFileSync(join(root, 'package.json'), '{"type":"module"}\n')
+  const at = (f: string, s: number) => utimesSync(join(root, f), s, s)
+  at('cli/ktp.js', 1_000_000)
+  at('bundle/ktp.js', 1_000_010)
+  t.equal(run(join(root, 'cli', 'main.js'), []).stdout, 'bundle', 'newer bundle')
+  at('bundle/ktp.js', 999_990)
+  t.equal(run(join(root, 'cli', 'main.js'), []).stdout, 'compiled', 'stale bundle')
+  rmSync(join(root, 'bundle', 'ktp.js'))
+  t.equal(run(join(root, 'cli', 'main.js'), []).stdout, 'compiled', 'no bundle')
 })

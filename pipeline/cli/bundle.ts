@@ -25,7 +25,8 @@ export const BUNDLE_DIR = join(ROOT, 'dist', 'pipeline', 'bundle')
 
 /** Packages bundled: pure JavaScript, many small modules, loaded by most commands. */
 const BUNDLED = new Set(['apache-arrow', 'flatbuffers', 'tslib', 'zod', 'highland', 'fft.js', 'yaml', 'cli-progress'])
-const YARGS = /^(yargs|yargs-parser|cliui|y18n|escalade|get-caller-file|string-width|strip-ansi|ansi-regex|wrap-ansi|ansi-styles|emoji-regex|get-east-asian-width)$/
+const YARGS =
+  /^(yargs|yargs-parser|cliui|y18n|escalade|get-caller-file|string-width|strip-ansi|ansi-regex|wrap-ansi|ansi-styles|emoji-regex|get-east-asian-width)$/
 
 function packageOf(spec: string): string {
   const parts = spec.split('/')
@@ -85,7 +86,9 @@ export async function buildCliBundle(outDir = BUNDLE_DIR): Promise<void> {
     legalComments: 'none',
     logLevel: 'warning',
     // CommonJS packages inside an ES module bundle call require() for Node's built-ins.
-    banner: { js: "import { createRequire as __ktpRequire } from 'node:module'; const require = __ktpRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __ktpRequire } from 'node:module'; const require = __ktpRequire(import.meta.url);",
+    },
     plugins: [externals, yargsShim],
   })
   if (!existsSync(join(outDir, 'ktp.js'))) throw new Error(`esbuild wrote no ${join(outDir, 'ktp.js')}`)
