@@ -1,62 +1,24 @@
 #!/usr/bin/env node
-import yargs from 'yargs'
-import { hideBin } from 'yargs/helpers'
-import { commands } from './commands.js'
-import { KTP_VERSION } from '../io/version.js'
-import { STDIO_ARG } from '../io/command.js'
-
 /**
- * The `ktp` command line. Data goes to stdout, everything else to stderr; exit codes: 0 all
- * good, 1 some utterances failed (reported and skipped), 2 usage or fatal error, 130/143 stopped
- * by SIGINT/SIGTERM (pipeline/io/signals.ts).
+ * The `ktp` executable (package.json "bin"). It runs the bundle `npm run build` makes of the CLI
+ * (dist/pipeline/bundle/, see bundle.ts), else the modules tsc compiled (./ktp.js): the same
+ * code, but Node 20 spends most of a second of CPU loading the ~340 separate ES modules of yargs,
+ * zod and Arrow that `ktp features` needs, and a fraction of that on a handful of bundled files.
+ * A bundle older than the compiled modules (tsc run alone after a change) is stale and not used.
+ * Running from the sources (a TS loader) always takes the sources.
  */
-export async function main(argv: string[]): Promise<void> {
-  // yargs-parser reads a lone '-' as an empty flag; hide it until the handler (see command.ts).
-  let y = yargs(joinDashValues(argv).map((a) => (a === '-' ? STDIO_ARG : a)))
-    .scriptName('ktp')
-    .usage(
-      'ktp <command> [options]\n\nKnowledge-transfer pre-training of speech acoustic models, as composable Arrow stream stages.',
-    )
-    .version(KTP_VERSION)
-    .strict()
-    .demandCommand(1, 'give a command; see ktp --help')
-    .recommendCommands()
-    .wrap(Math.min(110, process.stderr.columns || 100))
-    .epilog(
-      [
-        'Chain stages with pipes: ktp features data/fsdd/train -o - | ktp splice --context 5 | ktp info -',
-        'Inside a clone, without npm link: npx ktp <command> (README.md, "Running ktp").',
-      ].join('\n'),
-    )
-    .fail((msg, err) => {
-      if (err) throw err
-      process.stderr.write(`ktp: usage error: ${msg}\nSee ktp --help.\n`)
-      process.exit(2)
-    })
-  // Load only the command being run; the others are listed by name for --help.
-  const wanted = argv.find((a) => !a.startsWith('-'))
-  for (const c of commands) {
-    if (c.name === wanted) y = y.command(await c.load())
-    else y = y.command(c.usage, c.describe)
+import { statSync } from 'node:fs'
+
+function bundleIfFresh(): URL | null {
+  if (import.meta.url.endsWith('.ts')) return null
+  const bundle = new URL('../bundle/ktp.js', import.meta.url)
+  try {
+    return statSync(bundle).mtimeMs >= statSync(new URL('./ktp.js', import.meta.url)).mtimeMs ? bundle : null
+  } catch {
+    return null
   }
-  await y.parseAsync()
 }
 
-/**
- * `--shard -1/4` reaches yargs as a cluster of short flags ("Unknown argument: 1"); joined as
- * `--shard=-1/4` it reaches the option's own check, whose message names the option and the range.
- */
-export function joinDashValues(argv: string[]): string[] {
-  const out: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const next = argv[i + 1]
-    if (a.startsWith('--') && !a.includes('=') && next !== undefined && /^-\d+\/-?\d+$/.test(next)) {
-      out.push(`${a}=${next}`)
-      i++
-    } else out.push(a)
-  }
-  return out
-}
-
-await main(hideBin(process.argv))
+const bundle = bundleIfFresh()
+if (bundle) await import(bundle.href)
+else await import('./ktp.js')
