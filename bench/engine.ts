@@ -90,7 +90,7 @@ async function profileStep(name: string, model: Model, b: TrainBatch): Promise<v
 }
 
 /** A block of steps, timed: wall and process CPU (all threads, workers included). */
-async function block(steps: number, step: () => Promise<void> | void): Promise<Sample> {
+export async function block(steps: number, step: () => Promise<void> | void): Promise<Sample> {
   const c0 = process.cpuUsage()
   const t0 = performance.now()
   for (let i = 0; i < steps; i++) await step()
@@ -100,7 +100,7 @@ async function block(steps: number, step: () => Promise<void> | void): Promise<S
 }
 
 /** The PyTorch server (engine_ref.py) with `threads` threads, every pool pinned. */
-class Reference {
+export class Reference {
   private readonly child: ChildProcessWithoutNullStreams
   private readonly lines: AsyncIterator<string>
   torch = '?'
@@ -121,7 +121,8 @@ class Reference {
     r.torch = (JSON.parse(first.value) as { torch: string }).torch
     return r
   }
-  async block(model: 'dnn' | 'lstm', steps: number): Promise<Sample & { frames: number }> {
+  /** `steps` steps of MODEL: dnn, lstm, or gemm-MxKxN (one M×K · K×N product per step). */
+  async block(model: string, steps: number): Promise<Sample & { frames: number }> {
     this.child.stdin.write(`${model} ${steps}\n`)
     const l = await this.lines.next()
     if (l.done) throw new Error('engine_ref.py ended early')

@@ -3,7 +3,7 @@
     KTP_REF_THREADS=N OPENBLAS_NUM_THREADS=N OMP_NUM_THREADS=N /usr/bin/python3 bench/engine_ref.py
 
 A small server, so the harness can interleave its repetitions with ktp's without paying the torch
-import each time: each stdin line `MODEL STEPS` (MODEL dnn or lstm) runs STEPS training steps
+import each time: each stdin line `MODEL STEPS` (MODEL dnn, lstm or gemm-MxKxN) runs STEPS training steps
 (after 3 untimed warm-up steps the first time a model is asked for) and prints one JSON line
 {"wall", "cpu", "frames"}: wall and process CPU seconds (all threads) of those steps. The first line
 printed is {"torch", "threads"}. Threads: torch.set_num_threads(KTP_REF_THREADS); the harness pins
@@ -66,7 +66,24 @@ def lstm_step_fn():
     return step, 16 * 20
 
 
+def gemm_step_fn(m, k, n):
+    """One float32 (m×k)·(k×n) product per step: the GEMM ceiling the training lines are read against."""
+    torch.manual_seed(0)
+    a, b = torch.randn(m, k), torch.randn(k, n)
+
+    def step():
+        torch.mm(a, b)
+
+    return step, m
+
+
 MAKERS = {"dnn": dnn_step_fn, "lstm": lstm_step_fn}
+
+
+def make(name):
+    if name.startswith("gemm-"):
+        return gemm_step_fn(*(int(d) for d in name[5:].split("x")))
+    return MAKERS[name]()
 
 
 def main():
@@ -77,7 +94,7 @@ def main():
             continue
         name, steps = line.split()
         if name not in made:
-            made[name] = MAKERS[name]()
+            made[name] = make(name)
             for _ in range(3):
                 made[name][0]()
         step, frames = made[name]

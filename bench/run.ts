@@ -12,6 +12,7 @@
  *   train-lstm  LSTM 40→256→1000 chunked training step (bench/engine.ts) vs PyTorch
  *   infer       ktp infer → top-32 f16 soft targets vs the same forward in PyTorch
  *   soft-read   soft-target files → a student's training batches at T = 2, sparse for top-k (frames/s, bytes/frame)
+ *   gemm        float32 matrix products of the train/infer shapes: tfjs-wasm vs torch.mm, 1 thread (GFLOP/CPU-s; a limit, no goal)
  *   memory      peak RSS of features | cmvn | splice | infer over FSDD ×1, ×4, ×16
  *   decode      real-time factor of ktp decode on connected FSDD digits
  *   twin        ktp's seven systems beside a PyTorch twin (bench/twin.ts): test frame accuracy and
@@ -32,6 +33,7 @@ export const BENCHMARKS = [
   'train-lstm',
   'infer',
   'soft-read',
+  'gemm',
   'memory',
   'decode',
   'twin',
@@ -46,6 +48,7 @@ const UNITS: Record<BenchName, string> = {
   'train-lstm': 'frames/s',
   infer: 'frames/s',
   'soft-read': 'frames/s',
+  gemm: 'GFLOP/CPU-s',
   memory: 'bytes',
   decode: 'RTF',
   twin: 'test frame accuracy %',
@@ -92,6 +95,11 @@ async function runOne(name: BenchName, h: HarnessOptions, twin: TwinOptions): Pr
       return (await import('./infer.js')).benchInfer(h)
     case 'soft-read':
       return (await import('./soft-read.js')).benchSoftRead(h)
+    case 'gemm': {
+      const py = pythonReference()
+      if (h.reference && !py.ok) h.log(`gemm: PyTorch reference skipped: ${py.detail}; install: ${PYTHON_INSTALL_HINT}`)
+      return (await import('./gemm.js')).benchGemm({ ...h, reference: h.reference && py.ok })
+    }
     case 'memory':
       return (await import('./memory.js')).benchMemory(h)
     case 'decode':

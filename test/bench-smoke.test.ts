@@ -56,3 +56,23 @@ t.test('an unknown benchmark name is a usage error (exit 2) naming the choices',
   t.match(r.stderr, /unknown benchmark or option 'nonsense'.*features/)
   t.equal(r.stdout, '')
 })
+
+t.test('gemm --quick --no-reference: one line per product shape, a positive GFLOP/CPU-s rate, no goal', async (t) => {
+  const r = bench(['gemm', '--quick', '--no-reference', '--json'])
+  t.equal(r.status, 0, r.stderr)
+  const rows = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.same(
+    rows.map((x) => x.variant),
+    ['256x440x512', '256x512x512', '256x512x1000', '320x256x1024', '16x256x1024'],
+    'the products the train and infer lines are made of',
+  )
+  for (const x of rows) {
+    t.equal(x.unit, 'GFLOP/CPU-s')
+    t.ok(typeof x.ktp === 'number' && (x.ktp as number) > 0.01, `${String(x.variant)}: rate ${String(x.ktp)}`)
+    t.equal(x.goal, null, 'a measured limit, not a target')
+    t.equal(x.reference, null)
+  }
+})

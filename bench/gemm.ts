@@ -1,0 +1,84 @@
+/**
+ * `gemm`: the float32 matrix-product rate of each engine on one thread, in GFLOP per CPU second —
+ * the ceiling BENCHMARKS.md reads the training and inference lines against ("Limits"). ktp's side is
+ * `tf.matMul` on tfjs-wasm (XNNPACK, SIMD, no threads under Node); the reference is `torch.mm` with
+ * OpenBLAS pinned to 1 thread (bench/engine_ref.py, `gemm-MxKxN`). Repetitions are interleaved.
+ *
+ * The shapes are the products the benchmarked steps are made of, so a small-GEMM penalty shows:
+ *   256×440×512, 256×512×512, 256×512×1000   DNN layers at batch 256 (train-dnn, infer)
+ *   320×256×1024                              an LSTM layer's input projection over a 16 × 20 chunk
+ *   16×256×1024                               one recurrent step of that layer (train-lstm runs 40)
+ * The line has no goal: it is a measured limit, not a target.
+ */
+import * as tf from '@tensorflow/tfjs'
+import { mulberry32, selectBackend } from '../stages/nn/index.js'
+import { type BenchLine, type HarnessOptions, type Sample, round, runMeta, spreadOf, timeFields } from './common.js'
+import { Reference, block } from './engine.js'
+
+const SHAPES: [number, number, number][] = [
+  [256, 440, 512],
+  [256, 512, 512],
+  [256, 512, 1000],
+  [320, 256, 1024],
+  [16, 256, 1024],
+]
+
+function randomMatrix(rows: number, cols: number, seed: number): tf.Tensor2D {
+  const r = mulberry32(seed)
+  const v = new Float32Array(rows * cols)
+  for (let i = 0; i < v.length; i++) v[i] = 2 * r() - 1
+  return tf.tensor2d(v, [rows, cols])
+}
+
+export async function benchGemm(h: HarnessOptions): Promise<BenchLine[]> {
+  await selectBackend('wasm')
+  const reps = h.reps ?? 3
+  const ref = h.reference ? await Reference.start(1) : null
+  const out: BenchLine[] = []
+  try {
+    for (const [m, k, n] of SHAPES) {
+      const flops = 2 * m * k * n
+      // about 10 GFLOP per block: a few tenths of a second on either side
+      const steps = h.quick ? 2 : Math.max(8, Math.round(1e10 / flops))
+      const a = randomMatrix(m, k, 1)
+      const b = randomMatrix(k, n, 2)
+      // wasm runs kernels synchronously, so the product is done when matMul returns
+      const product = () => tf.matMul(a, b).dispose()
+      for (let i = 0; i < 3; i++) product() // XNNPACK packs the operator on first use
+      const variant = `${m}x${k}x${n}`
+      const sides: Array<() => Promise<Sample>> = [() => block(steps, product)]
+      if (ref) sides.push(() => ref.block(`gemm-${variant}`, steps))
+      const kt: Sample[] = []
+      const rt: Sample[] = []
+      for (let i = 0; i < reps; i++) {
+        const order = i % 2 ? [...sides.keys()].reverse() : [...sides.keys()]
+        for (const j of order) (j === 0 ? kt : rt).push(await sides[j]())
+      }
+      tf.dispose([a, b])
+      const gflops = (xs: Sample[]) => (flops * steps) / spreadOf(xs.map((x) => x.cpu)).median / 1e9
+      const kg = gflops(kt)
+      const rg = ref ? gflops(rt) : null
+      const l: BenchLine = {
+        name: 'gemm',
+        variant,
+        ktp: round(kg),
+        reference: rg == null ? null : round(rg),
+        unit: 'GFLOP/CPU-s',
+        ratio: rg == null ? null : round(kg / rg),
+        goal: null,
+        metric: 'float32 (M×K)·(K×N) products, 2·M·K·N flops each, per CPU second (median of blocks)',
+        steps_per_block: steps,
+        ...timeFields('ktp', kt),
+        ...(ref ? timeFields('reference', rt) : {}),
+        backend: tf.getBackend(),
+        torch: ref?.torch ?? null,
+        ...runMeta({ ktp: 1, reference: ref ? 1 : null }),
+      }
+      h.log(`gemm ${variant}: ktp ${l.ktp} vs torch ${l.reference} GFLOP/CPU-s (ratio ${l.ratio})`)
+      out.push(l)
+    }
+  } finally {
+    ref?.close()
+  }
+  return out
+}
