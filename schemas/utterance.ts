@@ -1,5 +1,5 @@
 import {
-  type Data,
+  Data,
   type DataType,
   type Field,
   FixedSizeList,
@@ -7,6 +7,7 @@ import {
   RecordBatch,
   type Schema,
   Struct,
+  Type,
   Utf8,
   makeData,
 } from 'apache-arrow'
@@ -88,26 +89,53 @@ const UTF8 = new TextEncoder()
 
 export type CellValue = string | number | null | NumArray
 
+/**
+ * The Data nodes below are built with `new Data(...)` exactly as apache-arrow's makeData builds
+ * them for these types (same buffers, lengths and null counts, an empty validity bitmap when
+ * there are no nulls); makeData's per-node visitor dispatch and argument normalisation cost
+ * microseconds per column, per utterance. Types other than Utf8, Int and Float still go through
+ * makeData.
+ */
+const NO_NULLS = new Uint8Array(0)
+
+/** Int and Float columns: the only numeric types built without makeData. */
+function flatNumeric(type: DataType): boolean {
+  return type.typeId === Type.Int || type.typeId === Type.Float
+}
+
+/** Values given as the column's own array type are referenced as they are (makeData does too). */
+function ownArray(type: DataType, v: NumArray): boolean {
+  const ArrayType = (type as unknown as { ArrayType: unknown }).ArrayType
+  return flatNumeric(type) && ArrayType !== Uint8Array && v instanceof (ArrayType as typeof Float32Array)
+}
+
 function scalarData(type: DataType, v: CellValue, name: string): Data {
   if (type instanceof Utf8) {
     if (v !== null && typeof v !== 'string') throw new KtpError('bad-value', `column '${name}' takes a string`)
     // built directly: vectorFromArray's builder costs ~0.5 ms per call, per utterance
     const bytes = v === null ? new Uint8Array(0) : UTF8.encode(v)
-    return makeData({
-      type,
-      length: 1,
-      nullCount: v === null ? 1 : 0,
-      nullBitmap: v === null ? Uint8Array.of(0) : undefined,
-      valueOffsets: Int32Array.of(0, bytes.length),
-      data: bytes,
-    } as never)
+    const nulls = v === null ? Uint8Array.of(0) : NO_NULLS
+    return new Data(type, 0, 1, v === null ? 1 : 0, [Int32Array.of(0, bytes.length), bytes, nulls] as never)
   }
   if (v !== null && typeof v !== 'number') throw new KtpError('bad-value', `column '${name}' takes a number`)
   const ArrayType = (type as unknown as { ArrayType: { of(...x: number[]): NumArray } }).ArrayType
-  if (v === null) {
-    return makeData({ type, length: 1, nullCount: 1, nullBitmap: Uint8Array.of(0), data: ArrayType.of(0) } as never)
+  const values = ArrayType.of(v ?? 0)
+  if (!flatNumeric(type) || (ArrayType as unknown) === Uint8Array) {
+    if (v === null)
+      return makeData({ type, length: 1, nullCount: 1, nullBitmap: Uint8Array.of(0), data: values } as never)
+    return makeData({ type, length: 1, nullCount: 0, data: values } as never)
   }
-  return makeData({ type, length: 1, nullCount: 0, data: ArrayType.of(v) } as never)
+  return new Data(type, 0, 1, v === null ? 1 : 0, [
+    undefined,
+    values,
+    v === null ? Uint8Array.of(0) : NO_NULLS,
+  ] as never)
+}
+
+/** A column of `v.length` numbers (the values of a list). */
+function valuesData(type: DataType, v: NumArray): Data {
+  if (!ownArray(type, v)) return makeData({ type, length: v.length, nullCount: 0, data: v } as never)
+  return new Data(type, 0, v.length, 0, [undefined, v, NO_NULLS] as never)
 }
 
 function listData(field: Field, v: CellValue): Data {
@@ -125,25 +153,16 @@ function listData(field: Field, v: CellValue): Data {
       )
     }
     const frames = v.length / width
-    const values = makeData({ type: inner.children[0].type, length: v.length, nullCount: 0, data: v } as never)
-    const fsl = makeData({ type: inner, length: frames, nullCount: 0, child: values } as never)
-    return makeData({
-      type: list,
-      length: 1,
-      nullCount: 0,
-      valueOffsets: Int32Array.of(0, frames),
-      child: fsl,
-    } as never)
+    const values = valuesData(inner.children[0].type, v)
+    const fsl = new Data(inner, 0, frames, 0, [undefined, undefined, NO_NULLS] as never, [values])
+    return new Data(list, 0, 1, 0, [Int32Array.of(0, frames), undefined, NO_NULLS] as never, [fsl])
   }
-  const values = makeData({ type: inner, length: v.length, nullCount: 0, data: v } as never)
-  return makeData({
-    type: list,
-    length: 1,
-    nullCount: 0,
-    valueOffsets: Int32Array.of(0, v.length),
-    child: values,
-  } as never)
+  const values = valuesData(inner, v)
+  return new Data(list, 0, 1, 0, [Int32Array.of(0, v.length), undefined, NO_NULLS] as never, [values])
 }
+
+/** Per schema: the struct type of its rows (one per schema, not one per utterance). */
+const structs = new WeakMap<Schema, Struct>()
 
 /**
  * One utterance as a one-row record batch of `schema`. Typed arrays are referenced, not copied:
@@ -155,8 +174,18 @@ export function makeUttBatch(schema: Schema, row: Record<string, CellValue>): Re
     if (v === null && !f.nullable) throw new KtpError('bad-value', `column '${f.name}' may not be null`)
     return f.type instanceof List ? listData(f, v) : scalarData(f.type, v, f.name)
   })
-  const data = makeData({ type: new Struct(schema.fields), length: 1, nullCount: 0, children })
-  return new RecordBatch(schema, data)
+  let struct = structs.get(schema)
+  if (!struct) {
+    struct = new Struct(schema.fields)
+    structs.set(schema, struct)
+  }
+  const data = new Data(struct, 0, 1, 0, [undefined, undefined, NO_NULLS] as never, children)
+  // Every column is one row long, so the constructor's ensureSameLengthData would only copy the
+  // schema (cloning each field) and rebuild the struct node, per utterance: the fields are set
+  // as it would leave them (as ipc-lean-batch.ts does for decoded batches).
+  const batch = Object.create(RecordBatch.prototype) as RecordBatch & { _metadata: Map<string, string> }
+  Object.assign(batch, { schema, data, _metadata: new Map() })
+  return batch
 }
 
 /** Split a batch into one-row batches (zero-copy slices): the unit ktp stages stream. */

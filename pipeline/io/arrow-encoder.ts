@@ -1,7 +1,9 @@
 import { type RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, type Schema } from 'apache-arrow'
 import { FileBlock } from 'apache-arrow/ipc/metadata/file'
+import { compareSchemas } from 'apache-arrow/visitor/typecomparator'
 import { KtpError } from '../../schemas/errors.js'
 import { sameColumns } from '../../schemas/kinds.js'
+import { type LeanMessage, LeanEncoder } from './ipc-lean-encode.js'
 
 /**
  * Synchronous Arrow IPC encoding: `encode(batch)` returns exactly the bytes that batch adds to
@@ -22,6 +24,7 @@ interface Capturing {
   captured: Uint8Array[]
   _position: number
   _recordBatchBlocks: FileBlock[]
+  _sink: unknown
   reset(sink?: undefined, schema?: Schema): unknown
   write(batch: RecordBatch): void
   finish(): unknown
@@ -60,12 +63,19 @@ export class BatchEncoder {
   private readonly checked = new WeakSet<Schema>()
   readonly schema: Schema
   private readonly stream: boolean
+  /** Encodes the batches it can describe exactly (ipc-lean-encode.ts); null: apache-arrow does all. */
+  private lean: LeanEncoder | null
+  /** Whether the lean encoder's first message matched apache-arrow's (checked once per encoder). */
+  private leanChecked = false
+  /** Batch schemas the writer takes as its own (apache-arrow's compareSchemas). */
+  private readonly writerSchemas = new WeakMap<Schema, boolean>()
 
   constructor(schema: Schema, format: IpcFormat) {
     this.schema = schema
     this.stream = format === 'stream'
     const W = format === 'file' ? CapturingFileWriter : CapturingStreamWriter
     this.writer = new W({ autoDestroy: false }) as unknown as Capturing
+    this.lean = LeanEncoder.for(schema)
   }
 
   private take(): Uint8Array[] {
@@ -95,11 +105,43 @@ export class BatchEncoder {
     }
     this.checked.add(batch.schema)
     const head = this.begin()
+    const lean = this.leanMessage(batch)
+    if (lean && this.leanChecked) {
+      const w = this.writer
+      if (!this.stream) w._recordBatchBlocks.push(new FileBlock(lean.meta, lean.body, w._position))
+      w._position += lean.bytes.byteLength
+      return head.concat([lean.bytes])
+    }
     this.writer.write(batch)
     // apache-arrow's writers list every batch's position for a file footer, streams too: a stream
     // has no footer, and the list grew by one object per utterance for the whole run (issue 16)
     if (this.stream) this.writer._recordBatchBlocks.length = 0
-    return head.concat(this.take())
+    const bytes = this.take()
+    if (lean) this.checkLean(lean, bytes)
+    return head.concat(bytes)
+  }
+
+  /** The lean encoding of `batch` when it has one and the writer would take the batch as it is. */
+  private leanMessage(batch: RecordBatch): LeanMessage | null {
+    if (!this.lean || !this.writer._sink) return null
+    let same = this.writerSchemas.get(batch.schema)
+    if (same === undefined) {
+      // a schema the writer does not take as its own makes it start a new stream: its business
+      same = compareSchemas(batch.schema, this.schema)
+      this.writerSchemas.set(batch.schema, same)
+    }
+    return same ? this.lean.encode(batch) : null
+  }
+
+  /**
+   * The first lean message is also encoded by apache-arrow (the bytes that are kept): lean
+   * encoding goes on only if they are the same, so a future apache-arrow that lays messages out
+   * otherwise costs speed, never different files.
+   */
+  private checkLean(lean: LeanMessage, arrow: Uint8Array[]): void {
+    const a = Buffer.concat(arrow)
+    if (Buffer.from(lean.bytes.buffer, lean.bytes.byteOffset, lean.bytes.byteLength).equals(a)) this.leanChecked = true
+    else this.lean = null
   }
 
   /**

@@ -21,7 +21,7 @@ const EMPTY = new Uint8Array(0)
 
 type Primitive = { ArrayType: { new (b: ArrayBufferLike, o: number, n: number): ArrayLike<number> } }
 
-function primitive(t: DataType): boolean {
+export function primitive(t: DataType): boolean {
   if (t.typeId === Type.Float) return true
   return t.typeId === Type.Int && (t as unknown as { bitWidth: number }).bitWidth <= 32
 }

@@ -103,3 +103,29 @@ function readInt64Pairs(
     b.push(int64(v, vec + 12 + 16 * i))
   }
 }
+
+/** Where the numbers of a record-batch message lie in its flatbuffer (absolute byte positions). */
+export interface RecordBatchSlots {
+  bodyLength: number
+  length: number
+  /** First FieldNode struct {length, null_count} (16 bytes each, in order). */
+  nodes: number
+  /** First Buffer struct {offset, length} (16 bytes each, in order). */
+  buffers: number
+}
+
+/**
+ * The slots of a record-batch message whose fields are all present (a non-empty batch with a
+ * non-empty body): what the lean encoder (ipc-lean-encode.ts) patches in a template message.
+ */
+export function recordBatchSlots(v: DataView, at: number): RecordBatchSlots {
+  const root = at + v.getUint32(at, true)
+  const rb = deref(v, fieldPos(v, root, 2))
+  const vector = (pos: number) => deref(v, pos) + 4
+  return {
+    bodyLength: fieldPos(v, root, 3),
+    length: fieldPos(v, rb, 0),
+    nodes: vector(fieldPos(v, rb, 1)),
+    buffers: vector(fieldPos(v, rb, 2)),
+  }
+}
