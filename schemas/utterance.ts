@@ -28,8 +28,24 @@ function columnData(batch: RecordBatch, name: string): Data {
   return batch.data.children[i]
 }
 
+/** apache-arrow's own decoder settings (util/utf8): the strings are the ones Vector.get returns. */
+const UTF8_DECODER = new TextDecoder('utf-8')
+
+/**
+ * A utf8 cell read from the column's buffers, as apache-arrow's Vector.get reads it, without the
+ * Vector and visitor it builds per call: ids are read several times per utterance (input order,
+ * the stage's task, the output's order and resume log).
+ */
 export function getString(batch: RecordBatch, name: string, row = 0): string | null {
-  const v = batch.getChildAt(batch.schema.fields.findIndex((f) => f.name === name))
+  const i = batch.schema.fields.findIndex((f) => f.name === name)
+  const d = i < 0 ? undefined : batch.data.children[i]
+  if (d && d.type instanceof Utf8 && d.valueOffsets instanceof Int32Array) {
+    if (!d.getValid(row)) return null
+    const offsets = d.valueOffsets
+    if (row + 1 >= offsets.length) return null
+    return UTF8_DECODER.decode((d.values as Uint8Array).subarray(offsets[row], offsets[row + 1]))
+  }
+  const v = batch.getChildAt(i)
   if (!v) throw new KtpError('no-column', `record batch has no column '${name}'`)
   return (v.get(row) as string | null) ?? null
 }

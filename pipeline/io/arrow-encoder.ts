@@ -69,6 +69,8 @@ export class BatchEncoder {
   private leanChecked = false
   /** Batch schemas the writer takes as its own (apache-arrow's compareSchemas). */
   private readonly writerSchemas = new WeakMap<Schema, boolean>()
+  /** Whether the last encode() returned one freshly allocated lean message. */
+  private ownedLast = false
 
   constructor(schema: Schema, format: IpcFormat) {
     this.schema = schema
@@ -106,7 +108,9 @@ export class BatchEncoder {
     this.checked.add(batch.schema)
     const head = this.begin()
     const lean = this.leanMessage(batch)
+    this.ownedLast = false
     if (lean && this.leanChecked) {
+      this.ownedLast = head.length === 0
       const w = this.writer
       if (!this.stream) w._recordBatchBlocks.push(new FileBlock(lean.meta, lean.body, w._position))
       w._position += lean.bytes.byteLength
@@ -119,6 +123,16 @@ export class BatchEncoder {
     const bytes = this.take()
     if (lean) this.checkLean(lean, bytes)
     return head.concat(bytes)
+  }
+
+  /**
+   * encode() as one buffer that shares no memory with the batch (the caller may keep it after the
+   * batch's buffers are reused): a lean message is that already, apache-arrow's chunks are copied.
+   */
+  encodeOwned(batch: RecordBatch): Buffer {
+    const parts = this.encode(batch)
+    if (this.ownedLast) return Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength)
+    return Buffer.concat(parts)
   }
 
   /** The lean encoding of `batch` when it has one and the writer would take the batch as it is. */

@@ -225,7 +225,7 @@ export class ResumableArrowWriter {
     const utt = uttId(batch)
     if (this.done.has(utt)) throw new KtpError('duplicate-utt', `${this.path}: utterance '${utt}' written twice`)
     // copied now: the caller may reuse the batch's buffers once write() returns
-    const msg = Buffer.concat(this.enc.encode(batch))
+    const msg = this.enc.encodeOwned(batch)
     const { meta, body } = messageLengths(msg)
     if (this.pending.length === 0) {
       this.pendingSince = Date.now()

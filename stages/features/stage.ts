@@ -15,6 +15,7 @@ import { statSync } from 'node:fs'
 import type { RecordBatch, Schema } from 'apache-arrow'
 import _ from 'highland'
 import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
+import { mapOrdered } from '../../pipeline/io/pull.js'
 import type { StageInput, Transform } from '../../pipeline/io/run-stage.js'
 import { z } from 'zod'
 import { KtpError, UttError } from '../../schemas/errors.js'
@@ -146,17 +147,19 @@ export function taskOf(b: RecordBatch): FeatureTask {
 
 /**
  * The stream stage: manifest@1 rows in, features@1 rows out, in input order. Up to `inFlight`
- * utterances are being computed at once (highland's ordered `parallel`), so the output does not
+ * utterances are being computed at once (`mapOrdered`, highland's ordered `parallel` without a stream per utterance), so the output does not
  * depend on how many workers there are, and the input is pulled only as results are taken.
  */
 export function featuresStage(schema: Schema, run: Runner, inFlight = 1): Transform {
   return (s) =>
-    s
-      .map((b) => {
+    mapOrdered(
+      s,
+      (b) => {
         const t = taskOf(b)
-        return _(run(t).then((f) => makeUttBatch(schema, { utt: t.utt, feats: f.data })))
-      })
-      .parallel(Math.max(1, inFlight))
+        return run(t).then((f) => makeUttBatch(schema, { utt: t.utt, feats: f.data }))
+      },
+      Math.max(1, inFlight),
+    )
 }
 
 /** How many rows to look at for a readable recording before giving up on learning the rate. */

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { readFileSync, statSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { UttError } from '../../schemas/errors.js'
 import { isCommand } from './datadir-io.js'
@@ -20,6 +20,30 @@ export function refused(utt: string, entry: string, file: string): UttError {
 const STDERR_TAIL = 2000
 
 /**
+ * A regular file's bytes, as readFileSync reads them: `size` bytes (fewer if it shrank
+ * meanwhile), or to the end when its size reads 0 (files of pseudo file systems).
+ */
+function readWhole(fd: number, size: number): Buffer {
+  if (size === 0) {
+    const parts: Buffer[] = []
+    for (;;) {
+      const b = Buffer.allocUnsafe(64 << 10)
+      const n = readSync(fd, b, 0, b.length, -1)
+      if (n === 0) return Buffer.concat(parts)
+      parts.push(b.subarray(0, n))
+    }
+  }
+  const buf = Buffer.allocUnsafe(size)
+  let got = 0
+  while (got < size) {
+    const n = readSync(fd, buf, got, size - got, -1)
+    if (n === 0) break
+    got += n
+  }
+  return got < size ? buf.subarray(0, got) : buf
+}
+
+/**
  * The bytes of one utterance's recording: the file, or the stdout of its wav.scp command (run with
  * `sh -c` exactly as written). Failures are UttErrors naming the utterance and the entry.
  */
@@ -33,17 +57,23 @@ export async function readAudioBytes(
       // Synchronous: a recording is small and usually in the page cache, and the promise API
       // costs four thread-pool round trips (open, fstat, read, close) per file, which on a busy
       // machine left `ktp features` idle for a fifth of its run. Workers (--jobs N) read in parallel.
-      const path = resolve(entry)
-      const st = statSync(path)
-      // reading a FIFO blocks until some process writes to it, a directory fails with EISDIR
-      if (!st.isFile())
-        throw new UttError(
-          'not-a-file',
-          opts.utt,
-          `audio entry ${entry} is ${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO (named pipe)' : 'not a regular file'}, expected an audio file (or a command ending in |)`,
-          file,
-        )
-      return readFileSync(path)
+      // Opened non-blocking and checked with fstat before reading: opening a FIFO would block
+      // until some process writes to it, reading a directory fails with EISDIR. (One open and
+      // fstat instead of stat + readFileSync's own open and fstat: two syscalls fewer per file.)
+      const fd = openSync(resolve(entry), constants.O_RDONLY | constants.O_NONBLOCK)
+      try {
+        const st = fstatSync(fd)
+        if (!st.isFile())
+          throw new UttError(
+            'not-a-file',
+            opts.utt,
+            `audio entry ${entry} is ${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO (named pipe)' : 'not a regular file'}, expected an audio file (or a command ending in |)`,
+            file,
+          )
+        return readWhole(fd, st.size)
+      } finally {
+        closeSync(fd)
+      }
     } catch (err) {
       if (err instanceof UttError) throw err
       const code = (err as NodeJS.ErrnoException).code
