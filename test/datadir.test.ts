@@ -245,3 +245,11 @@ t.test('arrayStream (the data dir source): every item once, in order, one per pu
   )
   t.same(await new Promise((ok) => arrayStream([]).toArray(ok)), [], 'an empty array ends at once')
 })
+
+t.test('resolveEntry is path.resolve (it only skips the work for normal absolute paths)', async (t) => {
+  const { resolve } = await import('node:path')
+  const { resolveEntry } = await import('../stages/formats/datadir-io.js')
+  const entries = ['/a/b.wav', '/a//b', '/a/./b', '/a/../b', '/a/b/', '/', '//', '/.', '/..', '/a/.b', '/a/..b']
+  entries.push('/a/b..', '/a/...', 'rel/x', './x', '/a/b/.', '/a/b/..', '/ü/ß.wav', '/a\\b', '/a/ b', '/.hidden/x', '')
+  for (const e of entries) t.equal(resolveEntry(e), resolve(e), JSON.stringify(e))
+})

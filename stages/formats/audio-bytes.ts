@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process'
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { UttError } from '../../schemas/errors.js'
-import { isCommand } from './datadir-io.js'
+import { isCommand, resolveEntry } from './datadir-io.js'
 
 /**
  * Reading one utterance's audio bytes, apart from the data dir machinery (Arrow, highland) so that
@@ -60,7 +59,7 @@ export async function readAudioBytes(
       // Opened non-blocking and checked with fstat before reading: opening a FIFO would block
       // until some process writes to it, reading a directory fails with EISDIR. (One open and
       // fstat instead of stat + readFileSync's own open and fstat: two syscalls fewer per file.)
-      const fd = openSync(resolve(entry), constants.O_RDONLY | constants.O_NONBLOCK)
+      const fd = openSync(resolveEntry(entry), constants.O_RDONLY | constants.O_NONBLOCK)
       try {
         const st = fstatSync(fd)
         if (!st.isFile())

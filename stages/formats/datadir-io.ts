@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve, sep } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
 import { cCompare, checkId, expectFields, fmtSeconds, formatTable, parseTable, sortedKeys } from './kaldi-tables.js'
@@ -45,6 +45,17 @@ export interface DataDirUtt {
 }
 
 /** A wav.scp entry that is a command (Kaldi's `cmd |` extended filename). */
+/** A POSIX path that path.resolve returns unchanged: absolute, no empty, `.` or `..` segment. */
+const NORMAL_ABSOLUTE = /^(?:\/(?!\.\.?(?:\/|$))[^/]+)+$/
+
+/**
+ * path.resolve(entry), skipping its string work for the usual wav.scp entry, an absolute path
+ * already in normal form (it costs per recording, twice: fingerprint and read).
+ */
+export function resolveEntry(entry: string): string {
+  return sep === '/' && NORMAL_ABSOLUTE.test(entry) ? entry : resolve(entry)
+}
+
 export function isCommand(entry: string): boolean {
   return /\|\s*$/.test(entry)
 }

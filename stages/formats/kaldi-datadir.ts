@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, existsSync, readFileSync, type Stats, statSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import type { RecordBatch, Schema } from 'apache-arrow'
 import { canonicalJson, hashBytes } from '../../schemas/fingerprint.js'
 import { makeSchema } from '../../schemas/kinds.js'
@@ -10,7 +10,15 @@ import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
 import { arrayStream } from '../../pipeline/io/pull.js'
 import { readAudioBytes, refused } from './audio-bytes.js'
 import type { StageInput } from '../../pipeline/io/run-stage.js'
-import { type DataDir, type DataDirUtt, dataDirUtts, formatDataDir, isCommand, readDataDir } from './datadir-io.js'
+import {
+  type DataDir,
+  type DataDirUtt,
+  dataDirUtts,
+  formatDataDir,
+  isCommand,
+  readDataDir,
+  resolveEntry,
+} from './datadir-io.js'
 
 export * from './datadir-io.js'
 export { parseCtm, formatCtm, type CtmSegment } from './ctm.js'
@@ -70,7 +78,7 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
   const work = recs.map((rec) => async () => {
     const entry = d.wav.get(rec)!
     if (isCommand(entry)) return void hashes.set(rec, `cmd:${entry}`)
-    const path = resolve(entry)
+    const path = resolveEntry(entry)
     let st: Stats
     try {
       st = statSync(path)
