@@ -25,13 +25,8 @@
  * fall back to the original kernel.
  */
 import * as tf from '@tensorflow/tfjs'
-
-/** The parts of the wasm backend this kernel uses (BackendWasm is not re-exported with types we need). */
-interface WasmBackendLike {
-  incRef(dataId: tf.DataId): void
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array
-}
+import { registerLstmKernels } from './lstm-kernels.js'
+import type { WasmBackendLike } from './wasm-heap.js'
 
 let installed = false
 
@@ -156,7 +151,10 @@ function replace(
   })
 }
 
-/** Swap in the faster Slice, Identity and Transpose kernels on the wasm backend (idempotent). */
+/**
+ * Swap in the faster Slice, Identity and Transpose kernels on the wasm backend and add the fused
+ * LSTM step kernels (idempotent).
+ */
 export function installWasmKernelPatches(): void {
   if (installed) return
   replace('Slice', fastSlice)
@@ -171,5 +169,6 @@ export function installWasmKernelPatches(): void {
       kernelFunc: (args) => fastTranspose(args) ?? originalFunc(args),
     })
   }
+  registerLstmKernels()
   installed = true
 }
