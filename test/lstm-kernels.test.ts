@@ -5,9 +5,17 @@
 // leaked tensors, and the fallback off wasm.
 import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
-import { dense, gradCheck, lstmRecurrence, mulberry32, selectBackend } from '../stages/nn/index.js'
-import { fusedLstmAvailable, lstmCellBackward, lstmCellForward } from '../stages/nn/lstm-kernels.js'
-import { lstmLayer } from '../stages/nn/lstm-layer.js'
+import {
+  dense,
+  fusedLstmAvailable,
+  gradCheck,
+  lstmCellBackward,
+  lstmCellForward,
+  lstmLayer,
+  lstmRecurrence,
+  mulberry32,
+  selectBackend,
+} from '../stages/nn/index.js'
 
 t.equal(await selectBackend('wasm'), 'wasm')
 
