@@ -5,7 +5,7 @@
  * gate block, sigmoid, tanh, products, sums, concats), each on a [B, H] block: at the bench shape
  * (B = 16, H = 256) a kernel's dispatch and its pass over memory cost more than its arithmetic.
  * These kernels do one step's gate math on views of the wasm heap (calling the backend's
- * vectorised Sigmoid directly, without the engine), so a step is a recurrent GEMM plus one kernel
+ * Sigmoid and Tanh directly, without the engine), so a step is a recurrent GEMM plus one kernel
  * call each way.
  *
  * Gate layout [i, f, o, g] as in recurrence.ts; the `gates` output holds σ(i), σ(f), σ(o), tanh(g).
@@ -13,10 +13,8 @@
  *   backward: from dh = dy[row…] + dhRec and dc from the next step, dz [B, 4H] and dc⊙f.
  *
  * Values: every + − × is rounded to float32 in the same order as the tfjs-op path (recurrence.ts),
- * and σ is the backend's own Sigmoid kernel, so i, f, o and the whole backward match that path bit
- * for bit given the same forward values. Only tanh differs: it is 2σ(2x) − 1 here (see
- * cellForward), tanhf there, within ~1.2e-7 absolute; test/lstm-kernels.test.ts bounds how far
- * outputs and gradients drift through the recurrence.
+ * and σ and tanh are the backend's own Sigmoid and Tanh kernels, so the step, forward and backward,
+ * matches that path bit for bit (test/lstm-kernels.test.ts): a model trained either way is the same.
  */
 import * as tf from '@tensorflow/tfjs'
 import type { WasmBackendLike } from './wasm-heap.js'
@@ -33,21 +31,26 @@ function views(backend: WasmBackendLike, ts: (tf.TensorInfo | undefined)[]): (Fl
   return ts.map((t) => (t == null ? null : (backend.typedArrayFromHeap(t) as Float32Array)))
 }
 
-/** The backend's own Sigmoid (XNNPACK, vectorised): a JS Math.exp loop was ~2× slower than the ops it replaced. */
+/**
+ * The backend's own Sigmoid (XNNPACK, vectorised: a JS Math.exp loop was ~2× slower than the ops it
+ * replaced) and Tanh, the kernels tf.sigmoid and tf.tanh run on the op path.
+ */
 let wasmSigmoid: tf.KernelFunc | null = null
+let wasmTanh: tf.KernelFunc | null = null
 
-/** σ of a whole tensor through the backend's kernel, without a trip through the engine. */
-function sigmoidOf(backend: WasmBackendLike, x: tf.TensorInfo): tf.TensorInfo {
-  return wasmSigmoid!({ inputs: { x }, backend: backend as unknown as tf.KernelBackend, attrs: {} }) as tf.TensorInfo
+/** An element-wise kernel of the backend applied to a whole tensor, without a trip through the engine. */
+function unaryOf(kernel: tf.KernelFunc, backend: WasmBackendLike, x: tf.TensorInfo): tf.TensorInfo {
+  return kernel({ inputs: { x }, backend: backend as unknown as tf.KernelBackend, attrs: {} }) as tf.TensorInfo
 }
 
 /**
  * inputs xp [N, 4H], hU [B, 4H] (absent at the first step), cPrev [B, H] (absent at the first
  * step); attrs row, B. Outputs gates, c, tanh(c), h.
  *
- * Both tanh are taken as 2σ(2x) − 1 so the step needs only two vectorised σ calls (wasm's Tanh is
- * scalar tanhf, ~10× slower per element than its Sigmoid); 2x is exact, and the result is within
- * ~1.2e-7 absolute of tanh (one float32 ulp of σ near ½, doubled).
+ * tanh goes through the backend's own Tanh kernel, as tf.tanh does on the op path. Computing it as
+ * 2σ(2x) − 1 (two vectorised σ calls; wasm's Tanh is scalar tanhf, ~10× slower per element) is
+ * faster but differs by ~1e-7: a trained model would then no longer be byte for byte the one the
+ * op path (and every committed result) gives.
  */
 function cellForward(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WasmBackendLike
@@ -55,49 +58,46 @@ function cellForward(args: KernelArgs): tf.TensorInfo[] {
   const { row, B } = args.attrs as { row: number; B: number }
   const G = xp!.shape[1]
   const H = G / 4
-  // z with the g block doubled, so σ of the whole block gives σ(i), σ(f), σ(o) and σ(2g).
+  // z = xp + hU, the i, f, o blocks in zT (σ of all of it: the g columns are overwritten below) and
+  // the g block also in its own [B, H] for tanh.
   const zT = backend.makeOutput([B, G], 'float32')
+  const zgT = backend.makeOutput([B, H], 'float32')
   {
-    const [x, u, z] = views(backend, [xp, hU, zT])
+    const [x, u, z, zg] = views(backend, [xp, hU, zT, zgT])
     const off = row * G
     for (let b = 0; b < B; b++) {
       const o = b * G
-      for (let k = o; k < o + 3 * H; k++) z![k] = u ? f32(x![off + k] + u[k]) : x![off + k]
-      for (let k = o + 3 * H; k < o + G; k++) z![k] = 2 * (u ? f32(x![off + k] + u[k]) : x![off + k])
+      for (let k = o; k < o + G; k++) z![k] = u ? f32(x![off + k] + u[k]) : x![off + k]
+      zg!.set(z!.subarray(o + 3 * H, o + G), b * H)
     }
   }
-  const gatesT = sigmoidOf(backend, zT)
+  const gatesT = unaryOf(wasmSigmoid!, backend, zT)
   backend.disposeData(zT.dataId)
+  const tgT = unaryOf(wasmTanh!, backend, zgT)
+  backend.disposeData(zgT.dataId)
   const cT = backend.makeOutput([B, H], 'float32')
-  const c2T = backend.makeOutput([B, H], 'float32')
   {
-    const [cp, gates, c, c2] = views(backend, [cPrev, gatesT, cT, c2T])
+    const [cp, gates, tg, c] = views(backend, [cPrev, gatesT, tgT, cT])
     for (let b = 0; b < B; b++) {
       const go = b * G
       const so = b * H
       for (let j = 0; j < H; j++) {
         const ig = gates![go + j]
-        const g = f32(2 * gates![go + 3 * H + j] - 1)
+        const g = tg![so + j]
         gates![go + 3 * H + j] = g
-        const cNew = cp ? f32(f32(gates![go + H + j] * cp[so + j]) + f32(ig * g)) : f32(ig * g)
-        c![so + j] = cNew
-        c2![so + j] = 2 * cNew
+        c![so + j] = cp ? f32(f32(gates![go + H + j] * cp[so + j]) + f32(ig * g)) : f32(ig * g)
       }
     }
   }
-  const tcT = sigmoidOf(backend, c2T)
-  backend.disposeData(c2T.dataId)
+  backend.disposeData(tgT.dataId)
+  const tcT = unaryOf(wasmTanh!, backend, cT)
   const hT = backend.makeOutput([B, H], 'float32')
   {
     const [gates, tc, h] = views(backend, [gatesT, tcT, hT])
     for (let b = 0; b < B; b++) {
       const go = b * G + 2 * H
       const so = b * H
-      for (let j = 0; j < H; j++) {
-        const t = f32(2 * tc![so + j] - 1)
-        tc![so + j] = t
-        h![so + j] = gates![go + j] * t
-      }
+      for (let j = 0; j < H; j++) h![so + j] = gates![go + j] * tc![so + j]
     }
   }
   return [gatesT, cT, tcT, hT]
@@ -157,7 +157,8 @@ let registered = false
 export function registerLstmKernels(): void {
   if (registered) return
   wasmSigmoid = tf.getKernel('Sigmoid', 'wasm')?.kernelFunc ?? null
-  if (wasmSigmoid == null) return
+  wasmTanh = tf.getKernel('Tanh', 'wasm')?.kernelFunc ?? null
+  if (wasmSigmoid == null || wasmTanh == null) return
   tf.registerKernel({ kernelName: LSTM_CELL_FORWARD, backendName: 'wasm', kernelFunc: cellForward as tf.KernelFunc })
   tf.registerKernel({ kernelName: LSTM_CELL_BACKWARD, backendName: 'wasm', kernelFunc: cellBackward as tf.KernelFunc })
   registered = true
