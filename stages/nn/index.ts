@@ -43,6 +43,8 @@ export {
   type DenseOptions,
 } from './ops.js'
 export { lstmRecurrence, gruRecurrence, rnnRecurrence, type SeqShape, type LstmOptions } from './recurrence.js'
+export { lstmLayer, type LstmLayerOptions } from './lstm-layer.js'
+export { fusedLstmAvailable, lstmCellBackward, lstmCellForward, type CellState } from './lstm-kernels.js'
 export { toLayersModel } from './export.js'
 export { KtpLSTM, type KtpLSTMArgs } from './export-layers.js'
 export { gradCheck, type GradCheckOptions, type GradCheckResult, type GradCheckEntry } from './gradcheck.js'

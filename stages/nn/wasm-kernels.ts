@@ -25,13 +25,8 @@
  * fall back to the original kernel.
  */
 import * as tf from '@tensorflow/tfjs'
-
-/** The parts of the wasm backend this kernel uses (BackendWasm is not re-exported with types we need). */
-interface WasmBackendLike {
-  incRef(dataId: tf.DataId): void
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array
-}
+import { registerLstmKernels } from './lstm-kernels.js'
+import type { WasmBackendLike } from './wasm-heap.js'
 
 let installed = false
 
@@ -88,9 +83,27 @@ function fastTranspose(args: {
       const i1 = Math.min(m, i0 + BLOCK)
       for (let j0 = 0; j0 < n; j0 += BLOCK) {
         const j1 = Math.min(n, j0 + BLOCK)
-        for (let j = j0; j < j1; j++) {
-          const d = j * m
-          for (let i = i0; i < i1; i++) dst[d + i] = src[i * n + j]
+        let i = i0
+        // 8 source rows per pass: each output row gets 8 contiguous writes per column, and the
+        // row offsets stay in registers instead of an i·n multiply per element.
+        for (; i + 8 <= i1; i += 8) {
+          const s = i * n
+          for (let j = j0; j < j1; j++) {
+            const d = j * m + i
+            const r = s + j
+            dst[d] = src[r]
+            dst[d + 1] = src[r + n]
+            dst[d + 2] = src[r + 2 * n]
+            dst[d + 3] = src[r + 3 * n]
+            dst[d + 4] = src[r + 4 * n]
+            dst[d + 5] = src[r + 5 * n]
+            dst[d + 6] = src[r + 6 * n]
+            dst[d + 7] = src[r + 7 * n]
+          }
+        }
+        for (; i < i1; i++) {
+          const s = i * n
+          for (let j = j0; j < j1; j++) dst[j * m + i] = src[s + j]
         }
       }
     }
@@ -138,7 +151,10 @@ function replace(
   })
 }
 
-/** Swap in the faster Slice, Identity and Transpose kernels on the wasm backend (idempotent). */
+/**
+ * Swap in the faster Slice, Identity and Transpose kernels on the wasm backend and add the fused
+ * LSTM step kernels (idempotent).
+ */
 export function installWasmKernelPatches(): void {
   if (installed) return
   replace('Slice', fastSlice)
@@ -153,5 +169,6 @@ export function installWasmKernelPatches(): void {
       kernelFunc: (args) => fastTranspose(args) ?? originalFunc(args),
     })
   }
+  registerLstmKernels()
   installed = true
 }

@@ -17,6 +17,7 @@ import { z } from 'zod'
 import { KtpLSTM } from '../export-layers.js'
 import { glorotUniform, paramSeed, uniform } from '../init.js'
 import { defineModelType } from '../model.js'
+import { lstmLayer } from '../lstm-layer.js'
 import { dense } from '../ops.js'
 import { ParamSet, type Params } from '../params.js'
 import { gruRecurrence, lstmRecurrence, rnnRecurrence } from '../recurrence.js'
@@ -150,9 +151,14 @@ export const recurrent = defineModelType({
     /** One direction of layer l over time-major rows x [T·B, D]. */
     function direction(x: tf.Tensor2D, p: Params, l: number, d: 'fw' | 'bw', B: number, T: number): tf.Tensor2D {
       const pre = `l${l}.${d}`
+      const shape = { T, B, H, reverse: d === 'bw' }
+      if (cfg.type === 'lstm' && !cfg.peepholes) {
+        // Input projection and recurrence in one op: one weight-gradient GEMM, fused step kernels on wasm.
+        const [Wx, b, U] = (['Wx', 'b', 'U'] as const).map((n) => p[`${pre}.${n}`])
+        return lstmLayer(x, Wx as tf.Tensor2D, b as tf.Tensor1D, U as tf.Tensor2D, { ...shape, inputGrad: l > 0 })
+      }
       const xp = dense(x, p[`${pre}.Wx`] as tf.Tensor2D, p[`${pre}.b`] as tf.Tensor1D, 'linear', { inputGrad: l > 0 })
       const U = p[`${pre}.U`] as tf.Tensor2D
-      const shape = { T, B, H, reverse: d === 'bw' }
       switch (cfg.type) {
         case 'lstm':
         case 'lstmp':
