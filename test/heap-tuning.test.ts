@@ -45,7 +45,10 @@ console.log(Math.max(...sizes.slice(sizes.length / 2)), live.length)
   const tuned = peak('features')
   const untuned = peak('train')
   // measured: ~83 MB against ~135 MB with V8's default growth
-  t.ok(tuned < 0.8 * untuned, `heap peak ${(tuned / 2 ** 20).toFixed(0)} MB tuned, ${(untuned / 2 ** 20).toFixed(0)} MB not`)
+  t.ok(
+    tuned < 0.8 * untuned,
+    `heap peak ${(tuned / 2 ** 20).toFixed(0)} MB tuned, ${(untuned / 2 ** 20).toFixed(0)} MB not`,
+  )
 })
 
 t.test('the ktp bin (bundled) sets the flag for a streaming command before it runs, and only then', async (t) => {
