@@ -42,6 +42,31 @@ async function collect(dir: string, allowCommands = false) {
 
 t.test('C byte order, as LC_ALL=C sort', async (t) => {
   t.same(['b', 'B', '_', 'a', 'é', 'z'].sort(cCompare), ['B', '_', 'a', 'b', 'z', 'é'])
+  // above U+D7FF UTF-16 order differs from byte order: U+FF5A (EF BD 9A) sorts before U+1F600 (F0 …)
+  t.same(['😀', 'ｚ', 'a'].sort(cCompare), ['a', 'ｚ', '😀'])
+})
+
+t.test('cCompare agrees with comparing the UTF-8 bytes, surrogates and prefixes included', async (t) => {
+  // a small alphabet makes shared prefixes, equal strings and lone surrogates common
+  const units = [0x41, 0x61, 0x7f, 0xe9, 0x7ff, 0x800, 0xd7ff, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xe000, 0xff5a, 0xffff]
+  let seed = 12345
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) >>> 0
+    return seed % n
+  }
+  const word = () => String.fromCharCode(...Array.from({ length: rand(5) }, () => units[rand(units.length)]))
+  const sign = (x: number) => (x < 0 ? -1 : x > 0 ? 1 : 0)
+  let bad = 0
+  let different = 0
+  for (let i = 0; i < 20000; i++) {
+    const a = word()
+    const b = i % 3 === 0 ? a + word() : word()
+    const want = Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+    if (sign(cCompare(a, b)) !== want || sign(cCompare(b, a)) !== -want) bad++
+    if ((a < b ? -1 : a > b ? 1 : 0) !== want) different++
+  }
+  t.equal(bad, 0)
+  t.ok(different > 100, `the sample holds pairs where UTF-16 order is not byte order (${different})`)
 })
 
 t.test('reads an unsorted data dir with segments; writes it sorted with spk2utt derived', async (t) => {

@@ -3,6 +3,7 @@ import { hideBin } from 'yargs/helpers'
 import { commands } from './commands.js'
 import { KTP_VERSION } from '../io/version.js'
 import { STDIO_ARG } from '../io/command.js'
+import { tuneHeapFor } from './heap-tuning.js'
 
 /**
  * The `ktp` command line. Data goes to stdout, everything else to stderr; exit codes: 0 all
@@ -34,6 +35,8 @@ export async function main(argv: string[]): Promise<void> {
     })
   // Load only the command being run; the others are listed by name for --help.
   const wanted = argv.find((a) => !a.startsWith('-'))
+  // before the command allocates: V8 sizes the old generation from these at each full collection
+  tuneHeapFor(wanted)
   for (const c of commands) {
     if (c.name === wanted) y = y.command(await c.load())
     else y = y.command(c.usage, c.describe)

@@ -74,29 +74,40 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
   const cache = useCache ? loadCache(dir) : {}
   const fresh: HashCache = {}
   const recs = [...d.wav.keys()].sort()
-  const hashes = new Map<string, string>()
-  const work = recs.map((rec) => async () => {
-    const entry = d.wav.get(rec)!
-    if (isCommand(entry)) return void hashes.set(rec, `cmd:${entry}`)
-    const path = resolveEntry(entry)
+  // One hash per distinct file: a data dir may list the same recording under many ids (repeated
+  // or perturbed copies), and reading it again gives the same bytes.
+  const hashOf = new Map<string, Promise<string>>()
+  const hashRecording = async (path: string): Promise<string> => {
     let st: Stats
     try {
       st = statSync(path)
     } catch {
-      return void hashes.set(rec, 'missing')
+      return 'missing'
     }
     // a directory or a FIFO is no recording (hashing a FIFO would block): that utterance fails
     // later, with its id, where the audio is read
-    if (!st.isFile()) return void hashes.set(rec, 'not-a-file')
+    if (!st.isFile()) return 'not-a-file'
     const c = cache[path]
     const hash = c && c.size === st.size && c.mtimeMs === st.mtimeMs ? c.hash : await hashFile(path)
     fresh[path] = { size: st.size, mtimeMs: st.mtimeMs, hash }
-    hashes.set(rec, hash)
-  })
-  const queue = [...work]
+    return hash
+  }
+  const hashPath = (entry: string): Promise<string> => {
+    if (isCommand(entry)) return Promise.resolve(`cmd:${entry}`)
+    const path = resolveEntry(entry)
+    let pending = hashOf.get(path)
+    if (!pending) {
+      pending = hashRecording(path)
+      hashOf.set(path, pending)
+    }
+    return pending
+  }
+  const hashes: string[] = new Array(recs.length)
+  // HASH_JOBS readers walk the list by index (shift() on a list of every recording is quadratic)
+  let next = 0
   await Promise.all(
     Array.from({ length: HASH_JOBS }, async () => {
-      for (let job = queue.shift(); job; job = queue.shift()) await job()
+      for (let i = next++; i < recs.length; i = next++) hashes[i] = await hashPath(d.wav.get(recs[i])!)
     }),
   )
   // (compared entry by entry: serialising both tables cost ~50 ms per run at 3,000 recordings)
@@ -113,7 +124,7 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
       /* not writable */
     }
   }
-  return hashBytes(canonicalJson(formatDataDir(d)), canonicalJson(recs.map((r) => [r, hashes.get(r)])))
+  return hashBytes(canonicalJson(formatDataDir(d)), canonicalJson(recs.map((r, i) => [r, hashes[i]])))
 }
 
 export function manifestSchema(metadata: Record<string, string> = {}): Schema {
