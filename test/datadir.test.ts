@@ -4,8 +4,11 @@ import { join } from 'node:path'
 import type { RecordBatch } from 'apache-arrow'
 import { tmp } from './helpers.js'
 import {
+  dataDirFingerprint,
   dataDirInput,
   formatCtm,
+  formatDataDir,
+  hashFile,
   parseCtm,
   readAudioBytes,
   readDataDir,
@@ -17,6 +20,7 @@ import { cCompare } from '../stages/formats/kaldi-tables.js'
 import { drain } from '../pipeline/io/run-stage.js'
 import { getNumber, getString, uttId } from '../schemas/utterance.js'
 import { UttError } from '../schemas/errors.js'
+import { canonicalJson, hashBytes } from '../schemas/fingerprint.js'
 
 function mkdir(files: Record<string, string>): string {
   const d = tmp('ktp-datadir-')
@@ -135,6 +139,28 @@ t.test('the fingerprint follows tables and audio bytes, not whitespace or order'
   t.not(fp2, fp1, 'changed audio, changed fingerprint')
   writeFileSync(join(d, 'text'), 'u1 hi\n')
   t.not((await dataDirInput(d, { hashCache: false })).fingerprint, fp2, 'a new table changes it too')
+})
+
+t.test('the fingerprint, hashed line by line, is that of the canonical JSON of the whole tables', async (t) => {
+  // the value the fingerprint had when it serialised every table at once (up-to-date checks
+  // of existing outputs depend on it staying the same)
+  const audio = tmp('ktp-audio-')
+  const wav = join(audio, 'a.wav')
+  writeFileSync(wav, 'some bytes')
+  const d = mkdir({
+    'wav.scp': `recB ${wav}\nrecA ${wav}\nrecC sox x.wav -t wav - |\nrecD /no/such.wav\n`,
+    segments: 's1-u1 recA 0 0.1\ns1-u2 recA 0.1 -1\ns2-u3 recB 0.05 0.2\ns2-u4 recC 0 1\ns2-u5 recD 0 1\n',
+    utt2spk: 's1-u1 s1\ns1-u2 s1\ns2-u3 s2\ns2-u4 s2\ns2-u5 s2\n',
+    text: 's1-u1 héllo "wo\\\\rld" \u{1d11e} ünï\ns2-u3 tab\there \u0001\n',
+    utt2dur: 's1-u1 0.1\ns1-u2 0.3\ns2-u3 0.15\n',
+  })
+  const { data } = readDataDir(d)
+  const h = await hashFile(wav)
+  const recs = [...data.wav.keys()].sort()
+  const hashes: Record<string, string> = { recA: h, recB: h, recC: `cmd:${data.wav.get('recC')}`, recD: 'missing' }
+  const want = hashBytes(canonicalJson(formatDataDir(data)), canonicalJson(recs.map((r) => [r, hashes[r]])))
+  t.equal(await dataDirFingerprint(d, data, { hashCache: false }), want)
+  t.match(readFileSync(join(d, 'text'), 'utf8'), /\\\\rld/, 'the text has escapes to make')
 })
 
 t.test('errors name the file and the line', async (t) => {

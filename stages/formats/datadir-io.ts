@@ -265,6 +265,47 @@ export function formatDataDir(d: DataDir): Record<string, string> {
 }
 
 /**
+ * The tables of formatDataDir line by line, in the key order canonicalJson gives its object
+ * (JS string order of the names), without building any table's text: `emit(name, lines, first)`
+ * per table, `lines()` yielding that table's lines (each with its newline).
+ */
+export function formatDataDirLines(
+  d: DataDir,
+  emit: (name: string, lines: () => Iterable<string>, first: boolean) => void,
+): void {
+  const tableLines = function* <T>(m: Map<string, T>, value: (k: string) => string) {
+    for (const k of sortedKeys(m)) {
+      const v = value(k)
+      yield v === '' ? `${k}\n` : `${k} ${v}\n`
+    }
+  }
+  const tables: [string, () => Iterable<string>][] = [
+    ['wav.scp', () => tableLines(d.wav, (r) => d.wav.get(r)!)],
+    ['utt2spk', () => tableLines(d.utt2spk, (u) => d.utt2spk.get(u)!)],
+    [
+      'spk2utt',
+      function* () {
+        for (const [s, us] of spk2utt(d.utt2spk)) yield `${s} ${us.join(' ')}\n`
+      },
+    ],
+  ]
+  const segs = d.segments
+  if (segs) {
+    const seg = (u: string) => {
+      const s = segs.get(u)!
+      return `${s.rec} ${fmtSeconds(s.start)} ${s.end === null ? -1 : fmtSeconds(s.end)}`
+    }
+    tables.push(['segments', () => tableLines(segs, seg)])
+  }
+  const text = d.text
+  if (text) tables.push(['text', () => tableLines(text, (u) => text.get(u)!)])
+  const dur = d.utt2dur
+  if (dur) tables.push(['utt2dur', () => tableLines(dur, (u) => fmtSeconds(dur.get(u)!))])
+  tables.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  for (const [i, [name, lines]] of tables.entries()) emit(name, lines, i === 0)
+}
+
+/**
  * Validate, then write every table atomically. A table whose content is already on disk is not
  * rewritten (reruns are cheap and keep mtimes). An optional table (segments, text, utt2dur) this
  * data dir does not have is deleted, so that one left by an earlier run cannot contradict the new

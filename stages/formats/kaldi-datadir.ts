@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto'
 import { createReadStream, existsSync, readFileSync, type Stats, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RecordBatch, Schema } from 'apache-arrow'
-import { canonicalJson, hashBytes } from '../../schemas/fingerprint.js'
 import { makeSchema } from '../../schemas/kinds.js'
 import { META } from '../../schemas/metadata.js'
 import { makeUttBatch } from '../../schemas/utterance.js'
@@ -14,7 +13,7 @@ import {
   type DataDir,
   type DataDirUtt,
   dataDirUtts,
-  formatDataDir,
+  formatDataDirLines,
   isCommand,
   readDataDir,
   resolveEntry,
@@ -124,7 +123,44 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
       /* not writable */
     }
   }
-  return hashBytes(canonicalJson(formatDataDir(d)), canonicalJson(recs.map((r, i) => [r, hashes[i]])))
+  // The same bytes as hashBytes(canonicalJson(formatDataDir(d)), canonicalJson(recs.map((r, i) => [r, hashes[i]]))),
+  // fed line by line: the whole tables as one string (and its JSON copy) grew the peak of
+  // `ktp features` with the size of the data dir.
+  const h = new ChunkedHash()
+  h.add('{')
+  formatDataDirLines(d, (name, lines, first) => {
+    h.add(`${first ? '' : ','}${JSON.stringify(name)}:"`)
+    // JSON escapes character by character and lines never split a surrogate pair: the escaped
+    // lines concatenate to the escaped table
+    for (const line of lines()) h.add(JSON.stringify(line).slice(1, -1))
+    h.add('"')
+  })
+  h.add('}[')
+  for (let i = 0; i < recs.length; i++)
+    h.add(`${i ? ',' : ''}[${JSON.stringify(recs[i])},${JSON.stringify(hashes[i])}]`)
+  h.add(']')
+  return h.digest()
+}
+
+/** sha256 (32 hex) of many small strings, buffered so the hash is updated per ~64 kB, not per string. */
+class ChunkedHash {
+  private h = createHash('sha256')
+  private parts: string[] = []
+  private size = 0
+  add(s: string): void {
+    this.parts.push(s)
+    this.size += s.length
+    if (this.size >= 1 << 16) this.flush()
+  }
+  private flush(): void {
+    this.h.update(this.parts.join(''))
+    this.parts = []
+    this.size = 0
+  }
+  digest(): string {
+    this.flush()
+    return this.h.digest('hex').slice(0, 32)
+  }
 }
 
 export function manifestSchema(metadata: Record<string, string> = {}): Schema {
