@@ -350,7 +350,7 @@ t.test(
       return Float32Array.from(e, (v) => Math.fround(v) * k)
     }
     const rand = mulberry32(5)
-    for (const C of [1000, 10, 8, 7]) {
+    for (const C of [1000, 14, 12, 10, 8, 6, 7]) {
       const frames = 3
       const lp = Float32Array.from({ length: frames * C }, () => -12 * rand() - 0.01)
       const half = encodeF16(lp)
