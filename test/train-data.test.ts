@@ -7,6 +7,7 @@ import type { CorpusUtt } from '../stages/train/corpus.js'
 import { encodeF16, decodeF16, toF16, fromF16 } from '../schemas/float16.js'
 import { epochRandom } from '../stages/train/shuffle.js'
 import { randomTopkRows } from './toy-data.js'
+import { mulberry32 } from '../stages/nn/init.js'
 
 const close = (a: number, b: number, eps = 1e-6) => Math.abs(a - b) <= eps
 
@@ -329,6 +330,52 @@ t.test('dense soft targets from f16 (table) and from values that are not log-pro
     t.ok(close(out[i], v, 1e-7), `T = 0.001, class ${i}: ${out[i]} vs ${v}`)
   })
 })
+
+t.test(
+  'dense f16 targets: the same bits from 4-byte-aligned rows (read in pairs) and from unaligned ones',
+  async (t) => {
+    // the float64 sum in the order the f16 path has always used (class c into partial sum c mod 4, a
+    // tail of C mod 4 classes into the first), scaled and stored in float32: a wrong value, a swapped
+    // half of a pair or another rounding shows as a differing bit (a changed order of the additions
+    // only rarely reaches float32 bits)
+    const expected = (half: Uint16Array, frame: number, C: number, T: number): Float32Array => {
+      const invT = 1 / T
+      const e = Array.from(half.subarray(frame * C, (frame + 1) * C), (h) => Math.exp(fromF16(h) * invT))
+      const s = [0, 0, 0, 0]
+      const body = C - (C % 4)
+      e.forEach((v, c) => {
+        s[c < body ? c % 4 : 0] += v
+      })
+      const k = 1 / (s[0] + s[1] + s[2] + s[3])
+      return Float32Array.from(e, (v) => Math.fround(v) * k)
+    }
+    const rand = mulberry32(5)
+    for (const C of [1000, 14, 12, 10, 8, 6, 7]) {
+      const frames = 3
+      const lp = Float32Array.from({ length: frames * C }, () => -12 * rand() - 0.01)
+      const half = encodeF16(lp)
+      // the same half values at byte offset 0 (pairs path when C is even) and at byte offset 2
+      const aligned = new Uint16Array(new ArrayBuffer(half.length * 2 + 8), 0, half.length)
+      aligned.set(half)
+      const shifted = new Uint16Array(new ArrayBuffer(half.length * 2 + 8), 2, half.length)
+      shifted.set(half)
+      for (const T of [1, 2, 3.5]) {
+        for (let f = 0; f < frames; f++) {
+          const want = expected(half, f, C, T)
+          for (const [name, logp] of [
+            ['aligned', aligned],
+            ['unaligned', shifted],
+          ] as const) {
+            const out = new Float32Array(C + 3)
+            softTargetsAt({ kind: 'dense', numClasses: C, width: C, frames, logp, f16: true }, f, T, out, 3)
+            const bad = Array.from(want).findIndex((v, c) => !Object.is(v, out[3 + c]))
+            t.equal(bad, -1, `C=${C} T=${T} frame ${f} ${name}: bit-identical (first difference at ${bad})`)
+          }
+        }
+      }
+    }
+  },
+)
 
 t.test("softRow rejects top-k class ids outside the file's classes", async (t) => {
   const { inferSchema } = await import('../stages/infer/stage.js')

