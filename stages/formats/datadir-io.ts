@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { join, resolve, sep } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
-import { cCompare, checkId, expectFields, fmtSeconds, formatTable, parseTable, sortedKeys } from './kaldi-tables.js'
+import { cCompare, checkId, expectFields, fmtSeconds, parseTable, sortedKeys, tableLine } from './kaldi-tables.js'
 
 /**
  * Kaldi data directories (https://kaldi-asr.org/doc/data_prep.html), read and written with the
@@ -44,7 +44,6 @@ export interface DataDirUtt {
   text: string | null
 }
 
-/** A wav.scp entry that is a command (Kaldi's `cmd |` extended filename). */
 /** A POSIX path that path.resolve returns unchanged: absolute, no empty, `.` or `..` segment. */
 const NORMAL_ABSOLUTE = /^(?:\/(?!\.\.?(?:\/|$))[^/]+)+$/
 
@@ -56,6 +55,7 @@ export function resolveEntry(entry: string): string {
   return sep === '/' && NORMAL_ABSOLUTE.test(entry) ? entry : resolve(entry)
 }
 
+/** A wav.scp entry that is a command (Kaldi's `cmd |` extended filename). */
 export function isCommand(entry: string): boolean {
   return /\|\s*$/.test(entry)
 }
@@ -242,30 +242,21 @@ export function readDataDir(dir: string): { data: DataDir; warnings: string[] } 
 
 const OPTIONAL_TABLES = ['segments', 'text', 'utt2dur'] as const
 
-/** The text of each table as ktp writes it (C order, spk2utt derived). Absent tables are omitted. */
+/**
+ * The text of each table as ktp writes it (C order, spk2utt derived). Absent tables are omitted.
+ * Made from formatDataDirLines, so the fingerprint (which hashes those lines) and the files on
+ * disk cannot format a line differently.
+ */
 export function formatDataDir(d: DataDir): Record<string, string> {
-  const files: Record<string, string> = {
-    'wav.scp': formatTable(d.wav),
-    utt2spk: formatTable(d.utt2spk),
-    spk2utt: [...spk2utt(d.utt2spk)].map(([s, us]) => `${s} ${us.join(' ')}\n`).join(''),
-  }
-  if (d.segments) {
-    files.segments = formatTable(
-      new Map(
-        [...d.segments].map(([u, s]) => [
-          u,
-          `${s.rec} ${fmtSeconds(s.start)} ${s.end === null ? -1 : fmtSeconds(s.end)}`,
-        ]),
-      ),
-    )
-  }
-  if (d.text) files.text = formatTable(d.text)
-  if (d.utt2dur) files.utt2dur = formatTable(new Map([...d.utt2dur].map(([u, v]) => [u, fmtSeconds(v)])))
+  const files: Record<string, string> = {}
+  formatDataDirLines(d, (name, lines) => {
+    files[name] = [...lines()].join('')
+  })
   return files
 }
 
 /**
- * The tables of formatDataDir line by line, in the key order canonicalJson gives its object
+ * The tables of a data dir line by line, as formatDataDir writes them, in the key order canonicalJson gives its object
  * (JS string order of the names), without building any table's text: `emit(name, lines, first)`
  * per table, `lines()` yielding that table's lines (each with its newline).
  */
@@ -274,10 +265,7 @@ export function formatDataDirLines(
   emit: (name: string, lines: () => Iterable<string>, first: boolean) => void,
 ): void {
   const tableLines = function* <T>(m: Map<string, T>, value: (k: string) => string) {
-    for (const k of sortedKeys(m)) {
-      const v = value(k)
-      yield v === '' ? `${k}\n` : `${k} ${v}\n`
-    }
+    for (const k of sortedKeys(m)) yield tableLine(k, value(k))
   }
   const tables: [string, () => Iterable<string>][] = [
     ['wav.scp', () => tableLines(d.wav, (r) => d.wav.get(r)!)],

@@ -95,8 +95,13 @@ export function expectFields(l: TableLine, n: number, source: string, what: stri
 /** Format `key value` lines in C order; values are written as given. */
 export function formatTable(m: Map<string, string>): string {
   return sortedKeys(m)
-    .map((k) => (m.get(k) === '' ? `${k}\n` : `${k} ${m.get(k)}\n`))
+    .map((k) => tableLine(k, m.get(k)!))
     .join('')
+}
+
+/** One line of a Kaldi table: the key, then the value unless it is empty. */
+export function tableLine(key: string, value: string): string {
+  return value === '' ? `${key}\n` : `${key} ${value}\n`
 }
 
 /** Numbers for text tables: enough digits for a sample at 16 kHz (62.5 µs), no float noise. */
