@@ -43,7 +43,8 @@ export interface EngineBenchOptions {
   log?: (l: string) => void
 }
 
-function randomTensor(shape: number[], seed: number): tf.Tensor {
+/** Uniform [−1, 1) values from a seeded generator (the same inputs on every run). */
+export function randomTensor(shape: number[], seed: number): tf.Tensor {
   const r = mulberry32(seed)
   const n = shape.reduce((a, b) => a * b, 1)
   const v = new Float32Array(n)

@@ -11,9 +11,9 @@
  * The line has no goal: it is a measured limit, not a target.
  */
 import * as tf from '@tensorflow/tfjs'
-import { mulberry32, selectBackend } from '../stages/nn/index.js'
+import { selectBackend } from '../stages/nn/index.js'
 import { type BenchLine, type HarnessOptions, type Sample, round, runMeta, spreadOf, timeFields } from './common.js'
-import { Reference, block } from './engine.js'
+import { Reference, block, randomTensor } from './engine.js'
 
 const SHAPES: [number, number, number][] = [
   [256, 440, 512],
@@ -22,13 +22,6 @@ const SHAPES: [number, number, number][] = [
   [320, 256, 1024],
   [16, 256, 1024],
 ]
-
-function randomMatrix(rows: number, cols: number, seed: number): tf.Tensor2D {
-  const r = mulberry32(seed)
-  const v = new Float32Array(rows * cols)
-  for (let i = 0; i < v.length; i++) v[i] = 2 * r() - 1
-  return tf.tensor2d(v, [rows, cols])
-}
 
 export async function benchGemm(h: HarnessOptions): Promise<BenchLine[]> {
   await selectBackend('wasm')
@@ -40,8 +33,8 @@ export async function benchGemm(h: HarnessOptions): Promise<BenchLine[]> {
       const flops = 2 * m * k * n
       // about 10 GFLOP per block: a few tenths of a second on either side
       const steps = h.quick ? 2 : Math.max(8, Math.round(1e10 / flops))
-      const a = randomMatrix(m, k, 1)
-      const b = randomMatrix(k, n, 2)
+      const a = randomTensor([m, k], 1)
+      const b = randomTensor([k, n], 2)
       // wasm runs kernels synchronously, so the product is done when matMul returns
       const product = () => tf.matMul(a, b).dispose()
       for (let i = 0; i < 3; i++) product() // XNNPACK packs the operator on first use

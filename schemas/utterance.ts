@@ -114,15 +114,16 @@ export type CellValue = string | number | null | NumArray
  */
 const NO_NULLS = new Uint8Array(0)
 
-/** Int and Float columns: the only numeric types built without makeData. */
-function flatNumeric(type: DataType): boolean {
-  return type.typeId === Type.Int || type.typeId === Type.Float
+/** Int and Float columns (not those stored as Uint8Array): the only numeric types built without makeData. */
+function builtDirectly(type: DataType): boolean {
+  const ArrayType = (type as unknown as { ArrayType: unknown }).ArrayType
+  return (type.typeId === Type.Int || type.typeId === Type.Float) && ArrayType !== Uint8Array
 }
 
 /** Values given as the column's own array type are referenced as they are (makeData does too). */
 function ownArray(type: DataType, v: NumArray): boolean {
   const ArrayType = (type as unknown as { ArrayType: unknown }).ArrayType
-  return flatNumeric(type) && ArrayType !== Uint8Array && v instanceof (ArrayType as typeof Float32Array)
+  return builtDirectly(type) && v instanceof (ArrayType as typeof Float32Array)
 }
 
 function scalarData(type: DataType, v: CellValue, name: string): Data {
@@ -136,7 +137,7 @@ function scalarData(type: DataType, v: CellValue, name: string): Data {
   if (v !== null && typeof v !== 'number') throw new KtpError('bad-value', `column '${name}' takes a number`)
   const ArrayType = (type as unknown as { ArrayType: { of(...x: number[]): NumArray } }).ArrayType
   const values = ArrayType.of(v ?? 0)
-  if (!flatNumeric(type) || (ArrayType as unknown) === Uint8Array) {
+  if (!builtDirectly(type)) {
     if (v === null)
       return makeData({ type, length: 1, nullCount: 1, nullBitmap: Uint8Array.of(0), data: values } as never)
     return makeData({ type, length: 1, nullCount: 0, data: values } as never)

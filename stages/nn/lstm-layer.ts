@@ -14,17 +14,11 @@
 import * as tf from '@tensorflow/tfjs'
 import { type CellState, fusedLstmAvailable, lstmCellBackward, lstmCellForward } from './lstm-kernels.js'
 import { colSum, custom, dense } from './ops.js'
-import { type SeqShape, lstmRecurrence } from './recurrence.js'
+import { type SeqShape, lstmRecurrence, stepOrder } from './recurrence.js'
 
 export interface LstmLayerOptions extends SeqShape {
   /** Whether x needs a gradient (false for the first layer, whose input is data). */
   inputGrad: boolean
-}
-
-/** Time indices in processing order. */
-function order(s: SeqShape): number[] {
-  const ts = Array.from({ length: s.T }, (_, i) => i)
-  return s.reverse ? ts.reverse() : ts
 }
 
 /**
@@ -55,7 +49,7 @@ export function lstmLayer(x: tf.Tensor2D, Wx: tf.Tensor2D, b: tf.Tensor1D, U: tf
   return custom<tf.Tensor2D>((ins, save) => {
     const [xi, Wxi, bi, Ui] = o.inputGrad ? ins : [x, ...ins]
     const xp = tf.fused.matMul({ a: xi as tf.Tensor2D, b: Wxi as tf.Tensor2D, bias: bi })
-    const ts = order(o)
+    const ts = stepOrder(o)
     const outs: tf.Tensor[] = new Array(o.T)
     const keep: tf.Tensor[] = [] // per processed step: gates, c, tanh(c)
     let prev: CellState | null = null

@@ -28,7 +28,7 @@ export interface SeqShape {
 }
 
 /** Time indices in processing order. */
-function order(s: SeqShape): number[] {
+export function stepOrder(s: SeqShape): number[] {
   const ts = Array.from({ length: s.T }, (_, i) => i)
   return s.reverse ? ts.reverse() : ts
 }
@@ -98,7 +98,7 @@ export function lstmRecurrence(
     const peepi = peep ? (ins[2] as tf.Tensor) : null
     const Wpi = Wp ? (ins[peep ? 3 : 2] as tf.Tensor) : null
     const [pif, po] = peepi ? peepVectors(peepi, H) : [null, null]
-    const ts = order(o)
+    const ts = stepOrder(o)
     const outs: tf.Tensor[] = new Array(o.T)
     const keep: tf.Tensor[] = [] // per processed step: i, f, o, g, tanh(c), c, [i|f|o], [m]
     let h: tf.Tensor | null = null
@@ -221,7 +221,7 @@ export function gruRecurrence(xp: tf.Tensor, U: tf.Tensor, o: SeqShape): tf.Tens
   return custom<tf.Tensor2D>(([xpi, Ui], save) => {
     const Uzr = tf.slice(Ui, [0, 0], [H, 2 * H])
     const Uh = tf.slice(Ui, [0, 2 * H], [H, H])
-    const ts = order(o)
+    const ts = stepOrder(o)
     const outs: tf.Tensor[] = new Array(o.T)
     const keep: tf.Tensor[] = [] // per processed step: zr, z, r, h̃, r⊙hₜ₋₁ (zeros at the first step), hₜ
     let h: tf.Tensor | null = null
@@ -304,7 +304,7 @@ function timeOrdered(saved: tf.Tensor[], ts: number[], j: number, per: number): 
 export function rnnRecurrence(xp: tf.Tensor, U: tf.Tensor, o: SeqShape): tf.Tensor2D {
   const { B } = o
   return custom<tf.Tensor2D>(([xpi, Ui], save) => {
-    const ts = order(o)
+    const ts = stepOrder(o)
     const outs: tf.Tensor[] = new Array(o.T)
     let h: tf.Tensor | null = null
     for (const t of ts) {
