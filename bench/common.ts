@@ -316,6 +316,8 @@ export function runMeta(threads: { ktp: number | null; reference: number | null 
         ? null
         : { ...refEnv(threads.reference), OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null },
     openblas_coretype: process.env.OPENBLAS_CORETYPE ?? null,
+    // which process measured it: the harness gives every benchmark a process of its own (bench/run.ts)
+    bench_pid: process.pid,
   }
 }
 

@@ -5,7 +5,10 @@
  * on stdout: {name, ktp, reference, unit, ratio, ...extra}; `ratio` > 1 means ktp is ahead. Without
  * --json a human-readable table follows on stderr, with progress notes as the benchmarks run. Each
  * ktp/reference pair runs back to back, because the machine may be shared: the ratios are the
- * signal, the absolute figures drift with the load.
+ * signal, the absolute figures drift with the load. Every benchmark runs in a fresh process of its
+ * own (this file again, with KTP_BENCH_CHILD set; train-dnn and train-lstm share one): a figure must
+ * not depend on which benchmarks ran before it in the same heap. In one process, soft-read after
+ * infer ran up to 1.7x slower than alone (issue 16).
  *
  *   features    fbank, 40 bins, all FSDD recordings: ktp vs torchaudio, one thread each
  *   train-dnn   DNN 440-4×512-1000 training step (bench/engine.ts) vs PyTorch
@@ -23,6 +26,7 @@
  * apt-get install python3-torch python3-torchaudio libopenblas0-pthread); without them, the pairs
  * are reported without a reference (or skipped where ktp's side cannot run alone).
  */
+import { spawnSync } from 'node:child_process'
 import { pathToFileURL } from 'node:url'
 import { type BenchLine, type HarnessOptions, PYTHON_INSTALL_HINT, pythonReference } from './common.js'
 import type { TwinOptions } from './twin.js'
@@ -154,6 +158,9 @@ export interface RunArgs {
   reps?: number
 }
 
+/** The options that take a value (the twin's). */
+const VALUE_FLAGS = ['--data', '--seeds', '--folds', '--set', '--out']
+
 export function parseArgs(argv: string[]): RunArgs {
   const names: BenchName[] = []
   let json = false
@@ -224,6 +231,66 @@ class UsageError extends Error {
   }
 }
 
+/** The lines of one benchmark (or of train-dnn and train-lstm, one engine run) in this process. */
+async function runHere(
+  name: BenchName,
+  group: BenchName[],
+  h: HarnessOptions,
+  twin: TwinOptions,
+): Promise<BenchLine[]> {
+  try {
+    return group.length > 1 || name === 'train-dnn' || name === 'train-lstm'
+      ? await runEngine(h, group)
+      : await runOne(name, h, twin)
+  } catch (e) {
+    return group.map((n) => ({
+      name: n,
+      ktp: null,
+      reference: null,
+      unit: UNITS[n],
+      ratio: null,
+      error: (e as Error).message.slice(0, 2000),
+    }))
+  }
+}
+
+/**
+ * The same benchmarks in a child process of their own: this script with the same options, only
+ * `group` named. Its JSON lines come back on stdout; its progress (stderr) goes straight through.
+ */
+function runInChild(group: BenchName[], argv: string[]): BenchLine[] {
+  const options: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    // a flag's value is kept even when it spells a benchmark (`--data features`)
+    if (VALUE_FLAGS.includes(argv[i])) options.push(argv[i], argv[++i])
+    else if (!(BENCHMARKS as readonly string[]).includes(argv[i])) options.push(argv[i])
+  }
+  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...group, ...options], {
+    env: { ...process.env, KTP_BENCH_CHILD: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  })
+  const lines = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as BenchLine)
+  const got = new Set(lines.map((l) => l.name))
+  const why = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`
+  // a child that died before reporting a benchmark still gets its line: an error, not a gap
+  for (const n of group)
+    if (!got.has(n))
+      lines.push({
+        name: n,
+        ktp: null,
+        reference: null,
+        unit: UNITS[n],
+        ratio: null,
+        error: `the benchmark process ended (${why}) without a result`,
+      })
+  return lines
+}
+
 export async function main(argv: string[]): Promise<number> {
   let args: RunArgs
   try {
@@ -249,34 +316,21 @@ export async function main(argv: string[]): Promise<number> {
   let failed = 0
   const emit = (l: BenchLine) => {
     all.push(l)
+    if (l.error !== undefined) failed++
     process.stdout.write(`${JSON.stringify(l)}\n`)
   }
+  const child = process.env.KTP_BENCH_CHILD === '1'
   const engineNames = args.names.filter((n) => n === 'train-dnn' || n === 'train-lstm')
   for (const name of args.names) {
     if (name === 'train-lstm' && engineNames.includes('train-dnn')) continue // one engine run makes both
+    const group = name === 'train-dnn' || name === 'train-lstm' ? engineNames : [name]
     const t0 = Date.now()
     log(`${name}: running`)
-    try {
-      const lines =
-        name === 'train-dnn' || name === 'train-lstm'
-          ? await runEngine(h, engineNames)
-          : await runOne(name, h, args.twin)
-      for (const l of lines) emit(l)
-    } catch (e) {
-      failed++
-      const names = name === 'train-dnn' || name === 'train-lstm' ? engineNames : [name]
-      for (const n of names)
-        emit({
-          name: n,
-          ktp: null,
-          reference: null,
-          unit: UNITS[n],
-          ratio: null,
-          error: (e as Error).message.slice(0, 2000),
-        })
-    }
+    const lines = child ? await runHere(name, group, h, args.twin) : runInChild(group, argv)
+    for (const l of lines) emit(l)
     log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
   }
+  if (child) return failed ? 1 : 0
   if (!args.json) process.stderr.write(`\n${table(all)}`)
   return failed ? 1 : 0
 }

@@ -28,7 +28,7 @@ t.test(
       'one soft-read line per storage mode of the issue-16 table',
     )
     for (const x of rows) {
-      for (const k of ['date', 'commit', 'machine', 'load_average', 'openblas_coretype', 'ktp_threads'])
+      for (const k of ['date', 'commit', 'machine', 'load_average', 'openblas_coretype', 'ktp_threads', 'bench_pid'])
         t.ok(k in x, `${String(x.name)} records ${k}`)
     }
     for (const x of rows) {
@@ -43,6 +43,10 @@ t.test(
       )
       t.equal(x.error, undefined)
     }
+    const pids = (name: string) => new Set(rows.filter((x) => x.name === name).map((x) => x.bench_pid))
+    t.equal(pids('soft-read').size, 1, 'the lines of one benchmark come from one process')
+    t.not([...pids('infer')][0], [...pids('soft-read')][0], 'each benchmark runs in a process of its own')
+    t.not([...pids('infer')][0], undefined)
     const infer = rows.find((x) => x.name === 'infer')!
     t.equal(infer.reference, null, 'reference skipped')
     t.equal(infer.ratio, null)
