@@ -71,19 +71,25 @@ let scratch = new Float64Array(1024)
 let topProbs = new Float32Array(1024)
 
 // exp(v / T) for every half-precision value v (a 512 KB table per temperature, a few kept): f16
-// rows then cost one lookup per class instead of one Math.exp.
-const expTables = new Map<number, Float64Array>()
+// rows then cost one lookup per class instead of one Math.exp. Beside it the same values rounded
+// to float32 (256 KB), which is what a target row stores before it is normalised.
+interface ExpTable {
+  f64: Float64Array
+  f32: Float32Array
+}
+const expTables = new Map<number, ExpTable>()
 // the table of the last temperature asked for: feeders ask once per frame with the same T
 let lastT = Number.NaN
-let lastTable: Float64Array = new Float64Array(0)
-function expTableF16(T: number): Float64Array {
+let lastTable: ExpTable = { f64: new Float64Array(0), f32: new Float32Array(0) }
+function expTableF16(T: number): ExpTable {
   if (T === lastT) return lastTable
   let tab = expTables.get(T)
   if (!tab) {
     if (expTables.size >= 4) expTables.clear()
-    tab = new Float64Array(65536)
+    const f64 = new Float64Array(65536)
     const invT = 1 / T
-    for (let h = 0; h < 65536; h++) tab[h] = Math.exp(fromF16(h) * invT)
+    for (let h = 0; h < 65536; h++) f64[h] = Math.exp(fromF16(h) * invT)
+    tab = { f64, f32: Float32Array.from(f64) }
     expTables.set(T, tab)
   }
   lastT = T
@@ -102,21 +108,23 @@ function expTableF16(T: number): Float64Array {
 function denseTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Array, off: number): void {
   const C = row.numClasses
   const base = frame * C
-  let sum = 0
   if (row.f16) {
     const src = row.logp as Uint16Array
-    sum =
-      (C & 1) === 0 && (src.byteOffset & 3) === 0
-        ? expRowF16Pairs(src, base, C, T, out, off)
-        : expRowF16(src, base, C, T, out, off)
-  } else {
-    const src = row.logp as Float32Array
-    const invT = 1 / T
-    for (let c = 0; c < C; c++) {
-      const e = Math.exp(src[base + c] * invT)
-      out[off + c] = e
-      sum += e
-    }
+    const tab = expTableF16(T)
+    const pairs = LITTLE_ENDIAN && (C & 1) === 0 && (src.byteOffset & 3) === 0 ? pairsView(src) : null
+    const sum = pairs ? sumRowF16Pairs(pairs, base >> 1, C, tab.f64) : sumRowF16(src, base, C, tab.f64)
+    if (!(sum >= 1e-200 && sum <= 1e300)) denseTargetsShifted(row, frame, T, out, off)
+    else if (pairs) storeScaledF16Pairs(pairs, base >> 1, C, tab.f32, 1 / sum, out, off)
+    else storeScaledF16(src, base, C, tab.f32, 1 / sum, out, off)
+    return
+  }
+  const src = row.logp as Float32Array
+  const invT = 1 / T
+  let sum = 0
+  for (let c = 0; c < C; c++) {
+    const e = Math.exp(src[base + c] * invT)
+    out[off + c] = e
+    sum += e
   }
   if (!(sum >= 1e-200 && sum <= 1e300)) {
     denseTargetsShifted(row, frame, T, out, off)
@@ -125,40 +133,42 @@ function denseTargetsAt(row: SoftRow, frame: number, T: number, out: Float32Arra
   scaleRow(out, off, C, 1 / sum)
 }
 
-/**
- * exp(log p / T) of the C half-precision values src[base …] into out[off …], returning their sum.
- * Unrolled by four with four partial sums: the loop is bound by its dependency on `sum`, not by
- * the lookups, and this form ran 1.4x faster (issue 16, dense soft-read). The order of the
- * additions changes the float64 sum by ~1e-16, below float32 output precision; expRowF16Pairs
- * keeps exactly this order.
+/*
+ * The f16 row in two passes over the source, none over the output until it is final: the sum of
+ * exp(log p / T) from the float64 table, then each class's float32 term times 1/sum, stored once.
+ * That is the value the earlier store-then-scale form gave (the float32 term, times 1/sum, rounded
+ * to float32), so the same bits, without writing and re-reading the 4 KB row (a few per cent: it
+ * is the lookups and adds, not the stores, that cost).
+ * The sum keeps one order: four partial sums, class c into sum c mod 4 (the loop is bound by its
+ * dependency on the sum, not by the lookups; 1.4x over one sum).
  */
-function expRowF16(src: Uint16Array, base: number, C: number, T: number, out: Float32Array, off: number): number {
-  const tab = expTableF16(T)
+
+function sumRowF16(src: Uint16Array, base: number, C: number, tab: Float64Array): number {
   let s0 = 0
   let s1 = 0
   let s2 = 0
   let s3 = 0
   let c = 0
   for (; c + 3 < C; c += 4) {
-    const e0 = tab[src[base + c]]
-    const e1 = tab[src[base + c + 1]]
-    const e2 = tab[src[base + c + 2]]
-    const e3 = tab[src[base + c + 3]]
-    out[off + c] = e0
-    out[off + c + 1] = e1
-    out[off + c + 2] = e2
-    out[off + c + 3] = e3
-    s0 += e0
-    s1 += e1
-    s2 += e2
-    s3 += e3
+    s0 += tab[src[base + c]]
+    s1 += tab[src[base + c + 1]]
+    s2 += tab[src[base + c + 2]]
+    s3 += tab[src[base + c + 3]]
   }
-  for (; c < C; c++) {
-    const e = tab[src[base + c]]
-    out[off + c] = e
-    s0 += e
-  }
+  for (; c < C; c++) s0 += tab[src[base + c]]
   return s0 + s1 + s2 + s3
+}
+
+function storeScaledF16(
+  src: Uint16Array,
+  base: number,
+  C: number,
+  tab: Float32Array,
+  k: number,
+  out: Float32Array,
+  off: number,
+): void {
+  for (let c = 0; c < C; c++) out[off + c] = tab[src[base + c]] * k
 }
 
 // Two half-precision values per 32-bit load (little-endian hosts): a view of the last f16 buffer
@@ -166,84 +176,91 @@ function expRowF16(src: Uint16Array, base: number, C: number, T: number, out: Fl
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 let pairsOf: Uint16Array | null = null
 let pairs: Uint32Array = new Uint32Array(0)
-
-/**
- * expRowF16 reading the row two values per load (half the loads and bounds checks of the 16-bit
- * reads; 1.3x on the dense targets of the soft-read feeder), with the same values and the same order of additions,
- * so the same bits. Needs src 4-byte aligned and an even C, so that every row starts on a pair.
- */
-function expRowF16Pairs(src: Uint16Array, base: number, C: number, T: number, out: Float32Array, off: number): number {
-  if (!LITTLE_ENDIAN) return expRowF16(src, base, C, T, out, off)
+function pairsView(src: Uint16Array): Uint32Array {
   if (src !== pairsOf) {
     pairs = new Uint32Array(src.buffer, src.byteOffset, src.length >> 1)
     pairsOf = src
   }
-  const w = pairs
-  const tab = expTableF16(T)
+  return pairs
+}
+
+/**
+ * sumRowF16 reading the row two values per load from its 32-bit view w, from pair i (half the
+ * loads and bounds checks of 16-bit reads; 1.3x), eight classes a step, class c still into partial
+ * sum c mod 4. Needs an even C, so that every row starts on a pair.
+ */
+function sumRowF16Pairs(w: Uint32Array, i: number, C: number, tab: Float64Array): number {
   let s0 = 0
   let s1 = 0
   let s2 = 0
   let s3 = 0
   let c = 0
-  let i = base >> 1
-  // eight classes a step (four loads), class c still into partial sum c mod 4: 1.1x over four
   for (; c + 7 < C; c += 8, i += 4) {
     const a = w[i]
     const b = w[i + 1]
     const x = w[i + 2]
     const y = w[i + 3]
-    const e0 = tab[a & 0xffff]
-    const e1 = tab[a >>> 16]
-    const e2 = tab[b & 0xffff]
-    const e3 = tab[b >>> 16]
-    const e4 = tab[x & 0xffff]
-    const e5 = tab[x >>> 16]
-    const e6 = tab[y & 0xffff]
-    const e7 = tab[y >>> 16]
-    const o = off + c
-    out[o] = e0
-    out[o + 1] = e1
-    out[o + 2] = e2
-    out[o + 3] = e3
-    out[o + 4] = e4
-    out[o + 5] = e5
-    out[o + 6] = e6
-    out[o + 7] = e7
-    s0 += e0
-    s1 += e1
-    s2 += e2
-    s3 += e3
-    s0 += e4
-    s1 += e5
-    s2 += e6
-    s3 += e7
+    s0 += tab[a & 0xffff]
+    s1 += tab[a >>> 16]
+    s2 += tab[b & 0xffff]
+    s3 += tab[b >>> 16]
+    s0 += tab[x & 0xffff]
+    s1 += tab[x >>> 16]
+    s2 += tab[y & 0xffff]
+    s3 += tab[y >>> 16]
   }
   if (c + 3 < C) {
     const a = w[i]
     const b = w[i + 1]
-    const e0 = tab[a & 0xffff]
-    const e1 = tab[a >>> 16]
-    const e2 = tab[b & 0xffff]
-    const e3 = tab[b >>> 16]
-    out[off + c] = e0
-    out[off + c + 1] = e1
-    out[off + c + 2] = e2
-    out[off + c + 3] = e3
-    s0 += e0
-    s1 += e1
-    s2 += e2
-    s3 += e3
+    s0 += tab[a & 0xffff]
+    s1 += tab[a >>> 16]
+    s2 += tab[b & 0xffff]
+    s3 += tab[b >>> 16]
     c += 4
+    i += 2
   }
-  for (; c < C; c++) {
-    const e = tab[src[base + c]]
-    out[off + c] = e
-    s0 += e
+  // C is even: at most one pair is left
+  if (c < C) {
+    const a = w[i]
+    s0 += tab[a & 0xffff]
+    s0 += tab[a >>> 16]
   }
   return s0 + s1 + s2 + s3
 }
 
-/** out[off … off+n) *= k, unrolled by eight (the second pass of denseTargetsAt). */
+function storeScaledF16Pairs(
+  w: Uint32Array,
+  i: number,
+  C: number,
+  tab: Float32Array,
+  k: number,
+  out: Float32Array,
+  off: number,
+): void {
+  let o = off
+  const end = off + C
+  for (; o + 7 < end; o += 8, i += 4) {
+    const a = w[i]
+    const b = w[i + 1]
+    const x = w[i + 2]
+    const y = w[i + 3]
+    out[o] = tab[a & 0xffff] * k
+    out[o + 1] = tab[a >>> 16] * k
+    out[o + 2] = tab[b & 0xffff] * k
+    out[o + 3] = tab[b >>> 16] * k
+    out[o + 4] = tab[x & 0xffff] * k
+    out[o + 5] = tab[x >>> 16] * k
+    out[o + 6] = tab[y & 0xffff] * k
+    out[o + 7] = tab[y >>> 16] * k
+  }
+  for (; o < end; o += 2, i++) {
+    const a = w[i]
+    out[o] = tab[a & 0xffff] * k
+    out[o + 1] = tab[a >>> 16] * k
+  }
+}
+
+/** out[off … off+n) *= k, unrolled by eight (the second pass of the float32 rows). */
 function scaleRow(out: Float32Array, off: number, n: number, k: number): void {
   let c = 0
   // eight rather than four: 1.07x on the dense soft-read targets (fewer loop-control steps per store)
@@ -312,7 +329,7 @@ export function topkTargetsAt(
   }
   if (row.f16) {
     // exp(log p / T) from the table, no max subtracted (log-probabilities: see denseTargetsAt)
-    const tab = expTableF16(T)
+    const tab = expTableF16(T).f64
     const src = row.logp as Uint16Array
     const tailP = Math.exp(tailLog)
     let sum = rest * tailP
