@@ -2,7 +2,16 @@ import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { join, resolve, sep } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
-import { cCompare, checkId, expectFields, fmtSeconds, parseTable, sortedKeys, tableLine } from './kaldi-tables.js'
+import {
+  TextTable,
+  cCompare,
+  checkId,
+  expectFields,
+  fmtSeconds,
+  parseTable,
+  sortedKeys,
+  tableLine,
+} from './kaldi-tables.js'
 
 /**
  * Kaldi data directories (https://kaldi-asr.org/doc/data_prep.html), read and written with the
@@ -24,8 +33,21 @@ export interface Segment {
   end: number | null
 }
 
+/**
+ * The tables of a data dir. readDataDir gives TextTables for the string tables, which hold a
+ * 48,000-utterance data dir in a few bytes per utterance beyond its text (see text-table.ts).
+ */
 export interface DataDir {
   /** recording (or utterance, without segments) → wav.scp entry. */
+  wav: ReadonlyMap<string, string>
+  segments: ReadonlyMap<string, Segment> | null
+  utt2spk: ReadonlyMap<string, string>
+  text: ReadonlyMap<string, string> | null
+  utt2dur: ReadonlyMap<string, number> | null
+}
+
+/** A data dir being built in memory (a corpus reader's, a generator's). */
+export interface DataDirMaps extends DataDir {
   wav: Map<string, string>
   segments: Map<string, Segment> | null
   utt2spk: Map<string, string>
@@ -65,7 +87,7 @@ export function uttIds(d: DataDir): string[] {
   return d.segments ? sortedKeys(d.segments) : sortedKeys(d.wav)
 }
 
-export function spk2utt(utt2spk: Map<string, string>): Map<string, string[]> {
+export function spk2utt(utt2spk: ReadonlyMap<string, string>): Map<string, string[]> {
   const out = new Map<string, string[]>()
   for (const u of sortedKeys(utt2spk)) {
     const s = utt2spk.get(u)!
@@ -75,21 +97,24 @@ export function spk2utt(utt2spk: Map<string, string>): Map<string, string[]> {
   return new Map(sortedKeys(out).map((s) => [s, out.get(s)!]))
 }
 
-/** One row per utterance (C order), resolved through segments to its recording's entry. */
+/** The row of utterance `utt`, resolved through segments to its recording's entry. */
+export function dataDirUtt(d: DataDir, utt: string): DataDirUtt {
+  const seg = d.segments?.get(utt)
+  const rec = seg ? seg.rec : utt
+  return {
+    utt,
+    speaker: d.utt2spk.get(utt)!,
+    audio: d.wav.get(rec)!,
+    rec,
+    start: seg ? seg.start : null,
+    end: seg ? seg.end : null,
+    text: d.text?.get(utt) ?? null,
+  }
+}
+
+/** One row per utterance (C order). */
 export function dataDirUtts(d: DataDir): DataDirUtt[] {
-  return uttIds(d).map((utt) => {
-    const seg = d.segments?.get(utt)
-    const rec = seg ? seg.rec : utt
-    return {
-      utt,
-      speaker: d.utt2spk.get(utt)!,
-      audio: d.wav.get(rec)!,
-      rec,
-      start: seg ? seg.start : null,
-      end: seg ? seg.end : null,
-      text: d.text?.get(utt) ?? null,
-    }
-  })
+  return uttIds(d).map((utt) => dataDirUtt(d, utt))
 }
 
 function parseSeconds(s: string, source: string, line: number, what: string): number {
@@ -123,8 +148,10 @@ export function validateDataDir(d: DataDir, dir: string): string[] {
       }
     }
   }
-  const utts = new Set(uttIds(d))
-  for (const u of utts) {
+  // (the table of the utterances answers `has`: a Set of 48,000 ids was a copy of it)
+  const utts: ReadonlyMap<string, unknown> = d.segments ?? d.wav
+  const ids = uttIds(d)
+  for (const u of ids) {
     if (!d.utt2spk.has(u))
       throw new KtpError(
         'missing-speaker',
@@ -150,14 +177,26 @@ export function validateDataDir(d: DataDir, dir: string): string[] {
           'unknown-utt',
           `${f(name)}: utterance '${u}' is not in ${d.segments ? 'segments' : 'wav.scp'}`,
         )
-    const missing = [...utts].filter((u) => !table.has(u))
-    if (missing.length) warnings.push(`${f(name)}: ${missing.length} utterance(s) have no entry, e.g. '${missing[0]}'`)
+    let missing = 0
+    let first = ''
+    for (const u of ids) if (!table.has(u) && missing++ === 0) first = u
+    if (missing) warnings.push(`${f(name)}: ${missing} utterance(s) have no entry, e.g. '${first}'`)
   }
   // Kaldi sorts utt2spk by utterance and spk2utt by speaker and wants both orders to agree,
   // which holds when utterance ids start with their speaker id. ktp does not need it.
-  const bySpk = [...spk2utt(d.utt2spk).values()].flat()
-  const byUtt = sortedKeys(d.utt2spk)
-  if (bySpk.some((u, i) => u !== byUtt[i])) {
+  // spk2utt's order is utt2spk's stably sorted by speaker: the same order exactly when the
+  // speakers of the sorted utterances never go down (checked so, without building spk2utt).
+  let prev: string | undefined
+  let agree = true
+  for (const u of ids) {
+    const spk = d.utt2spk.get(u)!
+    if (prev !== undefined && cCompare(prev, spk) > 0) {
+      agree = false
+      break
+    }
+    prev = spk
+  }
+  if (!agree) {
     warnings.push(
       `${f('utt2spk')}: utterance ids do not sort with their speakers (Kaldi's validate_data_dir.sh wants speaker-prefixed ids)`,
     )
@@ -180,11 +219,10 @@ export function readDataDir(dir: string): { data: DataDir; warnings: string[] } 
   if (utt2spkText === null)
     throw new KtpError('no-file', `${src('utt2spk')}: missing; a Kaldi data dir needs wav.scp and utt2spk`)
 
-  const wav = new Map<string, string>()
-  for (const l of parseTable(wavText, src('wav.scp'))) {
+  const wav = TextTable.parse(wavText, src('wav.scp'))
+  for (const l of wav.rows()) {
     if (l.rest === '')
       throw new KtpError('bad-line', `${src('wav.scp')}:${l.line}: recording '${l.key}' has no path or command`)
-    wav.set(l.key, l.rest)
   }
   let segments: Map<string, Segment> | null = null
   const segText = readIf(src('segments'))
@@ -197,13 +235,12 @@ export function readDataDir(dir: string): { data: DataDir; warnings: string[] } 
       segments.set(l.key, { rec, start, end: end < 0 ? null : end })
     }
   }
-  const utt2spk = new Map<string, string>()
-  for (const l of parseTable(utt2spkText, src('utt2spk')))
-    utt2spk.set(l.key, expectFields(l, 1, src('utt2spk'), 'utt speaker')[0])
+  // (one field: the value, the rest of the line, is the speaker)
+  const utt2spk = TextTable.parse(utt2spkText, src('utt2spk'))
+  for (const l of utt2spk.rows()) expectFields(l, 1, src('utt2spk'), 'utt speaker')
 
   const textT = readIf(src('text'))
-  const text =
-    textT === null ? null : new Map(parseTable(textT, src('text')).map((l) => [l.key, l.rest] as [string, string]))
+  const text = textT === null ? null : TextTable.parse(textT, src('text'))
   const durT = readIf(src('utt2dur'))
   const utt2dur =
     durT === null
@@ -264,7 +301,7 @@ export function formatDataDirLines(
   d: DataDir,
   emit: (name: string, lines: () => Iterable<string>, first: boolean) => void,
 ): void {
-  const tableLines = function* <T>(m: Map<string, T>, value: (k: string) => string) {
+  const tableLines = function* <T>(m: ReadonlyMap<string, T>, value: (k: string) => string) {
     for (const k of sortedKeys(m)) yield tableLine(k, value(k))
   }
   const tables: [string, () => Iterable<string>][] = [
@@ -324,7 +361,7 @@ export function writeDataDir(
 
 /** The part of a data dir holding `utts` (recordings kept only if one of their utterances is). */
 export function subsetDataDir(d: DataDir, keep: (utt: string) => boolean): DataDir {
-  const pick = <T>(m: Map<string, T> | null) => (m ? new Map([...m].filter(([u]) => keep(u))) : null)
+  const pick = <T>(m: ReadonlyMap<string, T> | null) => (m ? new Map([...m].filter(([u]) => keep(u))) : null)
   const segments = pick(d.segments)
   const recs = segments ? new Set([...segments.values()].map((s) => s.rec)) : null
   const wav = new Map([...d.wav].filter(([r]) => (recs ? recs.has(r) : keep(r))))

@@ -12,11 +12,12 @@ import type { StageInput } from '../../pipeline/io/run-stage.js'
 import {
   type DataDir,
   type DataDirUtt,
-  dataDirUtts,
+  dataDirUtt,
   formatDataDirLines,
   isCommand,
   readDataDir,
   resolveEntry,
+  uttIds,
 } from './datadir-io.js'
 
 export * from './datadir-io.js'
@@ -187,16 +188,20 @@ export async function dataDirInput(
   const { data, warnings } = readDataDir(dir)
   const fp = await dataDirFingerprint(dir, data, opts)
   const schema = manifestSchema({ [META.fingerprint]: fp })
-  const utts = dataDirUtts(data)
+  // Rows are made as they are pulled: all of them up front held ~100 bytes per utterance for the
+  // whole run, beyond the tables they come from.
+  const ids = uttIds(data)
   return {
     name: dir,
     schema,
     fingerprint: fp,
-    total: utts.length,
+    total: ids.length,
+    uniqueIds: true,
     data,
     warnings,
     stream: () =>
-      arrayStream(utts).map((u) => {
+      arrayStream(ids).map((utt) => {
+        const u = dataDirUtt(data, utt)
         if (isCommand(u.audio) && !opts.allowCommands) throw refused(u.utt, u.audio, join(dir, 'wav.scp'))
         return manifestBatch(schema, u)
       }),
