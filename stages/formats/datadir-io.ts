@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { join, resolve, sep } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
@@ -9,6 +10,7 @@ import {
   expectFields,
   fmtSeconds,
   parseTable,
+  sortedEntries,
   sortedKeys,
   tableLine,
 } from './kaldi-tables.js'
@@ -87,6 +89,16 @@ export function uttIds(d: DataDir): string[] {
   return d.segments ? sortedKeys(d.segments) : sortedKeys(d.wav)
 }
 
+/** uttIds made one at a time (for the tables readDataDir gives: see TextTable.sortedEntries). */
+export function* eachUttId(d: DataDir): Iterable<string> {
+  for (const [u] of sortedEntries<unknown>(d.segments ?? d.wav)) yield u
+}
+
+/** The number of utterances of a data dir. */
+export function uttCount(d: DataDir): number {
+  return (d.segments ?? d.wav).size
+}
+
 export function spk2utt(utt2spk: ReadonlyMap<string, string>): Map<string, string[]> {
   const out = new Map<string, string[]>()
   for (const u of sortedKeys(utt2spk)) {
@@ -95,6 +107,42 @@ export function spk2utt(utt2spk: ReadonlyMap<string, string>): Map<string, strin
     out.get(s)!.push(u)
   }
   return new Map(sortedKeys(out).map((s) => [s, out.get(s)!]))
+}
+
+/**
+ * Whether the speakers of the utterances, in C order of the utterances, never go down: then
+ * spk2utt's order (utt2spk's stably sorted by speaker) is utt2spk's own, as Kaldi wants.
+ */
+export function speakersSortWithUtts(utt2spk: ReadonlyMap<string, string>): boolean {
+  let prev: string | undefined
+  for (const [, spk] of sortedEntries(utt2spk)) {
+    if (prev !== undefined && cCompare(prev, spk) > 0) return false
+    prev = spk
+  }
+  return true
+}
+
+/**
+ * spk2utt a speaker at a time, as spk2utt() orders it; each speaker's utterances must be taken
+ * before the next speaker. When speakers sort with their utterances (the usual, speaker-prefixed
+ * ids) a speaker is a run of the sorted utt2spk, taken as it comes instead of holding every
+ * utterance id in a map of lists (see TextTable.sortedEntries).
+ */
+export function* speakerGroups(utt2spk: ReadonlyMap<string, string>): Iterable<[string, Iterable<string>]> {
+  if (!speakersSortWithUtts(utt2spk)) {
+    yield* spk2utt(utt2spk)
+    return
+  }
+  const it = sortedEntries(utt2spk)[Symbol.iterator]()
+  let at = it.next()
+  while (!at.done) {
+    const spk = at.value[1]
+    const utts = (function* () {
+      for (; !at.done && at.value[1] === spk; at = it.next()) yield at.value[0]
+    })()
+    yield [spk, utts]
+    for (const _ of utts); // what the caller left of this speaker
+  }
 }
 
 /** The row of utterance `utt`, resolved through segments to its recording's entry. */
@@ -150,8 +198,7 @@ export function validateDataDir(d: DataDir, dir: string): string[] {
   }
   // (the table of the utterances answers `has`: a Set of 48,000 ids was a copy of it)
   const utts: ReadonlyMap<string, unknown> = d.segments ?? d.wav
-  const ids = uttIds(d)
-  for (const u of ids) {
+  for (const u of eachUttId(d)) {
     if (!d.utt2spk.has(u))
       throw new KtpError(
         'missing-speaker',
@@ -179,24 +226,12 @@ export function validateDataDir(d: DataDir, dir: string): string[] {
         )
     let missing = 0
     let first = ''
-    for (const u of ids) if (!table.has(u) && missing++ === 0) first = u
+    for (const u of eachUttId(d)) if (!table.has(u) && missing++ === 0) first = u
     if (missing) warnings.push(`${f(name)}: ${missing} utterance(s) have no entry, e.g. '${first}'`)
   }
   // Kaldi sorts utt2spk by utterance and spk2utt by speaker and wants both orders to agree,
   // which holds when utterance ids start with their speaker id. ktp does not need it.
-  // spk2utt's order is utt2spk's stably sorted by speaker: the same order exactly when the
-  // speakers of the sorted utterances never go down (checked so, without building spk2utt).
-  let prev: string | undefined
-  let agree = true
-  for (const u of ids) {
-    const spk = d.utt2spk.get(u)!
-    if (prev !== undefined && cCompare(prev, spk) > 0) {
-      agree = false
-      break
-    }
-    prev = spk
-  }
-  if (!agree) {
+  if (!speakersSortWithUtts(d.utt2spk)) {
     warnings.push(
       `${f('utt2spk')}: utterance ids do not sort with their speakers (Kaldi's validate_data_dir.sh wants speaker-prefixed ids)`,
     )
@@ -208,14 +243,37 @@ function readIf(path: string): string | null {
   return existsSync(path) ? readFileSync(path, 'utf8') : null
 }
 
+/** A table read as bytes, for a TextTable. */
+function readBytesIf(path: string): Buffer | null {
+  return existsSync(path) ? readFileSync(path) : null
+}
+
+/** A list of utterance ids as compared and reported: sha256 of the ids joined by spaces, count, first five. */
+interface UttList {
+  digest: string
+  count: number
+  head: string[]
+}
+
+function uttList(utts: Iterable<string>): UttList {
+  const h = createHash('sha256')
+  const head: string[] = []
+  let count = 0
+  for (const u of utts) {
+    h.update(count ? ` ${u}` : u)
+    if (count++ < 5) head.push(u)
+  }
+  return { digest: h.digest('hex'), count, head }
+}
+
 /** Read and validate a Kaldi data directory. */
 export function readDataDir(dir: string): { data: DataDir; warnings: string[] } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new KtpError('no-dir', `${dir}: no such data directory`)
   const src = (n: string) => join(dir, n)
-  const wavText = readIf(src('wav.scp'))
+  const wavText = readBytesIf(src('wav.scp'))
   if (wavText === null)
     throw new KtpError('no-file', `${src('wav.scp')}: missing; a Kaldi data dir needs wav.scp and utt2spk`)
-  const utt2spkText = readIf(src('utt2spk'))
+  const utt2spkText = readBytesIf(src('utt2spk'))
   if (utt2spkText === null)
     throw new KtpError('no-file', `${src('utt2spk')}: missing; a Kaldi data dir needs wav.scp and utt2spk`)
 
@@ -239,7 +297,7 @@ export function readDataDir(dir: string): { data: DataDir; warnings: string[] } 
   const utt2spk = TextTable.parse(utt2spkText, src('utt2spk'))
   for (const l of utt2spk.rows()) expectFields(l, 1, src('utt2spk'), 'utt speaker')
 
-  const textT = readIf(src('text'))
+  const textT = readBytesIf(src('text'))
   const text = textT === null ? null : TextTable.parse(textT, src('text'))
   const durT = readIf(src('utt2dur'))
   const utt2dur =
@@ -254,16 +312,19 @@ export function readDataDir(dir: string): { data: DataDir; warnings: string[] } 
   const data: DataDir = { wav, segments, utt2spk, text, utt2dur }
   const warnings = validateDataDir(data, dir)
 
-  const s2uText = readIf(src('spk2utt'))
+  const s2uText = readBytesIf(src('spk2utt'))
   if (s2uText !== null) {
-    const derived = spk2utt(utt2spk)
-    for (const l of parseTable(s2uText, src('spk2utt'))) {
+    // each speaker's list as its digest, count and first ids (lists of ids, all held at once,
+    // outlived V8's young generation: see TextTable), the file's lines parsed one at a time
+    const derived = new Map<string, UttList>()
+    for (const [s, us] of speakerGroups(utt2spk)) derived.set(s, uttList(us))
+    for (const l of TextTable.parse(s2uText, src('spk2utt')).rows()) {
       const want = derived.get(l.key)
       const got = [...l.fields].sort(cCompare)
-      if (!want || want.join(' ') !== got.join(' ')) {
+      if (!want || want.digest !== uttList(got).digest) {
         throw new KtpError(
           'inconsistent',
-          `${src('spk2utt')}:${l.line}: speaker '${l.key}' lists [${got.slice(0, 5).join(' ')}${got.length > 5 ? ' …' : ''}] but utt2spk gives [${(want ?? []).slice(0, 5).join(' ')}${(want?.length ?? 0) > 5 ? ' …' : ''}]; delete spk2utt to have it derived`,
+          `${src('spk2utt')}:${l.line}: speaker '${l.key}' lists [${got.slice(0, 5).join(' ')}${got.length > 5 ? ' …' : ''}] but utt2spk gives [${(want?.head ?? []).join(' ')}${(want?.count ?? 0) > 5 ? ' …' : ''}]; delete spk2utt to have it derived`,
         )
       }
       derived.delete(l.key)
@@ -295,37 +356,41 @@ export function formatDataDir(d: DataDir): Record<string, string> {
 /**
  * The tables of a data dir line by line, as formatDataDir writes them, in the key order canonicalJson gives its object
  * (JS string order of the names), without building any table's text: `emit(name, lines, first)`
- * per table, `lines()` yielding that table's lines (each with its newline).
+ * per table, `lines()` yielding that table's text in order: its lines, each with its newline (a
+ * spk2utt line in several pieces).
  */
 export function formatDataDirLines(
   d: DataDir,
   emit: (name: string, lines: () => Iterable<string>, first: boolean) => void,
 ): void {
-  const tableLines = function* <T>(m: ReadonlyMap<string, T>, value: (k: string) => string) {
-    for (const k of sortedKeys(m)) yield tableLine(k, value(k))
+  const tableLines = function* <T>(m: ReadonlyMap<string, T>, value: (v: T) => string) {
+    for (const [k, v] of sortedEntries(m)) yield tableLine(k, value(v))
   }
+  const same = (v: string) => v
   const tables: [string, () => Iterable<string>][] = [
-    ['wav.scp', () => tableLines(d.wav, (r) => d.wav.get(r)!)],
-    ['utt2spk', () => tableLines(d.utt2spk, (u) => d.utt2spk.get(u)!)],
+    ['wav.scp', () => tableLines(d.wav, same)],
+    ['utt2spk', () => tableLines(d.utt2spk, same)],
     [
       'spk2utt',
       function* () {
-        for (const [s, us] of spk2utt(d.utt2spk)) yield `${s} ${us.join(' ')}\n`
+        // (a speaker's line in pieces: its ids are not held as a list)
+        for (const [s, us] of speakerGroups(d.utt2spk)) {
+          yield s
+          for (const u of us) yield ` ${u}`
+          yield '\n'
+        }
       },
     ],
   ]
   const segs = d.segments
   if (segs) {
-    const seg = (u: string) => {
-      const s = segs.get(u)!
-      return `${s.rec} ${fmtSeconds(s.start)} ${s.end === null ? -1 : fmtSeconds(s.end)}`
-    }
+    const seg = (s: Segment) => `${s.rec} ${fmtSeconds(s.start)} ${s.end === null ? -1 : fmtSeconds(s.end)}`
     tables.push(['segments', () => tableLines(segs, seg)])
   }
   const text = d.text
-  if (text) tables.push(['text', () => tableLines(text, (u) => text.get(u)!)])
+  if (text) tables.push(['text', () => tableLines(text, same)])
   const dur = d.utt2dur
-  if (dur) tables.push(['utt2dur', () => tableLines(dur, (u) => fmtSeconds(dur.get(u)!))])
+  if (dur) tables.push(['utt2dur', () => tableLines(dur, fmtSeconds)])
   tables.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   for (const [i, [name, lines]] of tables.entries()) emit(name, lines, i === 0)
 }

@@ -1,5 +1,5 @@
 import { KtpError } from '../../schemas/errors.js'
-import { type TableLine, TextTable, cCompare } from './text-table.js'
+import { TABLE_LINE, type TableLine, TextTable, cCompare } from './text-table.js'
 
 export { cCompare, type TableLine, TextTable } from './text-table.js'
 
@@ -13,6 +13,18 @@ export function sortedKeys<T>(m: ReadonlyMap<string, T>): string[] {
   return m instanceof TextTable ? m.sortedKeys() : [...m.keys()].sort(cCompare)
 }
 
+/** `m`'s entries in C order of their keys: a TextTable's made one at a time (see TextTable.sortedEntries). */
+export function sortedEntries<T>(m: ReadonlyMap<string, T>): Iterable<[string, T]> {
+  if (m instanceof TextTable) return m.sortedEntries() as Iterable<[string, T]>
+  return sortedKeys(m).map((k): [string, T] => [k, m.get(k)!])
+}
+
+/** `m`'s entries in JS sort() order of their keys (UTF-16 units), one at a time where C order is the same. */
+export function* utf16SortedEntries<T>(m: ReadonlyMap<string, T>): Iterable<[string, T]> {
+  if (m instanceof TextTable && m.utf16Ordered) yield* m.sortedEntries() as Iterable<[string, T]>
+  else for (const k of [...m.keys()].sort()) yield [k, m.get(k)!]
+}
+
 /** Valid table key: non-empty, no whitespace (Kaldi splits lines on whitespace). */
 export function checkId(id: string, what: string, where: string): void {
   if (id.length === 0 || /\s/.test(id)) {
@@ -24,11 +36,28 @@ export function checkId(id: string, what: string, where: string): void {
 }
 
 /**
- * Parse `key rest` lines. Duplicate keys are an error naming both lines; blank lines are skipped
+ * Parse `key rest` lines (TextTable reads a data dir's big tables the same way, but compactly).
+ * Duplicate keys are an error naming both lines; blank lines are skipped
  * (Kaldi would choke on them, but they are harmless and common at the end of hand-made files).
  */
 export function parseTable(text: string, source: string): TableLine[] {
-  return [...TextTable.parse(text, source).rows()]
+  const out: TableLine[] = []
+  const seen = new Map<string, number>()
+  const lines = text.split('\n')
+  for (let n = 0; n < lines.length; n++) {
+    const raw = lines[n].replace(/\r$/, '')
+    if (raw.trim() === '') continue
+    const m = TABLE_LINE.exec(raw)!
+    const key = m[1]
+    const first = seen.get(key)
+    if (first !== undefined) {
+      throw new KtpError('duplicate-id', `${source}:${n + 1}: duplicate id '${key}' (first on line ${first})`)
+    }
+    seen.set(key, n + 1)
+    const rest = m[2]
+    out.push({ key, rest, fields: rest === '' ? [] : rest.split(/\s+/), line: n + 1 })
+  }
+  return out
 }
 
 /** Require exactly `n` fields after the key (`what` describes them for the message). */
