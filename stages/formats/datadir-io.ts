@@ -135,13 +135,17 @@ export function* speakerGroups(utt2spk: ReadonlyMap<string, string>): Iterable<[
   }
   const it = sortedEntries(utt2spk)[Symbol.iterator]()
   let at = it.next()
+  let current = 0
   while (!at.done) {
     const spk = at.value[1]
+    const group = ++current
     const utts = (function* () {
+      if (group !== current) throw new Error(`speakerGroups: the ids of '${spk}' taken after the next speaker`)
       for (; !at.done && at.value[1] === spk; at = it.next()) yield at.value[0]
     })()
     yield [spk, utts]
-    for (const _ of utts); // what the caller left of this speaker
+    // what the caller left of this speaker
+    while (!at.done && at.value[1] === spk) at = it.next()
   }
 }
 

@@ -117,7 +117,8 @@ export class TextTable implements ReadonlyMap<string, string> {
         const m = TABLE_LINE.exec(raw)!
         const [k, r] = [m.indices![1], m.indices![2]]
         let offsets = [k[0], k[1], r[0], r[1]]
-        if (raw.length !== end - start) {
+        // ASCII when no wider character and no U+FFFD (an invalid byte decodes to one unit too)
+        if (raw.length !== end - start || raw.includes('\ufffd')) {
           // not ASCII: UTF-16 offsets to byte offsets, if the bytes are the text's own
           const line = bytes.subarray(start, end)
           if (Buffer.from(raw, 'utf8').equals(line)) offsets = offsets.map((o) => Buffer.byteLength(raw.slice(0, o)))
