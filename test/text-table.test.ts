@@ -195,3 +195,41 @@ t.test("a data dir's tables keep no per-utterance objects on the V8 heap, and fe
   t.same(formatDataDir(input.data), formatDataDir(asMaps))
   t.equal(formatDataDir(readDataDir(d).data)['wav.scp'], files['wav.scp'])
 })
+
+t.test('spk2utt is checked against each speaker digest with the messages it had as lists', async (t) => {
+  // messages as the check that held every speaker's list gave them (main before TextTable)
+  const cases: [string, Record<string, string>, string][] = [
+    [
+      'more than five ids',
+      {
+        'wav.scp': 's-1 /a\ns-2 /a\ns-3 /a\ns-4 /a\ns-5 /a\ns-6 /a\ns-7 /a\n',
+        utt2spk: 's-1 s\ns-2 s\ns-3 s\ns-4 s\ns-5 s\ns-6 s\ns-7 s\n',
+        spk2utt: 's s-7 s-6 s-5 s-4 s-3 s-2\n',
+      },
+      "D/spk2utt:1: speaker 's' lists [s-2 s-3 s-4 s-5 s-6 …] but utt2spk gives [s-1 s-2 s-3 s-4 s-5 …]; delete spk2utt to have it derived",
+    ],
+    [
+      'a speaker utt2spk has not',
+      { 'wav.scp': 'a /a\nb /a\n', utt2spk: 'a x\nb y\n', spk2utt: 'x a\nq b\n' },
+      "D/spk2utt:2: speaker 'q' lists [b] but utt2spk gives []; delete spk2utt to have it derived",
+    ],
+    [
+      'a speaker missing',
+      { 'wav.scp': 'a /a\nb /a\n', utt2spk: 'a x\nb y\n', spk2utt: 'x a\n' },
+      "D/spk2utt: speaker 'y' of utt2spk is missing; delete spk2utt to have it derived",
+    ],
+  ]
+  for (const [what, files, message] of cases) {
+    const d = tmp('ktp-spk2utt-')
+    for (const [n, c] of Object.entries(files)) writeFileSync(join(d, n), c)
+    t.throws(() => readDataDir(d), { message: message.replace('D/', `${d}/`) }, what)
+  }
+  // ids that do not sort with their speakers: spk2utt in any order is fine, with the warning
+  const d = tmp('ktp-spk2utt-')
+  const files = { 'wav.scp': 'a /a\nb /a\nc /a\n', utt2spk: 'a y\nb x\nc y\n', spk2utt: 'y c a\nx b\n' }
+  for (const [n, c] of Object.entries(files)) writeFileSync(join(d, n), c)
+  t.same(readDataDir(d).warnings, [
+    `${d}/utt2spk: utterance ids do not sort with their speakers (Kaldi's validate_data_dir.sh wants speaker-prefixed ids)`,
+  ])
+  t.equal(formatDataDir(readDataDir(d).data).spk2utt, 'x b\ny a c\n')
+})
