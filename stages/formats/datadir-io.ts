@@ -164,11 +164,6 @@ export function dataDirUtt(d: DataDir, utt: string): DataDirUtt {
   }
 }
 
-/** One row per utterance (C order). */
-export function dataDirUtts(d: DataDir): DataDirUtt[] {
-  return uttIds(d).map((utt) => dataDirUtt(d, utt))
-}
-
 function parseSeconds(s: string, source: string, line: number, what: string): number {
   const v = Number(s)
   if (s === '' || !Number.isFinite(v))
