@@ -29,6 +29,11 @@ export interface StageInput {
   stream: () => Highland.Stream<RecordBatch>
   /** Number of utterances when known cheaply (progress bar). */
   total?: number
+  /**
+   * No utterance id appears twice (the keys of a data dir's tables): the runner then need not
+   * remember every id it has seen, only those not yet written.
+   */
+  uniqueIds?: boolean
 }
 
 export interface StageRun {
@@ -163,6 +168,9 @@ export async function runStage(run: StageRun): Promise<StageResult> {
   const progress = new Progress({ label: `ktp ${run.stage}`, total: run.input.total, quiet: run.quiet })
 
   // Input order defines output order; the same utterance twice is an error for the second.
+  // With ids known unique, an id is kept only from its selection to its write: remembering all
+  // of them grew the peak of a stage with the length of its input (~70 bytes an utterance).
+  const unique = run.input.uniqueIds === true
   const ordOf = new Map<string, number>()
   let ord = 0
   const selected = run.input.stream().consume<RecordBatch>((err, x, push, next) => {
@@ -173,11 +181,14 @@ export async function runStage(run: StageRun): Promise<StageResult> {
     if (x === _.nil) return push(null, _.nil)
     const b = x as RecordBatch
     const utt = uttId(b)
-    if (ordOf.has(utt)) {
+    if (!unique && ordOf.has(utt)) {
       push(new UttError('duplicate-utt', utt, `utterance id appears twice in ${run.input.name}; the second is skipped`))
     } else {
-      ordOf.set(utt, ord++)
-      if (inShard(utt, run.shard ?? null) && (!run.select || run.select(utt)) && !sink.done.has(utt)) push(null, b)
+      const o = ord++
+      if (inShard(utt, run.shard ?? null) && (!run.select || run.select(utt)) && !sink.done.has(utt)) {
+        ordOf.set(utt, o)
+        push(null, b)
+      } else if (!unique) ordOf.set(utt, o)
     }
     next()
   })
@@ -193,11 +204,13 @@ export async function runStage(run: StageRun): Promise<StageResult> {
           const o = ordOf.get(utt)
           if (o === undefined)
             throw new KtpError('unknown-utt', `stage ${run.stage} produced utterance '${utt}' that is not in its input`)
+          if (unique) ordOf.delete(utt)
           await sink.write(b, o)
           progress.tick(numFrames(b))
         },
         (err) => {
           if (!(err instanceof UttError)) return false
+          if (unique) ordOf.delete(err.utt)
           progress.fail()
           log(`ktp ${run.stage}: WARNING ${err.message}`)
           return true

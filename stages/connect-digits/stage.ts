@@ -8,7 +8,7 @@ import { decodeAudio } from '../audio/decode.js'
 import { encodeWav16 } from '../audio/wav-write.js'
 import { DIGIT_WORDS, readFsdd } from '../formats/fsdd.js'
 import { type CtmSegment, formatCtm } from '../formats/ctm.js'
-import { type DataDir, writeDataDir } from '../formats/datadir-io.js'
+import { type DataDirMaps, writeDataDir } from '../formats/datadir-io.js'
 import { mulberry32 } from '../nn/init.js'
 
 /**
@@ -165,7 +165,7 @@ export async function connectDigits(
   }
   const plan = planConnectedDigits(recs, o)
   const wavDir = resolve(out, 'wav')
-  const splits: Record<string, { d: DataDir; ctm: Map<string, CtmSegment[]> }> = {}
+  const splits: Record<string, { d: DataDirMaps; ctm: Map<string, CtmSegment[]> }> = {}
   const read = (p: string) => decodeAudio(new Uint8Array(readFileSync(p)), { name: p })
   for (const p of plan) {
     await letSignalsIn()

@@ -2,15 +2,15 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { KtpError } from '../../schemas/errors.js'
 import type { CtmSegment } from './ctm.js'
-import type { DataDir } from './datadir-io.js'
+import type { DataDir, DataDirMaps } from './datadir-io.js'
 import { checkId } from './kaldi-tables.js'
 
 /**
  * What every corpus reader of `ktp prepare` returns: a data dir (no segments: one recording per
  * utterance), optional alignments as CTM, and the corpus' own train/test division if it has one.
  */
-export interface Corpus {
-  data: DataDir
+export interface Corpus<D extends DataDir = DataDir> {
+  data: D
   /** Extra CTM files by name (e.g. phones.ctm from TIMIT .phn). */
   ctm: Record<string, Map<string, CtmSegment[]>>
   /** utt → 'train' | 'test' when the corpus itself says (TIMIT's TRAIN/TEST folders). */
@@ -19,7 +19,7 @@ export interface Corpus {
   warnings: string[]
 }
 
-export function emptyCorpus(): Corpus {
+export function emptyCorpus(): Corpus<DataDirMaps> {
   return {
     data: { wav: new Map(), segments: null, utt2spk: new Map(), text: new Map(), utt2dur: new Map() },
     ctm: {},
@@ -30,7 +30,7 @@ export function emptyCorpus(): Corpus {
 
 /** Add one utterance (its own recording). Duplicate ids are an error naming both sources. */
 export function addUtt(
-  c: Corpus,
+  c: Corpus<DataDirMaps>,
   u: { utt: string; speaker: string; audio: string; text: string | null; dur: number | null },
   source: string,
 ): void {

@@ -2,21 +2,24 @@ import { createHash } from 'node:crypto'
 import { createReadStream, existsSync, readFileSync, type Stats, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RecordBatch, Schema } from 'apache-arrow'
+import { utf16SortedEntries } from './kaldi-tables.js'
 import { makeSchema } from '../../schemas/kinds.js'
 import { META } from '../../schemas/metadata.js'
 import { makeUttBatch } from '../../schemas/utterance.js'
 import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
-import { arrayStream } from '../../pipeline/io/pull.js'
+import _ from 'highland'
 import { readAudioBytes, refused } from './audio-bytes.js'
 import type { StageInput } from '../../pipeline/io/run-stage.js'
 import {
   type DataDir,
   type DataDirUtt,
-  dataDirUtts,
+  dataDirUtt,
   formatDataDirLines,
   isCommand,
   readDataDir,
   resolveEntry,
+  eachUttId,
+  uttCount,
 } from './datadir-io.js'
 
 export * from './datadir-io.js'
@@ -72,10 +75,15 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
   const useCache = opts.hashCache ?? true
   const cache = useCache ? loadCache(dir) : {}
   const fresh: HashCache = {}
-  const recs = [...d.wav.keys()].sort()
+  // Recordings in JS sort() order, walked twice (hash, then fingerprint) rather than held: an
+  // array of 48,000 ids and one of their hashes outlived V8's young generation (see TextTable).
+  const recs = () => utf16SortedEntries(d.wav)
   // One hash per distinct file: a data dir may list the same recording under many ids (repeated
-  // or perturbed copies), and reading it again gives the same bytes.
-  const hashOf = new Map<string, Promise<string>>()
+  // or perturbed copies), and reading it again gives the same bytes. The files are listed first
+  // (in the order the recordings first name them), then hashed: walking all ids while files were
+  // being read kept the reads' objects alive across more young-generation collections.
+  const hashed = new Map<string, string>()
+  for (const [, entry] of recs()) if (!isCommand(entry)) hashed.set(resolveEntry(entry), '')
   const hashRecording = async (path: string): Promise<string> => {
     let st: Stats
     try {
@@ -91,24 +99,15 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
     fresh[path] = { size: st.size, mtimeMs: st.mtimeMs, hash }
     return hash
   }
-  const hashPath = (entry: string): Promise<string> => {
-    if (isCommand(entry)) return Promise.resolve(`cmd:${entry}`)
-    const path = resolveEntry(entry)
-    let pending = hashOf.get(path)
-    if (!pending) {
-      pending = hashRecording(path)
-      hashOf.set(path, pending)
-    }
-    return pending
-  }
-  const hashes: string[] = new Array(recs.length)
-  // HASH_JOBS readers walk the list by index (shift() on a list of every recording is quadratic)
-  let next = 0
+  // HASH_JOBS readers take the files in turn
+  const todo = hashed.keys()
   await Promise.all(
     Array.from({ length: HASH_JOBS }, async () => {
-      for (let i = next++; i < recs.length; i = next++) hashes[i] = await hashPath(d.wav.get(recs[i])!)
+      for (let r = todo.next(); !r.done; r = todo.next()) hashed.set(r.value, await hashRecording(r.value))
     }),
   )
+  // (a command entry is its own fingerprint)
+  const hashOfEntry = (entry: string) => (isCommand(entry) ? `cmd:${entry}` : hashed.get(resolveEntry(entry))!)
   // (compared entry by entry: serialising both tables cost ~50 ms per run at 3,000 recordings)
   const same = (k: string) =>
     cache[k] !== undefined &&
@@ -123,7 +122,7 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
       /* not writable */
     }
   }
-  // The same bytes as hashBytes(canonicalJson(formatDataDir(d)), canonicalJson(recs.map((r, i) => [r, hashes[i]]))),
+  // The same bytes as hashBytes(canonicalJson(formatDataDir(d)), canonicalJson([...recs()].map(([r, entry]) => [r, hash of entry]))),
   // fed line by line: the whole tables as one string (and its JSON copy) grew the peak of
   // `ktp features` with the size of the data dir.
   const h = new ChunkedHash()
@@ -136,8 +135,9 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
     h.add('"')
   })
   h.add('}[')
-  for (let i = 0; i < recs.length; i++)
-    h.add(`${i ? ',' : ''}[${JSON.stringify(recs[i])},${JSON.stringify(hashes[i])}]`)
+  let i = 0
+  for (const [rec, entry] of recs())
+    h.add(`${i++ ? ',' : ''}[${JSON.stringify(rec)},${JSON.stringify(hashOfEntry(entry))}]`)
   h.add(']')
   return h.digest()
 }
@@ -187,16 +187,19 @@ export async function dataDirInput(
   const { data, warnings } = readDataDir(dir)
   const fp = await dataDirFingerprint(dir, data, opts)
   const schema = manifestSchema({ [META.fingerprint]: fp })
-  const utts = dataDirUtts(data)
+  // Rows (and their ids) are made as they are pulled: all of them up front held ~150 bytes per
+  // utterance for the whole run, beyond the tables they come from.
   return {
     name: dir,
     schema,
     fingerprint: fp,
-    total: utts.length,
+    total: uttCount(data),
+    uniqueIds: true,
     data,
     warnings,
     stream: () =>
-      arrayStream(utts).map((u) => {
+      _(eachUttId(data)[Symbol.iterator]()).map((utt) => {
+        const u = dataDirUtt(data, utt)
         if (isCommand(u.audio) && !opts.allowCommands) throw refused(u.utt, u.audio, join(dir, 'wav.scp'))
         return manifestBatch(schema, u)
       }),

@@ -1,4 +1,7 @@
 import { KtpError } from '../../schemas/errors.js'
+import { TABLE_LINE, type TableLine, TextTable, cCompare } from './text-table.js'
+
+export { cCompare, type TableLine, TextTable } from './text-table.js'
 
 /**
  * The line-level grammar shared by every Kaldi data-dir table: `key rest-of-line`, keys without
@@ -6,34 +9,20 @@ import { KtpError } from '../../schemas/errors.js'
  * fail, or silently skip entries, when a table is unsorted, so ktp writes byte order and checks it.
  */
 
-/**
- * C-locale (byte-wise UTF-8) order, as `LC_ALL=C sort`: JS `<` compares UTF-16 units, which differs
- * above U+D7FF. Below U+D800 UTF-16 units and UTF-8 bytes order alike, so the common case compares
- * units in place: encoding both strings on every call made sorting a 48,000-utterance data dir
- * allocate millions of Buffers (garbage that grew the heap of `ktp features` with its input).
- */
-export function cCompare(a: string, b: string): number {
-  const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i)
-    const y = b.charCodeAt(i)
-    if (x === y) continue
-    if (x < 0xd800 && y < 0xd800) return x < y ? -1 : 1
-    return utf8Compare(a, b)
-  }
-  if (a.length === b.length) return 0
-  // a surrogate at the end of the common part may encode differently in each string
-  if (n > 0 && a.charCodeAt(n - 1) >= 0xd800 && a.charCodeAt(n - 1) < 0xe000) return utf8Compare(a, b)
-  return a.length < b.length ? -1 : 1
+export function sortedKeys<T>(m: ReadonlyMap<string, T>): string[] {
+  return m instanceof TextTable ? m.sortedKeys() : [...m.keys()].sort(cCompare)
 }
 
-/** The byte order itself (any string, lone surrogates as Buffer encodes them). */
-function utf8Compare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+/** `m`'s entries in C order of their keys: a TextTable's made one at a time (see TextTable.sortedEntries). */
+export function sortedEntries<T>(m: ReadonlyMap<string, T>): Iterable<[string, T]> {
+  if (m instanceof TextTable) return m.sortedEntries() as Iterable<[string, T]>
+  return sortedKeys(m).map((k): [string, T] => [k, m.get(k)!])
 }
 
-export function sortedKeys<T>(m: Map<string, T>): string[] {
-  return [...m.keys()].sort(cCompare)
+/** `m`'s entries in JS sort() order of their keys (UTF-16 units), one at a time where C order is the same. */
+export function* utf16SortedEntries<T>(m: ReadonlyMap<string, T>): Iterable<[string, T]> {
+  if (m instanceof TextTable && m.utf16Ordered) yield* m.sortedEntries() as Iterable<[string, T]>
+  else for (const k of [...m.keys()].sort()) yield [k, m.get(k)!]
 }
 
 /** Valid table key: non-empty, no whitespace (Kaldi splits lines on whitespace). */
@@ -46,18 +35,9 @@ export function checkId(id: string, what: string, where: string): void {
   }
 }
 
-export interface TableLine {
-  key: string
-  /** The rest of the line after the key and its separating whitespace (trailing whitespace removed). */
-  rest: string
-  /** Whitespace-separated fields after the key. */
-  fields: string[]
-  /** 1-based line number, for messages. */
-  line: number
-}
-
 /**
- * Parse `key rest` lines. Duplicate keys are an error naming both lines; blank lines are skipped
+ * Parse `key rest` lines (TextTable reads a data dir's big tables the same way, but compactly).
+ * Duplicate keys are an error naming both lines; blank lines are skipped
  * (Kaldi would choke on them, but they are harmless and common at the end of hand-made files).
  */
 export function parseTable(text: string, source: string): TableLine[] {
@@ -67,8 +47,7 @@ export function parseTable(text: string, source: string): TableLine[] {
   for (let n = 0; n < lines.length; n++) {
     const raw = lines[n].replace(/\r$/, '')
     if (raw.trim() === '') continue
-    // `s`: a stray \r or U+2028 inside a line is part of the value, not the end of the match
-    const m = /^\s*(\S+)\s*(.*?)\s*$/s.exec(raw)!
+    const m = TABLE_LINE.exec(raw)!
     const key = m[1]
     const first = seen.get(key)
     if (first !== undefined) {
