@@ -81,7 +81,7 @@ export async function benchInfer(h: HarnessOptions, o: InferBenchOptions = {}): 
   const meta = JSON.parse(readFileSync(join(model, 'ktp.json'), 'utf8')) as ModelMeta
   const schema = schemaMessage(
     join(dir, 'schema.bin'),
-    inferSchema(meta, { topK, dtype: 'f16', batchUtts: 32 }, 'bench-random-features'),
+    inferSchema(meta, { topK, dtype: 'f16' }, 'bench-random-features'),
   )
   h.log(
     `infer: ${frames} frames in ${lengths.length} utterances, teacher ${h.quick ? '440-32-1000 (quick)' : '440-4×512-1000'}, top-${topK} f16`,

@@ -100,7 +100,7 @@ export function writeSoftFiles(
 ): Map<string, string> {
   const meta = { numClasses: C, fingerprint: 'bench-teacher', inventory: null, priors: null } as unknown as ModelMeta
   const encs = modes.map((m) => {
-    const schema = inferSchema(meta, { topK: m.topK, dtype: m.dtype, batchUtts: 32 }, 'bench-random-features')
+    const schema = inferSchema(meta, { topK: m.topK, dtype: m.dtype }, 'bench-random-features')
     const enc = new BatchEncoder(schema, 'file')
     return { m, schema, enc, parts: [...enc.begin()] as Uint8Array[] }
   })

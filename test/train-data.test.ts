@@ -384,7 +384,7 @@ t.test("softRow rejects top-k class ids outside the file's classes", async (t) =
   const meta = { numClasses: 5, fingerprint: 'x', inventory: null, priors: null } as unknown as Parameters<
     typeof inferSchema
   >[0]
-  const schema = inferSchema(meta, { topK: 2, dtype: 'f32', batchUtts: 1 }, 'f')
+  const schema = inferSchema(meta, { topK: 2, dtype: 'f32' }, 'f')
   const batch = (ids: number[]) =>
     makeUttBatch(schema, {
       utt: 'u',

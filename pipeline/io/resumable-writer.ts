@@ -331,6 +331,7 @@ export class ResumableArrowWriter {
     }
     const enc = new BatchEncoder(this.schema, 'file')
     const fds = new Map<string, number>()
+    let copy = Buffer.alloc(0)
     let whole = false
     try {
       for (const b of enc.begin()) writeAll(out, b)
@@ -353,7 +354,10 @@ export class ResumableArrowWriter {
           fd = openSync(first.log, 'r')
           fds.set(first.log, fd)
         }
-        const buf = Buffer.allocUnsafe(end - first.offset)
+        // one buffer for every run: a fresh 8 MB buffer per run left them to the GC, which let
+        // tens of MB of them pile up while this loop held the event loop (a peak growing with the output)
+        if (copy.length < end - first.offset) copy = Buffer.allocUnsafe(Math.max(COPY_BYTES, end - first.offset))
+        const buf = copy.subarray(0, end - first.offset)
         for (let got = 0; got < buf.length; ) {
           const n = readSync(fd, buf, got, buf.length - got, first.offset + got)
           if (n === 0) throw new KtpError('truncated-log', `${first.log}: ends before utterance '${first.utt}'`)

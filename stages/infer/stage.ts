@@ -10,9 +10,11 @@ import { getMatrix, makeUttBatch, uttId } from '../../schemas/utterance.js'
 import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
 import { type BackendName, type Model, OrtDnn } from '../nn/index.js'
 import { type ModelMeta, loadModel } from '../train/model-store.js'
+import type { CorpusUtt } from '../train/corpus.js'
 import { spliceFrameInto } from '../train/frame-batches.js'
 import { useBackend } from '../train/session.js'
 import { firstNonFinite } from '../train/survey.js'
+import { framePasses } from './frame-passes.js'
 
 /**
  * `ktp infer`: run a trained network (a teacher) over a feature stream and write what it says
@@ -32,10 +34,20 @@ export const inferOptions = z.object({
     .describe('keep the k most probable classes per frame (0 = dense, all classes)'),
   dtype: z.enum(['f32', 'f16']).default('f16').describe('storage type of the log-probabilities'),
   batchUtts: z.number().int().positive().default(32).describe('utterances per forward pass (frame models)'),
+  batchFrames: z
+    .number()
+    .int()
+    .positive()
+    .default(1024)
+    .describe('at most this many frames per forward pass (frame models): bounds the memory a pass takes'),
 })
 export type InferOptions = z.infer<typeof inferOptions>
 
-export function inferSchema(meta: ModelMeta, o: InferOptions, featureFingerprint: string): Schema {
+export function inferSchema(
+  meta: ModelMeta,
+  o: Pick<InferOptions, 'topK' | 'dtype'>,
+  featureFingerprint: string,
+): Schema {
   const C = meta.numClasses
   const k = o.topK > 0 ? Math.min(o.topK, C) : 0
   const metadata: Record<string, string> = {
@@ -139,7 +151,8 @@ export async function softRowBatch(
 
 /**
  * The stream stage: features@1 utterances in, soft targets out, failures per utterance. Frame
- * models run `batchUtts` utterances per forward pass (one GEMM instead of many small ones);
+ * models run groups of `batchUtts` utterances, in forward passes of at most `batchFrames` frames
+ * (one GEMM instead of many small ones, in wasm memory bounded by the budget: frame-passes.ts);
  * sequence models run one utterance at a time (no padding, exact recurrences).
  */
 export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: InferOptions, ort: OrtDnn | null = null) {
@@ -172,42 +185,62 @@ export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: Inf
       throw asUttError(err, utt)
     }
   }
+  const { left, right } = meta.splice
+  const inDim = meta.featureDim * (left + right + 1)
+  const C = meta.numClasses
+  // ONNX Runtime (--backend onnxruntime) runs the forward pass; top-k and storage stay as on tfjs
+  const forward = async (x: Float32Array, rows: number): Promise<tf.Tensor2D> =>
+    ort
+      ? tf.tensor2d(await ort.logProbs(x, rows), [rows, C])
+      : tf.tidy(() => tf.logSoftmax(model.apply(tf.tensor2d(x, [rows, inDim]))) as tf.Tensor2D)
   const group = async (bs: RecordBatch[]): Promise<(RecordBatch | UttError)[]> => {
-    const ok: { b: RecordBatch; frames: number; start: number }[] = []
+    const ok: { i: number; utt: CorpusUtt }[] = []
     const out: (RecordBatch | UttError)[] = new Array(bs.length)
-    const parts: Float32Array[] = []
-    let total = 0
     bs.forEach((b, i) => {
       try {
         const m = checked(b)
         if (m.frames === 0) throw new UttError('no-frames', uttId(b), 'no frames')
-        ok.push({ b, frames: m.frames, start: total })
-        total += m.frames
-        parts.push(spliced(meta, m.data, m.frames, m.width))
+        ok.push({ i, utt: { utt: uttId(b), frames: m.frames, dim: m.width, feats: m.data } })
       } catch (err) {
         out[i] = asUttError(err, uttId(b))
       }
     })
-    if (ok.length > 0) {
-      const inDim = parts[0].length / ok[0].frames
-      const x = new Float32Array(total * inDim)
-      for (const [k, p] of parts.entries()) x.set(p, ok[k].start * inDim)
-      // ONNX Runtime (--backend onnxruntime) runs the forward pass; top-k and storage stay as on tfjs
-      const lp = ort
-        ? tf.tensor2d(await ort.logProbs(x, total), [total, meta.numClasses])
-        : tf.tidy(() => tf.logSoftmax(model.apply(tf.tensor2d(x, [total, inDim]))) as tf.Tensor2D)
-      try {
-        for (const { b, frames, start } of ok) {
-          const slice = tf.slice(lp, [start, 0], [frames, meta.numClasses])
-          try {
-            out[bs.indexOf(b)] = await softRowBatch(schema, uttId(b), slice, o)
-          } finally {
-            slice.dispose()
+    // the log-probabilities of an utterance cut across passes, until its last piece comes
+    const earlier: tf.Tensor2D[] = []
+    try {
+      for (const pass of framePasses(
+        ok.map((u) => u.utt.frames),
+        o.batchFrames,
+      )) {
+        const rows = pass.reduce((a, p) => a + p.to - p.from, 0)
+        const x = new Float32Array(rows * inDim)
+        let r = 0
+        for (const p of pass)
+          for (let t = p.from; t < p.to; t++) spliceFrameInto(ok[p.utt].utt, t, left, right, x, inDim * r++)
+        const lp = await forward(x, rows)
+        try {
+          let start = 0
+          for (const p of pass) {
+            const piece = tf.slice(lp, [start, 0], [p.to - p.from, C])
+            start += p.to - p.from
+            const { i, utt } = ok[p.utt]
+            if (p.to < utt.frames) {
+              earlier.push(piece)
+              continue
+            }
+            const whole = earlier.length > 0 ? tf.concat([...earlier, piece]) : piece
+            try {
+              out[i] = await softRowBatch(schema, utt.utt, whole, o)
+            } finally {
+              tf.dispose([...earlier.splice(0), piece, whole])
+            }
           }
+        } finally {
+          lp.dispose()
         }
-      } finally {
-        lp.dispose()
       }
+    } finally {
+      tf.dispose(earlier)
     }
     return out
   }
@@ -232,7 +265,8 @@ export function featureFingerprintOf(schema: Schema): string {
 
 /**
  * A run of the teacher in `modelDir` over the input, on the given tfjs backend. The teacher's
- * fingerprint enters the output's; --batch-utts does not (it changes speed, not values).
+ * fingerprint enters the output's; --batch-utts and --batch-frames do not (they change speed and
+ * memory, not values).
  */
 export type InferBackend = BackendName | 'onnxruntime'
 
@@ -250,7 +284,7 @@ export async function planInfer(
   const schema = inferSchema(meta, o, featureFingerprintOf(input.schema))
   return {
     stage: 'infer',
-    options: { ...o, teacher: meta.fingerprint, batchUtts: undefined },
+    options: { ...o, teacher: meta.fingerprint, batchUtts: undefined, batchFrames: undefined },
     input,
     schema,
     transform: inferStage(model, meta, schema, o, ort),
