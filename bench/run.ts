@@ -271,10 +271,15 @@ function runInChild(group: BenchName[], argv: string[]): BenchLine[] {
     encoding: 'utf8',
     maxBuffer: 1 << 26,
   })
-  const lines = r.stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as BenchLine)
+  const lines: BenchLine[] = []
+  for (const l of r.stdout.split('\n')) {
+    if (!l.startsWith('{')) continue
+    try {
+      lines.push(JSON.parse(l) as BenchLine)
+    } catch {
+      // a line cut short by the child's death: its benchmark gets the error line below
+    }
+  }
   const got = new Set(lines.map((l) => l.name))
   const why = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`
   // a child that died before reporting a benchmark still gets its line: an error, not a gap

@@ -11,7 +11,7 @@ import type { KtpError } from '../schemas/errors.js'
 import { TextTable } from '../stages/formats/text-table.js'
 import { dataDirInput } from '../stages/formats/kaldi-datadir.js'
 import { cCompare, parseTable, sortedEntries, sortedKeys, utf16SortedEntries } from '../stages/formats/kaldi-tables.js'
-import { formatDataDir, readDataDir, speakerGroups, spk2utt, type DataDirMaps } from '../stages/formats/datadir-io.js'
+import { formatDataDir, readDataDir, spk2uttRuns, spk2utt, type DataDirMaps } from '../stages/formats/datadir-io.js'
 
 /** parseTable's result, or its error message. */
 function viaParseTable(bytes: Buffer): { rows?: ReturnType<typeof parseTable>; err?: string } {
@@ -124,7 +124,7 @@ t.test('random tables: the same as parseTable into a Map', async (t) => {
   t.ok(failed > 50 && failed < 1400, `both errors and tables in the sample (${failed} errors)`)
 })
 
-t.test('speakerGroups is spk2utt, a speaker at a time, whether or not ids sort with speakers', async (t) => {
+t.test('spk2uttRuns is spk2utt, a speaker at a time, whether or not ids sort with speakers', async (t) => {
   const sorted = new Map([
     ['s1-a', 's1'],
     ['s1-b', 's1'],
@@ -143,17 +143,17 @@ t.test('speakerGroups is spk2utt, a speaker at a time, whether or not ids sort w
     ['ids that do not sort with speakers', unsorted],
   ] as const) {
     const groups: [string, string[]][] = []
-    for (const [s, us] of speakerGroups(m)) groups.push([s, [...us]])
+    for (const [s, us] of spk2uttRuns(m)) groups.push([s, [...us]])
     t.same(groups, [...spk2utt(m)], what)
     // a caller that leaves a speaker's ids untaken still gets the next speaker
     t.same(
-      [...speakerGroups(m)].map(([s]) => s),
+      [...spk2uttRuns(m)].map(([s]) => s),
       [...spk2utt(m).keys()],
       `${what}: speakers only`,
     )
   }
   // ids are taken as the speakers are walked: a caller that holds on to an earlier speaker is told so
-  t.throws(() => [...speakerGroups(sorted)].map(([, us]) => [...us]), /taken after the next speaker/)
+  t.throws(() => [...spk2uttRuns(sorted)].map(([, us]) => [...us]), /taken after the next speaker/)
 })
 
 t.test("a data dir's tables keep no per-utterance objects on the V8 heap, and few bytes off it", async (t) => {

@@ -22,12 +22,12 @@ export function puller<T>(s: Highland.Stream<T>): () => Promise<T | null> {
 }
 
 /**
- * A highland stream of an array's items, one per pull. `_(array)` would copy the array into the
+ * A highland stream of an array's (or any iterable's) items, one per pull. `_(array)` would copy the array into the
  * stream's buffer and `splice(0, 1)` it on every pull: O(n²), measured at 0.2 ms per item for a
  * 3,000-utterance data dir (most of `ktp features`' time after the DSP). An iterator does not.
  */
-export function arrayStream<T>(xs: readonly T[]): Highland.Stream<T> {
-  return _(xs.values())
+export function arrayStream<T>(xs: Iterable<T>): Highland.Stream<T> {
+  return _(xs[Symbol.iterator]())
 }
 
 /**

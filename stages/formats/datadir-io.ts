@@ -128,7 +128,7 @@ export function speakersSortWithUtts(utt2spk: ReadonlyMap<string, string>): bool
  * ids) a speaker is a run of the sorted utt2spk, taken as it comes instead of holding every
  * utterance id in a map of lists (see TextTable.sortedEntries).
  */
-export function* speakerGroups(utt2spk: ReadonlyMap<string, string>): Iterable<[string, Iterable<string>]> {
+export function* spk2uttRuns(utt2spk: ReadonlyMap<string, string>): Iterable<[string, Iterable<string>]> {
   if (!speakersSortWithUtts(utt2spk)) {
     yield* spk2utt(utt2spk)
     return
@@ -140,7 +140,7 @@ export function* speakerGroups(utt2spk: ReadonlyMap<string, string>): Iterable<[
     const spk = at.value[1]
     const group = ++current
     const utts = (function* () {
-      if (group !== current) throw new Error(`speakerGroups: the ids of '${spk}' taken after the next speaker`)
+      if (group !== current) throw new Error(`spk2uttRuns: the ids of '${spk}' taken after the next speaker`)
       for (; !at.done && at.value[1] === spk; at = it.next()) yield at.value[0]
     })()
     yield [spk, utts]
@@ -316,7 +316,7 @@ export function readDataDir(dir: string): { data: DataDir; warnings: string[] } 
     // each speaker's list as its digest, count and first ids (lists of ids, all held at once,
     // outlived V8's young generation: see TextTable), the file's lines parsed one at a time
     const derived = new Map<string, UttList>()
-    for (const [s, us] of speakerGroups(utt2spk)) derived.set(s, uttList(us))
+    for (const [s, us] of spk2uttRuns(utt2spk)) derived.set(s, uttList(us))
     for (const l of TextTable.parse(s2uText, src('spk2utt')).rows()) {
       const want = derived.get(l.key)
       const got = [...l.fields].sort(cCompare)
@@ -373,7 +373,7 @@ export function formatDataDirLines(
       'spk2utt',
       function* () {
         // (a speaker's line in pieces: its ids are not held as a list)
-        for (const [s, us] of speakerGroups(d.utt2spk)) {
+        for (const [s, us] of spk2uttRuns(d.utt2spk)) {
           yield s
           for (const u of us) yield ` ${u}`
           yield '\n'

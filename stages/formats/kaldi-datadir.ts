@@ -7,7 +7,7 @@ import { makeSchema } from '../../schemas/kinds.js'
 import { META } from '../../schemas/metadata.js'
 import { makeUttBatch } from '../../schemas/utterance.js'
 import { writeFileAtomic } from '../../pipeline/io/atomic-file.js'
-import _ from 'highland'
+import { arrayStream } from '../../pipeline/io/pull.js'
 import { readAudioBytes, refused } from './audio-bytes.js'
 import type { StageInput } from '../../pipeline/io/run-stage.js'
 import {
@@ -129,8 +129,8 @@ export async function dataDirFingerprint(dir: string, d: DataDir, opts: DataDirS
   h.add('{')
   formatDataDirLines(d, (name, lines, first) => {
     h.add(`${first ? '' : ','}${JSON.stringify(name)}:"`)
-    // JSON escapes character by character and lines never split a surrogate pair: the escaped
-    // lines concatenate to the escaped table
+    // JSON escapes character by character and the pieces (lines, or parts of a spk2utt line)
+    // never split a surrogate pair: the escaped pieces concatenate to the escaped table
     for (const line of lines()) h.add(JSON.stringify(line).slice(1, -1))
     h.add('"')
   })
@@ -198,7 +198,7 @@ export async function dataDirInput(
     data,
     warnings,
     stream: () =>
-      _(eachUttId(data)[Symbol.iterator]()).map((utt) => {
+      arrayStream(eachUttId(data)).map((utt) => {
         const u = dataDirUtt(data, utt)
         if (isCommand(u.audio) && !opts.allowCommands) throw refused(u.utt, u.audio, join(dir, 'wav.scp'))
         return manifestBatch(schema, u)

@@ -33,7 +33,12 @@ export const inferOptions = z.object({
     .default(0)
     .describe('keep the k most probable classes per frame (0 = dense, all classes)'),
   dtype: z.enum(['f32', 'f16']).default('f16').describe('storage type of the log-probabilities'),
-  batchUtts: z.number().int().positive().default(32).describe('utterances per forward pass (frame models)'),
+  batchUtts: z
+    .number()
+    .int()
+    .positive()
+    .default(32)
+    .describe('at most this many utterances per forward pass (frame models)'),
   batchFrames: z
     .number()
     .int()
