@@ -14,7 +14,7 @@ import type { CorpusUtt } from '../train/corpus.js'
 import { spliceFrameInto } from '../train/frame-batches.js'
 import { useBackend } from '../train/session.js'
 import { firstNonFinite } from '../train/survey.js'
-import { framePasses } from './frame-passes.js'
+import { framePasses } from '../nn/frame-passes.js'
 
 /**
  * `ktp infer`: run a trained network (a teacher) over a feature stream and write what it says
@@ -157,7 +157,7 @@ export async function softRowBatch(
 /**
  * The stream stage: features@1 utterances in, soft targets out, failures per utterance. Frame
  * models run groups of `batchUtts` utterances, in forward passes of at most `batchFrames` frames
- * (one GEMM instead of many small ones, in wasm memory bounded by the budget: frame-passes.ts);
+ * (one GEMM instead of many small ones, in wasm memory bounded by the budget: stages/nn/frame-passes.ts);
  * sequence models run one utterance at a time (no padding, exact recurrences).
  */
 export function inferStage(model: Model, meta: ModelMeta, schema: Schema, o: InferOptions, ort: OrtDnn | null = null) {
