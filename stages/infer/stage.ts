@@ -8,13 +8,12 @@ import { makeSchema } from '../../schemas/kinds.js'
 import { readMeta } from '../../schemas/metadata.js'
 import { getMatrix, makeUttBatch, uttId } from '../../schemas/utterance.js'
 import type { OpenInput, StagePlan } from '../../pipeline/io/command.js'
-import { type BackendName, type Model, OrtDnn } from '../nn/index.js'
+import { type BackendName, type Model, OrtDnn, framePasses } from '../nn/index.js'
 import { type ModelMeta, loadModel } from '../train/model-store.js'
 import type { CorpusUtt } from '../train/corpus.js'
 import { spliceFrameInto } from '../train/frame-batches.js'
 import { useBackend } from '../train/session.js'
 import { firstNonFinite } from '../train/survey.js'
-import { framePasses } from '../nn/frame-passes.js'
 
 /**
  * `ktp infer`: run a trained network (a teacher) over a feature stream and write what it says

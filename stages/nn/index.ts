@@ -60,4 +60,5 @@ export {
   type VisibleType,
 } from './rbm.js'
 export { copyMatchingParams } from './stack.js'
+export { framePasses, type PassPiece } from './frame-passes.js'
 export { OrtDnn, dnnToOnnx, onnxRuntimeAvailable } from './onnx.js'
