@@ -156,10 +156,9 @@ export interface RunArgs {
   reference: boolean
   twin: TwinOptions
   reps?: number
+  /** argv without the benchmark names: what a child process is given again (runInChild). */
+  options: string[]
 }
-
-/** The options that take a value (the twin's). */
-const VALUE_FLAGS = ['--data', '--seeds', '--folds', '--set', '--out']
 
 export function parseArgs(argv: string[]): RunArgs {
   const names: BenchName[] = []
@@ -168,9 +167,12 @@ export function parseArgs(argv: string[]): RunArgs {
   let reference = true
   let reps: number | undefined
   const twin: TwinOptions = { sets: [] }
+  const options: string[] = []
   const value = (i: number, flag: string) => {
     const v = argv[i + 1]
     if (v === undefined || v.startsWith('--')) throw new UsageError(`${flag} needs a value`, 2)
+    // a flag's value is kept even when it spells a benchmark (`--data features`)
+    options.push(flag, v)
     return v
   }
   for (let i = 0; i < argv.length; i++) {
@@ -186,11 +188,18 @@ export function parseArgs(argv: string[]): RunArgs {
         throw new UsageError(`--folds: expected a whole number of folds ≥ 1, got '${argv[i]}'`, 2)
     } else if (a === '--set') twin.sets.push(value(i++, a))
     else if (a === '--out') twin.out = value(i++, a)
-    else if (a === '--json') json = true
-    else if (/^--reps=\d+$/.test(a) && Number(a.slice(7)) > 0) reps = Number(a.slice(7))
-    else if (a === '--quick') quick = true
-    else if (a === '--no-reference') reference = false
-    else if (a === '--help' || a === '-h') {
+    else if (
+      a === '--json' ||
+      a === '--quick' ||
+      a === '--no-reference' ||
+      (/^--reps=\d+$/.test(a) && Number(a.slice(7)) > 0)
+    ) {
+      options.push(a)
+      if (a === '--json') json = true
+      else if (a === '--quick') quick = true
+      else if (a === '--no-reference') reference = false
+      else reps = Number(a.slice(7))
+    } else if (a === '--help' || a === '-h') {
       throw new UsageError(
         `usage: npm run bench [-- NAME…] [--json] [--quick] [--no-reference]\n  NAME: ${BENCHMARKS.join(', ')} (default: all)\n` +
           '  --json          only the JSON lines (stdout), no table or progress on stderr\n' +
@@ -219,6 +228,7 @@ export function parseArgs(argv: string[]): RunArgs {
     reference,
     twin,
     reps,
+    options,
   }
 }
 
@@ -258,13 +268,7 @@ async function runHere(
  * The same benchmarks in a child process of their own: this script with the same options, only
  * `group` named. Its JSON lines come back on stdout; its progress (stderr) goes straight through.
  */
-function runInChild(group: BenchName[], argv: string[]): BenchLine[] {
-  const options: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    // a flag's value is kept even when it spells a benchmark (`--data features`)
-    if (VALUE_FLAGS.includes(argv[i])) options.push(argv[i], argv[++i])
-    else if (!(BENCHMARKS as readonly string[]).includes(argv[i])) options.push(argv[i])
-  }
+function runInChild(group: BenchName[], options: string[]): BenchLine[] {
   const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...group, ...options], {
     env: { ...process.env, KTP_BENCH_CHILD: '1' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -331,7 +335,7 @@ export async function main(argv: string[]): Promise<number> {
     const group = name === 'train-dnn' || name === 'train-lstm' ? engineNames : [name]
     const t0 = Date.now()
     log(`${name}: running`)
-    const lines = child ? await runHere(name, group, h, args.twin) : runInChild(group, argv)
+    const lines = child ? await runHere(name, group, h, args.twin) : runInChild(group, args.options)
     for (const l of lines) emit(l)
     log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
   }
