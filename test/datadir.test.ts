@@ -141,6 +141,24 @@ t.test('the fingerprint follows tables and audio bytes, not whitespace or order'
   t.not((await dataDirInput(d, { hashCache: false })).fingerprint, fp2, 'a new table changes it too')
 })
 
+t.test('hashFile: sha256 of the whole file, read through a reused chunk buffer', async (t) => {
+  // golden values from Python's hashlib (sha256(bytes).hexdigest()[:32])
+  const dir = tmp('ktp-hash-')
+  const big = join(dir, 'big')
+  writeFileSync(
+    big,
+    Uint8Array.from({ length: 200_001 }, (_, i) => (i * 31 + 7) & 255),
+  )
+  const empty = join(dir, 'empty')
+  writeFileSync(empty, '')
+  t.equal(await hashFile(big), 'f0262d9eba480ee746e20f70371276e0', 'four chunks and a tail')
+  t.equal(await hashFile(empty), 'e3b0c44298fc1c149afbf4c8996fb924', 'no bytes')
+  const small = Buffer.alloc(7)
+  t.equal(await hashFile(big, small), 'f0262d9eba480ee746e20f70371276e0', 'a 7-byte buffer gives the same')
+  t.equal(await hashFile(empty, small), 'e3b0c44298fc1c149afbf4c8996fb924', 'reused after a file: no stale bytes')
+  await t.rejects(hashFile(join(dir, 'none')), { code: 'ENOENT' }, 'a missing file rejects')
+})
+
 t.test('the fingerprint, hashed line by line, is that of the canonical JSON of the whole tables', async (t) => {
   // the value the fingerprint had when it serialised every table at once (up-to-date checks
   // of existing outputs depend on it staying the same)
