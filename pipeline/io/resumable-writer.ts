@@ -19,6 +19,7 @@ import type { RecordBatch, Schema } from 'apache-arrow'
 import { KtpError } from '../../schemas/errors.js'
 import { uttId } from '../../schemas/utterance.js'
 import { BatchEncoder, messageLengths } from './arrow-encoder.js'
+import { MessageRefs } from './message-refs.js'
 import { ensureDir, fsError, fsyncDir, writeAll } from './fs-errors.js'
 
 /**
@@ -52,7 +53,7 @@ const SYNC_EVERY_MS = 1000
 /** Largest read when copying logged messages into the final file. */
 const COPY_BYTES = 8 << 20
 
-/** Where one finished utterance's message lies in a log. */
+/** Where one utterance's message lies in a log, as a log scan on resume reports it. */
 interface UttRef {
   utt: string
   ord: number
@@ -122,9 +123,13 @@ export class ResumableArrowWriter {
   readonly path: string
   readonly partial: string
   readonly schema: Schema
-  /** Utterances finished by earlier runs (and, once written, by this one): the caller skips them. */
+  /**
+   * Utterances finished by earlier runs: the caller skips them. This run's are not added: the
+   * caller hands each utterance over once (the stage runner refuses a repeated id before it is
+   * computed), and a set of every id would grow with the input.
+   */
   readonly done: Set<string>
-  private readonly refs: UttRef[]
+  private readonly refs = new MessageRefs()
   /** Encodes each utterance once; its messages are what the final file copies. */
   private readonly enc: BatchEncoder
   private fd: number | null = null
@@ -146,7 +151,7 @@ export class ResumableArrowWriter {
     this.path = path
     this.partial = `${path}.partial`
     this.schema = schema
-    this.refs = refs
+    for (const u of refs) this.refs.push(u.ord, u.log, u.offset, u.meta, u.body)
     this.done = new Set(refs.map((u) => u.utt))
     this.enc = new BatchEncoder(schema, 'stream')
     this.enc.begin() // the schema message: not logged, the final file has its own
@@ -223,7 +228,8 @@ export class ResumableArrowWriter {
   write(batch: RecordBatch, ord: number): void {
     this.throwFailed()
     const utt = uttId(batch)
-    if (this.done.has(utt)) throw new KtpError('duplicate-utt', `${this.path}: utterance '${utt}' written twice`)
+    if (this.done.has(utt))
+      throw new KtpError('duplicate-utt', `${this.path}: utterance '${utt}' was written by an earlier run`)
     // copied now: the caller may reuse the batch's buffers once write() returns
     const msg = this.enc.encodeOwned(batch)
     const { meta, body } = messageLengths(msg)
@@ -242,7 +248,6 @@ export class ResumableArrowWriter {
     this.pending.push(msg)
     this.pendingEntries.push([utt, ord, meta, body])
     this.pendingBytes += msg.length
-    this.done.add(utt)
     if (
       this.pendingBytes >= this.unitBytes ||
       this.pending.length >= UNIT_UTTS ||
@@ -281,8 +286,8 @@ export class ResumableArrowWriter {
       throw fsError(err, this.path, 'write (its resumable log)')
     }
     let at = this.offset + 8 + header.length + 4
-    for (const [utt, ord, meta, body] of this.pendingEntries) {
-      this.refs.push({ utt, ord, log: this.logPath, offset: at, meta, body })
+    for (const [, ord, meta, body] of this.pendingEntries) {
+      this.refs.push(ord, this.logPath, at, meta, body)
       at += meta + body
     }
     this.offset = at + 4
@@ -301,7 +306,7 @@ export class ResumableArrowWriter {
   }
 
   get count(): number {
-    return this.refs.length + this.pending.length
+    return this.refs.size + this.pending.length
   }
 
   /** Write the pending unit, fsync and close the log. */
@@ -321,7 +326,8 @@ export class ResumableArrowWriter {
   async finish(): Promise<void> {
     this.throwFailed()
     this.closeLog()
-    const sorted = [...this.refs].sort((a, b) => a.ord - b.ord || (a.utt < b.utt ? -1 : a.utt > b.utt ? 1 : 0))
+    const refs = this.refs
+    const sorted = refs.byOrd()
     const tmp = join(dirname(this.path), `.${basename(this.path)}.tmp-${process.pid}`)
     let out: number
     try {
@@ -338,32 +344,39 @@ export class ResumableArrowWriter {
       // Copy runs of messages that lie back to back in one log with one read each.
       for (let i = 0; i < sorted.length; ) {
         const first = sorted[i]
-        let end = first.offset + first.meta + first.body
+        const log = refs.log(first)
+        const start = refs.offset(first)
+        let end = start + refs.meta(first) + refs.body(first)
         let j = i + 1
         while (
           j < sorted.length &&
-          sorted[j].log === first.log &&
-          sorted[j].offset === end &&
-          end - first.offset < COPY_BYTES
+          refs.sameLog(sorted[j], first) &&
+          refs.offset(sorted[j]) === end &&
+          end - start < COPY_BYTES
         ) {
-          end += sorted[j].meta + sorted[j].body
+          end += refs.meta(sorted[j]) + refs.body(sorted[j])
           j++
         }
-        let fd = fds.get(first.log)
+        let fd = fds.get(log)
         if (fd === undefined) {
-          fd = openSync(first.log, 'r')
-          fds.set(first.log, fd)
+          fd = openSync(log, 'r')
+          fds.set(log, fd)
         }
         // one buffer for every run: a fresh 8 MB buffer per run left them to the GC, which let
         // tens of MB of them pile up while this loop held the event loop (a peak growing with the output)
-        if (copy.length < end - first.offset) copy = Buffer.allocUnsafe(Math.max(COPY_BYTES, end - first.offset))
-        const buf = copy.subarray(0, end - first.offset)
+        if (copy.length < end - start) copy = Buffer.allocUnsafe(Math.max(COPY_BYTES, end - start))
+        const buf = copy.subarray(0, end - start)
         for (let got = 0; got < buf.length; ) {
-          const n = readSync(fd, buf, got, buf.length - got, first.offset + got)
-          if (n === 0) throw new KtpError('truncated-log', `${first.log}: ends before utterance '${first.utt}'`)
+          const n = readSync(fd, buf, got, buf.length - got, start + got)
+          if (n === 0)
+            throw new KtpError(
+              'truncated-log',
+              `${log}: ends before the utterance at input position ${refs.ord(first)}`,
+            )
           got += n
         }
-        for (const b of enc.appendEncoded(buf, sorted.slice(i, j))) writeAll(out, b)
+        const lengths = Array.from(sorted.subarray(i, j), (r) => ({ meta: refs.meta(r), body: refs.body(r) }))
+        for (const b of enc.appendEncoded(buf, lengths)) writeAll(out, b)
         i = j
       }
       for (const b of enc.finish()) writeAll(out, b)
