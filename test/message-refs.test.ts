@@ -13,7 +13,7 @@ t.test('MessageRefs keeps every ref through growth and lists them in input order
     ;[ords[i], ords[j]] = [ords[j], ords[i]]
   }
   const logOf = (i: number) => `/p/${String(Math.floor((3 * i) / n)).padStart(5, '0')}.log`
-  ords.forEach((ord, i) => refs.push(ord, logOf(i), 2 ** 32 + i * 1000, 100 + (i % 7), 3 * i + 2 ** 31))
+  for (const [i, ord] of ords.entries()) refs.push(ord, logOf(i), 2 ** 32 + i * 1000, 100 + (i % 7), 3 * i + 2 ** 31)
   t.equal(refs.size, n)
   const order = refs.byOrd()
   t.same(
