@@ -17,9 +17,10 @@ import {
 import { compressionRegistry } from 'apache-arrow/ipc/compression/registry'
 import { CompressionType } from 'apache-arrow/fb/compression-type'
 import { makeSchema } from '../schemas/kinds.js'
-import { type CellValue, type NumArray, makeUttBatch, rowsOf } from '../schemas/utterance.js'
+import { type CellValue, type NumArray, getMatrix, makeUttBatch, rowsOf } from '../schemas/utterance.js'
 import { BatchEncoder, type IpcFormat } from '../pipeline/io/arrow-encoder.js'
 import { openArrowBlocks } from '../pipeline/io/arrow-blocks.js'
+import { freeBodyBytes, giveBody } from '../pipeline/io/body-pool.js'
 import { inferSchema } from '../stages/infer/stage.js'
 import { encodeF16 } from '../schemas/float16.js'
 import { rng, tmp } from './helpers.js'
@@ -182,6 +183,19 @@ for (const k of kinds) {
       t.same(many.rows, arrowRows(multi), 'batches of several utterances come back one utterance at a time')
       t.same(many.rows, got.rows)
       t.same([many.lean, many.arrow], [2, 0])
+
+      if (k.name === 'features') {
+        // an utterance's body goes back to the pool (body-pool.ts) only when it is that utterance's alone
+        const given = (path: string) => {
+          const blocks = openArrowBlocks(path, [accept])
+          const before = freeBodyBytes()
+          for (let b = blocks.next(); b; b = blocks.next()) giveBody(getMatrix(b, 'feats').data.buffer)
+          blocks.close()
+          return freeBodyBytes() - before
+        }
+        t.ok(given(one) > 0, 'one utterance a batch: its (large) body is taken back')
+        t.equal(given(multi), 0, 'several utterances a batch: their shared body is never taken back')
+      }
 
       const empty = join(dir, `${k.name}-empty.${format}`)
       write(empty, k.schema, [], format)

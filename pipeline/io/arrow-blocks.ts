@@ -4,6 +4,7 @@ import { KtpError } from '../../schemas/errors.js'
 import { type KindSpec, validateSchema } from '../../schemas/kinds.js'
 import { rowsOf } from '../../schemas/utterance.js'
 import { BatchEncoder } from './arrow-encoder.js'
+import { shareBody, takeBody } from './body-pool.js'
 import { type LeanPlan, leanBatch, leanPlan } from './ipc-lean-batch.js'
 import { HEADER_RECORD_BATCH, HEADER_SCHEMA, type MessageHeader, readMessageHeader } from './ipc-message.js'
 
@@ -104,9 +105,9 @@ class Window {
     return 0
   }
 
-  /** File bytes [pos, pos + n) in a buffer of their own. */
+  /** File bytes [pos, pos + n) in a buffer of their own (from the body pool: see next()). */
   copy(pos: number, n: number): Buffer {
-    const out = Buffer.allocUnsafeSlow(n)
+    const out = takeBody(n)
     // what the window holds already, then the rest: straight from the file when it is long
     let done = 0
     if (pos >= this.base && pos < this.base + this.filled) {
@@ -264,6 +265,9 @@ export function openArrowBlocks(path: string, accept: string[], blockBytes = 1 <
         pos = after
         if (msg.header.type === HEADER_SCHEMA) continue
         const lean = msg.bytes ? null : leanBatch(plan!, msg.header, msg.body)
+        // a body stays lent (body-pool.ts) only as the one utterance it holds: a consumer hands an
+        // utterance back by its arrays' buffer, which must then be no other utterance's
+        if (lean?.numRows !== 1) shareBody(msg.body.buffer)
         if (lean) {
           decoded.lean++
           return lean

@@ -1,5 +1,5 @@
 import { KtpError } from '../../schemas/errors.js'
-import type { CorpusUtt } from './corpus.js'
+import { type CorpusUtt, releaserOf } from './corpus.js'
 import { BatchArrays, type SparseSoft, checkSoftLayout, softLayout } from './frame-batches.js'
 import { shuffleInPlace } from './shuffle.js'
 import { softTargetsAt, topkTargetsAt } from './soft-targets.js'
@@ -56,6 +56,10 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
   let dim = -1
   let layout: { sparse: boolean; k: number } | null = null
   const arrays = new BatchArrays(o.reuse === true)
+  // Utterances straight from readCorpus go back to it once their last chunk is in a batch (batches
+  // hold copies): their file buffers then serve later reads instead of fresh ones (body-pool.ts).
+  const release = releaserOf(utts)
+  const chunksLeft = new Map<CorpusUtt, number>()
 
   function* flush(final: boolean): Generator<ChunkBatch> {
     const order = new Uint32Array(buffer.length)
@@ -120,6 +124,14 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
           if (sp) sp.rest[at] = topkTargetsAt(u.soft!, target, T, sp.ids, sp.probs, at * K)
           else if (soft) softTargetsAt(u.soft!, target, T, soft, at * C)
         }
+        if (release) {
+          const left = chunksLeft.get(u)! - 1
+          if (left > 0) chunksLeft.set(u, left)
+          else {
+            chunksLeft.delete(u)
+            release(u)
+          }
+        }
       }
       yield { B, L, dim, x, mask, hard, soft, sparse: sp, frames }
     }
@@ -135,7 +147,9 @@ export async function* chunkBatches(utts: AsyncIterable<CorpusUtt>, o: ChunkBatc
       if (!layout) layout = softLayout(u.soft, o.sparse)
       else checkSoftLayout(u, layout)
     }
-    for (let start = 0; start < u.frames + o.delay; start += L) buffer.push({ u, start })
+    let chunks = 0
+    for (let start = 0; start < u.frames + o.delay; start += L, chunks++) buffer.push({ u, start })
+    if (release) chunksLeft.set(u, chunks)
     if (buffer.length >= o.bufferChunks) yield* flush(false)
   }
   if (buffer.length > 0) yield* flush(true)

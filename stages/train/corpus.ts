@@ -4,6 +4,7 @@ import { getMatrix, getVector, uttId } from '../../schemas/utterance.js'
 import { openArrow } from '../../pipeline/io/arrow-source.js'
 import { puller } from '../../pipeline/io/pull.js'
 import { openArrowBlocks } from '../../pipeline/io/arrow-blocks.js'
+import { giveBody } from '../../pipeline/io/body-pool.js'
 import { type SoftRow, softRow } from './soft-targets.js'
 
 /**
@@ -133,7 +134,35 @@ async function openInput(path: string, accept: string[]): Promise<CorpusInput> {
   }
 }
 
-export async function* readCorpus(opts: CorpusOptions): AsyncGenerator<CorpusUtt> {
+/**
+ * The utterances of a corpus as readCorpus streams them. A consumer that is done with an utterance
+ * (its arrays read for the last time) may `release` it: the file buffers behind its arrays are then
+ * reused for later reads (pipeline/io/body-pool.ts), so the utterance must not be read after, nor
+ * released twice. Releasing is optional: a consumer that keeps utterances simply never does.
+ */
+export interface CorpusStream extends AsyncGenerator<CorpusUtt> {
+  release(u: CorpusUtt): void
+}
+
+/** The release of a CorpusStream, found on any iterable of utterances that offers one. */
+export function releaserOf(utts: AsyncIterable<CorpusUtt>): ((u: CorpusUtt) => void) | null {
+  return (utts as Partial<CorpusStream>).release ?? null
+}
+
+function releaseUtt(u: CorpusUtt): void {
+  // bodies not lent by the pool (stdin, labels, copies of unaligned columns) are ignored by giveBody
+  giveBody(u.feats.buffer)
+  if (!u.soft) return
+  giveBody(u.soft.logp.buffer)
+  if (u.soft.ids) giveBody(u.soft.ids.buffer)
+  if (u.soft.tail) giveBody(u.soft.tail.buffer)
+}
+
+export function readCorpus(opts: CorpusOptions): CorpusStream {
+  return Object.assign(streamCorpus(opts), { release: releaseUtt })
+}
+
+async function* streamCorpus(opts: CorpusOptions): AsyncGenerator<CorpusUtt> {
   const f = await openInput(opts.feats, ['features'])
   const nextF = f.next
   let nextS: CorpusInput['next'] | null = null
@@ -174,17 +203,24 @@ export async function* readCorpus(opts: CorpusOptions): AsyncGenerator<CorpusUtt
           )
         }
       }
-      if (opts.select && !opts.select(utt)) continue
+      const u: CorpusUtt = { utt, frames: m.frames, dim: m.width, feats: m.data, labels: undefined, soft }
+      if (opts.select && !opts.select(utt)) {
+        releaseUtt(u) // never seen by the consumer: its buffers serve the next read
+        continue
+      }
       const labels = opts.labels?.map.get(utt)
       if (opts.needLabels && !labels) {
         opts.onSkip?.(utt, 'no labels')
+        releaseUtt(u)
         continue
       }
       if (labels && labels.length !== m.frames) {
         opts.onSkip?.(utt, `${m.frames} feature frames but ${labels.length} labels`)
+        releaseUtt(u)
         continue
       }
-      yield { utt, frames: m.frames, dim: m.width, feats: m.data, labels, soft }
+      u.labels = labels
+      yield u
     }
   } finally {
     // a consumer that stops early (or an error) must not leak the files' handles

@@ -1,5 +1,5 @@
 import { KtpError } from '../../schemas/errors.js'
-import type { CorpusUtt } from './corpus.js'
+import { type CorpusUtt, releaserOf } from './corpus.js'
 import { shuffleInPlace } from './shuffle.js'
 import { type SoftRow, softTargetsAt, topkTargetsAt } from './soft-targets.js'
 
@@ -126,6 +126,8 @@ export async function* frameBatches(utts: AsyncIterable<CorpusUtt>, o: FrameBatc
   let dim = -1
   let layout: { sparse: boolean; k: number } | null = null
   const arrays = new BatchArrays(o.reuse === true)
+  // utterances straight from readCorpus go back to it when done with (see chunkBatches)
+  const release = releaserOf(utts)
 
   function* flush(): Generator<FrameBatch> {
     // entry = (utterance index in buffer, frame) in two Uint32 slots
@@ -169,6 +171,8 @@ export async function* frameBatches(utts: AsyncIterable<CorpusUtt>, o: FrameBatc
       }
       yield { size, inDim, x, hard, soft, sparse: sp }
     }
+    // every frame is in a batch (a copy): the utterances' file buffers can serve later reads
+    if (release) for (const u of buffer) release(u)
     buffer = []
     frames = 0
   }
@@ -182,7 +186,10 @@ export async function* frameBatches(utts: AsyncIterable<CorpusUtt>, o: FrameBatc
       if (!layout) layout = softLayout(u.soft, o.sparse)
       else checkSoftLayout(u, layout)
     }
-    if (u.frames === 0) continue
+    if (u.frames === 0) {
+      release?.(u)
+      continue
+    }
     buffer.push(u)
     frames += u.frames
     if (frames >= o.bufferFrames) yield* flush()
