@@ -1,8 +1,15 @@
-import { type RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, type Schema } from 'apache-arrow'
-import { FileBlock } from 'apache-arrow/ipc/metadata/file'
+import {
+  type RecordBatch,
+  RecordBatchFileWriter,
+  RecordBatchStreamWriter,
+  RecordBatchWriter,
+  type Schema,
+} from 'apache-arrow'
+import type { FileBlock } from 'apache-arrow/ipc/metadata/file'
 import { compareSchemas } from 'apache-arrow/visitor/typecomparator'
 import { KtpError } from '../../schemas/errors.js'
 import { sameColumns } from '../../schemas/kinds.js'
+import { FileBlocks, sameFooterAsArrow } from './arrow-footer.js'
 import { type LeanMessage, LeanEncoder } from './ipc-lean-encode.js'
 
 /**
@@ -24,6 +31,8 @@ interface Capturing {
   captured: Uint8Array[]
   _position: number
   _recordBatchBlocks: FileBlock[]
+  _dictionaryBlocks: FileBlock[]
+  blocks?: FileBlocks
   _sink: unknown
   reset(sink?: undefined, schema?: Schema): unknown
   write(batch: RecordBatch): void
@@ -49,10 +58,44 @@ class CapturingStreamWriter extends RecordBatchStreamWriter {
 
 class CapturingFileWriter extends RecordBatchFileWriter {
   captured: Uint8Array[] = []
+  /** The footer's record-batch list, kept by the BatchEncoder (arrow-footer.ts says why). */
+  blocks = new FileBlocks()
   protected _write(chunk: Chunk) {
     capture(this as never, chunk)
     return this
   }
+  protected _writeFooter(schema: Schema) {
+    const self = this as unknown as Capturing
+    // (ktp writes no dictionaries; a writer that did would take apache-arrow's own path)
+    if (self._dictionaryBlocks.length > 0 || !sameFooterAsArrowCached(schema)) {
+      self._recordBatchBlocks = [...this.blocks.toFileBlocks(), ...self._recordBatchBlocks]
+      this.blocks = new FileBlocks()
+      return super._writeFooter(schema)
+    }
+    const footer = this.blocks.encodeFooter(schema)
+    // the end-of-stream marker for sequential readers, then footer, its length and the magic, as
+    // RecordBatchFileWriter._writeFooter writes them
+    ;(RecordBatchWriter.prototype as unknown as { _writeFooter(this: unknown, s: Schema): unknown })._writeFooter.call(
+      this,
+      schema,
+    )
+    this._write(footer)
+    this._write(Int32Array.of(footer.byteLength))
+    ;(this as unknown as { _writeMagic(): unknown })._writeMagic()
+    // (apache-arrow's reset() empties its own lists after a footer)
+    this.blocks = new FileBlocks()
+    return this
+  }
+}
+
+const footerChecks = new WeakMap<Schema, boolean>()
+function sameFooterAsArrowCached(schema: Schema): boolean {
+  let same = footerChecks.get(schema)
+  if (same === undefined) {
+    same = sameFooterAsArrow(schema)
+    footerChecks.set(schema, same)
+  }
+  return same
 }
 
 export type IpcFormat = 'stream' | 'file'
@@ -62,7 +105,6 @@ export class BatchEncoder {
   private started = false
   private readonly checked = new WeakSet<Schema>()
   readonly schema: Schema
-  private readonly stream: boolean
   /** Encodes the batches it can describe exactly (ipc-lean-encode.ts); null: apache-arrow does all. */
   private lean: LeanEncoder | null
   /** Whether the lean encoder's first message matched apache-arrow's (checked once per encoder). */
@@ -74,7 +116,6 @@ export class BatchEncoder {
 
   constructor(schema: Schema, format: IpcFormat) {
     this.schema = schema
-    this.stream = format === 'stream'
     const W = format === 'file' ? CapturingFileWriter : CapturingStreamWriter
     this.writer = new W({ autoDestroy: false }) as unknown as Capturing
     this.lean = LeanEncoder.for(schema)
@@ -112,14 +153,17 @@ export class BatchEncoder {
     if (lean && this.leanChecked) {
       this.ownedLast = head.length === 0
       const w = this.writer
-      if (!this.stream) w._recordBatchBlocks.push(new FileBlock(lean.meta, lean.body, w._position))
+      w.blocks?.push(w._position, lean.meta, lean.body)
       w._position += lean.bytes.byteLength
       return head.concat([lean.bytes])
     }
     this.writer.write(batch)
     // apache-arrow's writers list every batch's position for a file footer, streams too: a stream
-    // has no footer, and the list grew by one object per utterance for the whole run (issue 16)
-    if (this.stream) this.writer._recordBatchBlocks.length = 0
+    // has no footer, and the list grew by one object per utterance for the whole run (issue 16).
+    // A file's go to the typed list its footer is written from (arrow-footer.ts).
+    const listed = this.writer._recordBatchBlocks
+    for (const b of listed) this.writer.blocks?.push(b.offset, b.metaDataLength, b.bodyLength)
+    listed.length = 0
     const bytes = this.take()
     if (lean) this.checkLean(lean, bytes)
     return head.concat(bytes)
@@ -169,7 +213,7 @@ export class BatchEncoder {
     const w = this.writer
     let at = w._position
     for (const m of lengths) {
-      w._recordBatchBlocks.push(new FileBlock(m.meta, m.body, at))
+      w.blocks?.push(at, m.meta, m.body)
       at += m.meta + m.body
     }
     if (at - w._position !== bytes.byteLength) {
