@@ -2,6 +2,7 @@ import { MetadataVersion, Schema } from 'apache-arrow'
 import { Footer as FooterTable } from 'apache-arrow/fb/footer'
 import { FileBlock, Footer } from 'apache-arrow/ipc/metadata/file'
 import { Builder } from 'flatbuffers'
+import { doubled } from './doubled.js'
 
 /**
  * The record-batch list of an Arrow file's footer (position, metadata and body length of every
@@ -26,14 +27,9 @@ export class FileBlocks {
 
   push(offset: number, metaDataLength: number, bodyLength: number): void {
     if (this.n === this.offsets.length) {
-      const grow = <T extends Float64Array | Int32Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2)
-        b.set(a)
-        return b
-      }
-      this.offsets = grow(this.offsets)
-      this.bodies = grow(this.bodies)
-      this.metas = grow(this.metas)
+      this.offsets = doubled(this.offsets)
+      this.bodies = doubled(this.bodies)
+      this.metas = doubled(this.metas)
     }
     this.offsets[this.n] = offset
     this.metas[this.n] = metaDataLength

@@ -1,3 +1,5 @@
+import { doubled } from './doubled.js'
+
 /**
  * Where the logged messages of a resumable writer's utterances lie: input position, log file,
  * byte offset and the two message lengths of each, as growable typed columns. An object per
@@ -34,16 +36,11 @@ export class MessageRefs {
   }
 
   private grow(): void {
-    const more = <T extends Float64Array | Int32Array>(a: T): T => {
-      const b = new (a.constructor as new (n: number) => T)(a.length * 2)
-      b.set(a)
-      return b
-    }
-    this.ords = more(this.ords)
-    this.offsets = more(this.offsets)
-    this.metas = more(this.metas)
-    this.bodies = more(this.bodies)
-    this.logIds = more(this.logIds)
+    this.ords = doubled(this.ords)
+    this.offsets = doubled(this.offsets)
+    this.metas = doubled(this.metas)
+    this.bodies = doubled(this.bodies)
+    this.logIds = doubled(this.logIds)
   }
 
   /** Indices in input order (ties, which one input cannot make, by log and offset). */

@@ -10,6 +10,7 @@
 import type { HmmGraph } from './graph.js'
 import { checkFrameScores, type FrameScores } from './frame-scores.js'
 import type { Segment } from './segments.js'
+import { doubled } from '../../pipeline/io/doubled.js'
 
 export interface DecodeOptions {
   /** log-score beam relative to the best token (default 16) */
@@ -77,14 +78,9 @@ export class Decoder {
 
   private addRecord(word: number, start: number, prev: number): number {
     if (this.nRec === this.recWord.length) {
-      const grow = (a: Int32Array) => {
-        const b = new Int32Array(a.length * 2)
-        b.set(a)
-        return b
-      }
-      this.recWord = grow(this.recWord)
-      this.recStart = grow(this.recStart)
-      this.recPrev = grow(this.recPrev)
+      this.recWord = doubled(this.recWord)
+      this.recStart = doubled(this.recStart)
+      this.recPrev = doubled(this.recPrev)
     }
     this.recWord[this.nRec] = word
     this.recStart[this.nRec] = start
