@@ -206,15 +206,17 @@ export class BatchEncoder {
    * Add record-batch messages encoded earlier by another encoder of the same schema (e.g. a
    * stream encoder's `encode()` output, kept in a resumable log) without decoding them: the bytes
    * are returned as they are and, for the file format, listed in the footer. `lengths` gives
-   * each message's metadata and body lengths (see `messageLengths`), in the order of `bytes`.
+   * each message's metadata and body lengths (see `messageLengths`), in the order of `bytes`:
+   * read through accessors, so a caller holding them in typed columns makes no object per message.
    */
-  appendEncoded(bytes: Uint8Array, lengths: readonly MessageLengths[]): Uint8Array[] {
+  appendEncoded(bytes: Uint8Array, lengths: MessageLengthList): Uint8Array[] {
     const head = this.begin()
     const w = this.writer
     let at = w._position
-    for (const m of lengths) {
-      w.blocks?.push(at, m.meta, m.body)
-      at += m.meta + m.body
+    for (let k = 0; k < lengths.length; k++) {
+      const [meta, body] = [lengths.meta(k), lengths.body(k)]
+      w.blocks?.push(at, meta, body)
+      at += meta + body
     }
     if (at - w._position !== bytes.byteLength) {
       throw new KtpError(
@@ -238,6 +240,13 @@ export class BatchEncoder {
 export interface MessageLengths {
   meta: number
   body: number
+}
+
+/** The lengths of several messages, by index. */
+export interface MessageLengthList {
+  readonly length: number
+  meta(k: number): number
+  body(k: number): number
 }
 
 /**

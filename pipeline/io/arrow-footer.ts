@@ -37,6 +37,16 @@ export class FileBlocks {
     this.n++
   }
 
+  offset(i: number): number {
+    return this.offsets[i]
+  }
+  meta(i: number): number {
+    return this.metas[i]
+  }
+  body(i: number): number {
+    return this.bodies[i]
+  }
+
   /** apache-arrow's own objects (its encoder, for the check below). */
   toFileBlocks(): FileBlock[] {
     return Array.from({ length: this.n }, (_, i) => new FileBlock(this.metas[i], this.bodies[i], this.offsets[i]))

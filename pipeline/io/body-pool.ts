@@ -34,7 +34,7 @@ let sweepPending = false
  * The capacity a body of n bytes is given: n rounded up to an eighth of its power of two (at least
  * 4 KB), so bodies of nearly the same length share a size class and at most 1/8 is unused.
  */
-export function bodyCapacity(n: number): number {
+function bodyCapacity(n: number): number {
   if (n < MIN_POOLED) return n
   const step = Math.max(MIN_POOLED, 2 ** Math.floor(Math.log2(n)) / 8)
   return Math.ceil(n / step) * step

@@ -1,19 +1,19 @@
+import { FileBlocks } from './arrow-footer.js'
 import { doubled } from './doubled.js'
 
 /**
  * Where the logged messages of a resumable writer's utterances lie: input position, log file,
- * byte offset and the two message lengths of each, as growable typed columns. An object per
+ * and the message's block in that log (byte offset and the two lengths, as a footer lists them:
+ * FileBlocks), as growable typed columns. An object per
  * utterance with its id (~120 bytes on V8's heap) grew `ktp infer`'s peak with the length of its
- * input; these columns take 36 bytes an utterance, off the heap. The ids are not kept: the final
+ * input; these columns take 32 bytes an utterance, off the heap. The ids are not kept: the final
  * file is ordered by input position alone, and duplicates are refused before a write.
  */
 export class MessageRefs {
   private n = 0
   private ords = new Float64Array(1024)
-  private offsets = new Float64Array(1024)
-  private metas = new Int32Array(1024)
-  private bodies = new Float64Array(1024)
   private logIds = new Int32Array(1024)
+  private readonly blocks = new FileBlocks()
   /** Log paths, by the index logIds holds. */
   private readonly logs: string[] = []
 
@@ -30,16 +30,11 @@ export class MessageRefs {
     const i = this.n++
     this.ords[i] = ord
     this.logIds[i] = l
-    this.offsets[i] = offset
-    this.metas[i] = meta
-    this.bodies[i] = body
+    this.blocks.push(offset, meta, body)
   }
 
   private grow(): void {
     this.ords = doubled(this.ords)
-    this.offsets = doubled(this.offsets)
-    this.metas = doubled(this.metas)
-    this.bodies = doubled(this.bodies)
     this.logIds = doubled(this.logIds)
   }
 
@@ -47,7 +42,7 @@ export class MessageRefs {
   byOrd(): Int32Array {
     const idx = Int32Array.from({ length: this.n }, (_, i) => i)
     return idx.sort(
-      (a, b) => this.ords[a] - this.ords[b] || this.logIds[a] - this.logIds[b] || this.offsets[a] - this.offsets[b],
+      (a, b) => this.ords[a] - this.ords[b] || this.logIds[a] - this.logIds[b] || this.offset(a) - this.offset(b),
     )
   }
 
@@ -62,12 +57,12 @@ export class MessageRefs {
     return this.logIds[i] === this.logIds[j]
   }
   offset(i: number): number {
-    return this.offsets[i]
+    return this.blocks.offset(i)
   }
   meta(i: number): number {
-    return this.metas[i]
+    return this.blocks.meta(i)
   }
   body(i: number): number {
-    return this.bodies[i]
+    return this.blocks.body(i)
   }
 }

@@ -375,7 +375,12 @@ export class ResumableArrowWriter {
             )
           got += n
         }
-        const lengths = Array.from(sorted.subarray(i, j), (r) => ({ meta: refs.meta(r), body: refs.body(r) }))
+        const run = sorted.subarray(i, j)
+        const lengths = {
+          length: run.length,
+          meta: (k: number) => refs.meta(run[k]),
+          body: (k: number) => refs.body(run[k]),
+        }
         for (const b of enc.appendEncoded(buf, lengths)) writeAll(out, b)
         i = j
       }
