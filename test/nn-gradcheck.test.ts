@@ -13,6 +13,7 @@ import {
   dense,
   gradCheck,
   gruRecurrence,
+  inputGradient,
   lstmRecurrence,
   mulberry32,
   rnnRecurrence,
@@ -57,6 +58,37 @@ t.test('dense and activations', async (t) => {
   // Values: dense equals the plain formula.
   const want = tf.tidy(() => tf.sigmoid(tf.add(tf.matMul(x, W), b)))
   t.ok(maxAbsDiff(dense(x as tf.Tensor2D, W as tf.Tensor2D, b as tf.Tensor1D, 'sigmoid'), want) < 1e-6)
+})
+
+t.test('dense input gradient (W·dzᵀ)ᵀ is bit-identical to dz·transpose(W)', async (t) => {
+  // The orientation only changes which operand XNNPACK packs; a difference in the last bit here
+  // would change every trained model, so the check is exact, on the engine's real shapes too.
+  // Its own generator: drawing from the shared one would change the inputs of the later checks.
+  const r = mulberry32(11)
+  const rand = (shape: number[]) =>
+    tf.tensor(
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 2 * r() - 1),
+      shape,
+    )
+  for (const [n, out, inp] of [
+    [5, 4, 6],
+    [1, 7, 3],
+    [128, 512, 512],
+    [256, 1000, 512],
+    [130, 300, 200],
+  ]) {
+    const dz = rand([n, out])
+    const W = rand([inp, out])
+    const got = inputGradient(dz as tf.Tensor2D, W as tf.Tensor2D)
+    const want = tf.tidy(() => tf.matMul(dz, tf.transpose(W)))
+    t.same(got.shape, [n, inp])
+    const g = got.dataSync()
+    const w = want.dataSync()
+    let differing = 0
+    for (let i = 0; i < w.length; i++) if (Object.is(g[i], w[i]) === false) differing++
+    t.equal(differing, 0, `[${n}, ${out}]·[${inp}, ${out}]ᵀ: every value bit-identical`)
+    tf.dispose([dz, W, got, want])
+  }
 })
 
 t.test('soft-target cross-entropy', async (t) => {

@@ -36,6 +36,7 @@ export {
   sparseSoftmaxCrossEntropy,
   custom,
   colSum,
+  inputGradient,
   matMulAT,
   matMulBT,
   ACTIVATIONS,

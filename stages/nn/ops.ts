@@ -37,6 +37,18 @@ export function matMulBT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.matMul(a, tf.transpose(b)))
 }
 
+/**
+ * dz·Wᵀ (a layer's input gradient) computed as (W·dzᵀ)ᵀ. Same products, same k order per output
+ * (bit-identical in our probes), but XNNPACK packs the right operand of every GEMM whose tensor it
+ * has not seen: dz·transpose(W) packs a fresh [out, in] copy of W on every step (the parameters
+ * change every step), while W·dzᵀ packs dzᵀ, only [out, rows]. At 128 rows × 512×512 this measured
+ * 3.9 → 3.0 ms, 512×1000 7.6 → 5.5 ms; it matters most for data-parallel parts (fewer rows per
+ * thread, the same weights to pack on each).
+ */
+export function inputGradient(dz: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.transpose(tf.matMul(W, tf.transpose(dz))) as tf.Tensor2D)
+}
+
 /** Plain matMul of aᵀ·b without the flagged kernel. */
 export function matMulAT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.matMul(tf.transpose(a), b))
@@ -109,7 +121,7 @@ export interface DenseOptions {
 
 /**
  * Affine layer with fused activation: y = act(x·W + b), x [N, in], W [in, out], b [out].
- * Backward: dz = act'(y)⊙dy; dW = xᵀ·dz; db = 1ᵀ·dz; dx = dz·Wᵀ — transposes explicit.
+ * Backward: dz = act'(y)⊙dy; dW = xᵀ·dz; db = 1ᵀ·dz; dx = dz·Wᵀ = (W·dzᵀ)ᵀ — transposes explicit.
  */
 export function dense(
   x: tf.Tensor2D,
@@ -127,7 +139,7 @@ export function dense(
         value: y,
         gradFunc: (dy, [xs, Ws, ys]) => {
           const dz = activationGrad(act, ys, dy) as tf.Tensor2D
-          return [tf.matMul(dz, tf.transpose(Ws)), matMulAT(xs as tf.Tensor2D, dz), colSum(dz)]
+          return [inputGradient(dz, Ws as tf.Tensor2D), matMulAT(xs as tf.Tensor2D, dz), colSum(dz)]
         },
       }
     })(x, W, b)

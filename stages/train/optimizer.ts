@@ -116,8 +116,25 @@ export function clipAndGuard(grads: Params, clip: number): { grads: Params; gate
     const norm = tf.sqrt(sq) as tf.Scalar
     const finite = tf.isFinite(norm) as tf.Scalar
     const scale = clip > 0 ? tf.minimum(1, tf.div(clip, tf.maximum(norm, 1e-12))) : tf.scalar(1)
+    const on = tf.cast(finite, 'float32')
     const out: Params = {}
-    for (const n of names) out[n] = tf.where(finite, tf.mul(grads[n], scale), tf.zerosLike(grads[n]))
-    return { grads: out, gate: tf.cast(finite, 'float32') as tf.Scalar, norm }
+    // On wasm every kernel has already run by the time it returns, so reading the one flag stalls
+    // nothing; knowing it saves the four full passes of the select below (~6 of ~10 ms a step for a
+    // 1.5M-parameter DNN). Other backends keep the step on the device.
+    if (tf.getBackend() === 'wasm') {
+      const ok = finite.dataSync()[0] !== 0
+      for (const n of names) out[n] = ok ? tf.mul(grads[n], scale) : tf.zerosLike(grads[n])
+      return { grads: out, gate: on as tf.Scalar, norm }
+    }
+    for (const n of names) {
+      // tf.where(finite, …) would broadcast the scalar condition with Tile, an element-by-element
+      // loop (tfjs-wasm's ran at ~70 ns per element: ~100 ms per step for a 1.5M-parameter DNN,
+      // on the main thread while data-parallel workers waited). An elementwise add broadcasts the
+      // same flag in a few ns per element; the selected values, hence the result, are the same.
+      const zero = tf.zerosLike(grads[n])
+      const keep = tf.cast(tf.add(zero, on), 'bool')
+      out[n] = tf.where(keep, tf.mul(grads[n], scale), zero)
+    }
+    return { grads: out, gate: on as tf.Scalar, norm }
   })
 }
