@@ -3,7 +3,7 @@
     KTP_REF_THREADS=N OPENBLAS_NUM_THREADS=N OMP_NUM_THREADS=N /usr/bin/python3 bench/engine_ref.py
 
 A small server, so the harness can interleave its repetitions with ktp's without paying the torch
-import each time: each stdin line `MODEL STEPS` (MODEL dnn, lstm or gemm-MxKxN) runs STEPS training steps
+import each time: each stdin line `MODEL STEPS` (MODEL dnn, lstm, dnn-clip5, lstm-clip5 or gemm-MxKxN) runs STEPS training steps
 (after 3 untimed warm-up steps the first time a model is asked for) and prints one JSON line
 {"wall", "cpu", "frames"}: wall and process CPU seconds (all threads) of those steps. The first line
 printed is {"torch", "threads"}. Threads: torch.set_num_threads(KTP_REF_THREADS); the harness pins
@@ -12,6 +12,8 @@ not pin OpenBLAS).
 
 Shapes and loss match bench/engine.ts: DNN 440-4×512-1000 sigmoid, batch 256; LSTM 40→2×256→1000,
 16 chunks × 20 frames, BPTT over the chunk; soft-target cross-entropy averaged over frames; plain SGD.
+The `-clip5` models add what ktp's trainer step adds: the global gradient norm clipped to 5 and a
+non-finite step skipped.
 """
 import json
 import os
@@ -29,7 +31,18 @@ def soft_ce(logits, targets):
     return -(targets * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
-def dnn_step_fn():
+def sgd_update(params, opt, clip):
+    """The optimiser step: plain, or as ktp's trainer does it (global norm clipped to `clip`, and a
+    step whose gradient is not finite skipped): what a PyTorch user writes for the same loop."""
+    if clip is None:
+        opt.step()
+        return
+    norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    if torch.isfinite(norm):
+        opt.step()
+
+
+def dnn_step_fn(clip=None):
     torch.manual_seed(0)
     layers, d = [], 440
     for _ in range(4):
@@ -41,19 +54,22 @@ def dnn_step_fn():
     x = torch.randn(256, 440)
     p = torch.softmax(torch.randn(256, 1000), -1)
 
+    params = list(model.parameters())
+
     def step():
         opt.zero_grad(set_to_none=True)
         soft_ce(model(x), p).backward()
-        opt.step()
+        sgd_update(params, opt, clip)
 
     return step, 256
 
 
-def lstm_step_fn():
+def lstm_step_fn(clip=None):
     torch.manual_seed(0)
     lstm = nn.LSTM(40, 256, num_layers=2, batch_first=True)
     out = nn.Linear(256, 1000)
-    opt = torch.optim.SGD(list(lstm.parameters()) + list(out.parameters()), lr=0.01)
+    params = list(lstm.parameters()) + list(out.parameters())
+    opt = torch.optim.SGD(params, lr=0.01)
     x = torch.randn(16, 20, 40)
     p = torch.softmax(torch.randn(16, 20, 1000), -1)
 
@@ -61,7 +77,7 @@ def lstm_step_fn():
         opt.zero_grad(set_to_none=True)
         h, _ = lstm(x)
         soft_ce(out(h), p).backward()
-        opt.step()
+        sgd_update(params, opt, clip)
 
     return step, 16 * 20
 
@@ -77,7 +93,12 @@ def gemm_step_fn(m, k, n):
     return step, m
 
 
-MAKERS = {"dnn": dnn_step_fn, "lstm": lstm_step_fn}
+MAKERS = {
+    "dnn": dnn_step_fn,
+    "lstm": lstm_step_fn,
+    "dnn-clip5": lambda: dnn_step_fn(clip=5.0),
+    "lstm-clip5": lambda: lstm_step_fn(clip=5.0),
+}
 
 
 def make(name):
