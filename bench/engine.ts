@@ -10,8 +10,9 @@
  *                        statistics) against torch's clip_grad_norm_(5) + isfinite skip + SGD.
  *                        Not in issue 16's table: it keeps the benchmarked step the one users run.
  * The step: forward, soft-target cross-entropy averaged over frames, backward, plain SGD update —
- * no clipping on either side (the `trainer-` variants add it on both). Repetitions (blocks of `steps` steps) are interleaved with the
- * reference's, which runs as one server process per thread count (no torch import per block).
+ * no clipping on either side (the `trainer-` variants add it on both). Repetitions (blocks of
+ * `steps` steps) are interleaved with the reference's, which runs as one server process per
+ * thread count (no torch import per block).
  * Shapes (DESIGN §4): DNN 440-4×512-1000 sigmoid, batch 256; LSTM 40→2×256→1000, 16 chunks × 20.
  *
  *   node dist/bench/engine.js [--profile]    the lines on stdout; --profile: per-kernel times (stderr)
