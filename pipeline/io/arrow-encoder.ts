@@ -67,7 +67,7 @@ class CapturingFileWriter extends RecordBatchFileWriter {
   protected _writeFooter(schema: Schema) {
     const self = this as unknown as Capturing
     // (ktp writes no dictionaries; a writer that did would take apache-arrow's own path)
-    if (self._dictionaryBlocks.length > 0 || !sameFooterAsArrowCached(schema)) {
+    if (self._dictionaryBlocks.length > 0 || !sameFooterAsArrow(schema)) {
       self._recordBatchBlocks = [...this.blocks.toFileBlocks(), ...self._recordBatchBlocks]
       this.blocks = new FileBlocks()
       return super._writeFooter(schema)
@@ -86,16 +86,6 @@ class CapturingFileWriter extends RecordBatchFileWriter {
     this.blocks = new FileBlocks()
     return this
   }
-}
-
-const footerChecks = new WeakMap<Schema, boolean>()
-function sameFooterAsArrowCached(schema: Schema): boolean {
-  let same = footerChecks.get(schema)
-  if (same === undefined) {
-    same = sameFooterAsArrow(schema)
-    footerChecks.set(schema, same)
-  }
-  return same
 }
 
 export type IpcFormat = 'stream' | 'file'
@@ -214,7 +204,8 @@ export class BatchEncoder {
     const w = this.writer
     let at = w._position
     for (let k = 0; k < lengths.length; k++) {
-      const [meta, body] = [lengths.meta(k), lengths.body(k)]
+      const meta = lengths.meta(k)
+      const body = lengths.body(k)
       w.blocks?.push(at, meta, body)
       at += meta + body
     }

@@ -88,12 +88,24 @@ function writeInt64(b: Builder, x: number): void {
   b.writeInt32(x >>> 0)
 }
 
+const footerChecks = new WeakMap<Schema, boolean>()
+
 /**
  * Whether encodeFooter lays a footer out byte for byte as apache-arrow does, for `schema`: checked
  * on three blocks (one past 4 GB) before the fast encoder is trusted with a file, so a future
- * apache-arrow that lays footers out otherwise costs memory, never a different file.
+ * apache-arrow that lays footers out otherwise costs memory, never a different file. Answered once
+ * per schema object (every file of a run shares its schema).
  */
 export function sameFooterAsArrow(schema: Schema): boolean {
+  let same = footerChecks.get(schema)
+  if (same === undefined) {
+    same = checkFooter(schema)
+    footerChecks.set(schema, same)
+  }
+  return same
+}
+
+function checkFooter(schema: Schema): boolean {
   const sample = new FileBlocks()
   sample.push(8, 200, 4096)
   sample.push(4304, 216, 2 ** 32 + 8)

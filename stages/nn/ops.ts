@@ -46,7 +46,7 @@ export function matMulBT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
  * thread, the same weights to pack on each).
  */
 export function inputGradient(dz: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.transpose(tf.matMul(W, tf.transpose(dz))) as tf.Tensor2D)
+  return tf.tidy(() => tf.transpose(matMulBT(W, dz)))
 }
 
 /** Plain matMul of aᵀ·b without the flagged kernel. */
